@@ -1,0 +1,47 @@
+/*
+ * Kona-CXL qtest helpers: boot a q35 CXL topology with a kona-cxl device and
+ * program it the way a guest's CXL drivers would, without a guest.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef KONA_QTEST_UTIL_H
+#define KONA_QTEST_UTIL_H
+
+#include "libqtest.h"
+
+typedef struct KonaQTest {
+    QTestState *qts;
+    uint64_t window;        /* host physical base of the committed HDM range */
+    uint64_t size;          /* media size */
+    uint64_t regs;          /* BAR 5, the kona control registers */
+} KonaQTest;
+
+/*
+ * Boot q35 with a pxb-cxl host bridge (its HDM decoder in use), one CXL root
+ * port and a kona-cxl device (id "kona0") with the given extra properties
+ * (e.g. "size=256M"), then commit the host bridge and endpoint HDM decoders
+ * so that [window, window + size) reaches the device's media.
+ */
+void kona_qtest_start(KonaQTest *t, const char *device_props);
+void kona_qtest_stop(KonaQTest *t);
+
+uint64_t kona_reg_readq(KonaQTest *t, uint32_t reg);
+uint32_t kona_reg_readl(KonaQTest *t, uint32_t reg);
+void kona_reg_writeq(KonaQTest *t, uint32_t reg, uint64_t val);
+void kona_reg_writel(KonaQTest *t, uint32_t reg, uint32_t val);
+
+/* Run a control command; returns its status, *result its result. */
+uint32_t kona_cmd(KonaQTest *t, uint32_t cmd, uint64_t arg0, uint64_t arg1,
+                  uint64_t *result);
+
+/* One counter of the device's "stats" QOM property, read through QMP. */
+uint64_t kona_qmp_stat(KonaQTest *t, const char *name);
+
+/*
+ * Start QEMU with @args and quit it through QMP.  Returns true if QEMU
+ * started (and quit cleanly); otherwise false, with its error output in
+ * *err (caller frees).
+ */
+bool kona_qemu_starts(const char *args, char **err);
+
+#endif /* KONA_QTEST_UTIL_H */
