@@ -1,0 +1,275 @@
+# Boot the Kona-CXL guest (build/guest) in QEMU. Source, do not run.
+# shellcheck shell=bash disable=SC2034  # KONA_VM_* results are for callers
+#
+#   . scripts/lib/vm.sh
+#   kona_vm_memdev_args kona-cxl 256M        # or cxl-type3; sets KONA_VM_MEMDEV_ARGS
+#   kona_vm_run 120 build/logs/x.log 'kona-online && numactl...' -- "${KONA_VM_MEMDEV_ARGS[@]}"
+#   echo "guest said rc=$?"
+#
+# kona_vm_run returns the guest command's exit status (from the KONA-RESULT
+# marker that guest-runtime/init prints), or:
+#   124  timeout (QEMU was killed)
+#   125  QEMU ended without a KONA-RESULT (guest panic, bad QEMU arguments...)
+# and sets KONA_VM_STATUS (ok|timeout|noresult), KONA_VM_QEMU_RC,
+# KONA_VM_BOOT_S (host seconds from QEMU start to KONA-BEGIN, i.e. the command
+# starting) and KONA_VM_ELAPSED_S (host seconds QEMU ran).
+#
+# Environment knobs:
+#   KONA_VM_APPEND="..."     extra kernel command line (e.g. memhp_default_state=offline)
+#   KONA_VM_MEM=2G KONA_VM_MAXMEM=8G KONA_VM_SMP=2
+#   KONA_VM_FMW_SIZE=4G      size of the CXL fixed memory window
+#   KONA_VM_OVERLAY=DIR      files copied into the guest's / for this run (no image rebuild)
+#   KONA_VM_VERBOSE=1        also stream the serial console to stderr
+#   KONA_VM_DEVICE=kona-cxl  default device type for kona_vm_memdev_args
+#   KONA_VM_QMP=PATH         QMP socket for the run; with it, QEMU is kept
+#                            alive after the guest command ends, so that
+#   KONA_VM_ON_RESULT="cmd"  runs (on the host) once the guest printed its
+#                            KONA-RESULT, e.g. to read device statistics
+
+# shellcheck source=SCRIPTDIR/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# Host bridge / root port names the memdev args refer to.
+KONA_VM_ROOT_PORT=root_port13
+
+# The fixed part of the command line (see notes/guest-cxl-bringup.md for why
+# each odd option is there). $1: initrd to use.
+kona_vm_base_args() {
+    local initrd=$1
+    # shellcheck disable=SC2054  # commas are QEMU's, not array separators
+    KONA_VM_BASE_ARGS=(
+        -M q35,cxl=on -accel tcg
+        # hypervisor=off: with the flag, region commit fails (ENXIO) because
+        # the kernel cannot invalidate CPU caches for the new region.
+        -cpu max,hypervisor=off
+        -m "${KONA_VM_MEM:-2G},maxmem=${KONA_VM_MAXMEM:-8G},slots=4" -smp "${KONA_VM_SMP:-2}"
+        # -nodefaults: q35's default empty CD-ROM costs SeaBIOS ~32 s under TCG.
+        -nodefaults -serial mon:stdio -display none -net none
+        # A guest panic or reboot ends QEMU instead of looping.
+        -no-reboot
+        "${QEMU_FW_ARGS[@]}"
+        -kernel "$GUEST_DIR/vmlinuz" -initrd "$initrd"
+        -append "console=ttyS0 quiet panic=-1${KONA_VM_APPEND:+ $KONA_VM_APPEND}"
+        -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1
+        -device "cxl-rp,port=0,bus=cxl.1,id=$KONA_VM_ROOT_PORT,chassis=0,slot=2"
+        -M "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=${KONA_VM_FMW_SIZE:-4G}"
+    )
+}
+
+# kona_vm_memdev_args [TYPE [SIZE [ID]]]: the CXL memory device, in
+# KONA_VM_MEMDEV_ARGS. TYPE is kona-cxl (default, or $KONA_VM_DEVICE) or
+# cxl-type3. The one place that knows how each device is configured.
+kona_vm_memdev_args() {
+    local type=${1:-${KONA_VM_DEVICE:-kona-cxl}} size=${2:-256M} id=${3:-0}
+    case "$type" in
+        cxl-type3)
+            KONA_VM_MEMDEV_ARGS=(
+                -object "memory-backend-ram,id=vmem$id,share=on,size=$size"
+                -device "cxl-type3,bus=$KONA_VM_ROOT_PORT,volatile-memdev=vmem$id,id=cxl-vmem$id"
+            ) ;;
+        kona-cxl)
+            # kona-cxl makes its own media backend, sized by 'size' (it
+            # rejects memdev/volatile-memdev); the memory-node properties go
+            # here once the device has them.
+            KONA_VM_MEMDEV_ARGS=(
+                -device "kona-cxl,bus=$KONA_VM_ROOT_PORT,size=$size,id=kona$id"
+            ) ;;
+        *) die "kona_vm_memdev_args: unknown device type '$type' (kona-cxl or cxl-type3)" ;;
+    esac
+}
+
+# kona_vm_has_device NAME: does $QEMU_BIN know -device NAME?
+kona_vm_has_device() {
+    [ -x "$QEMU_BIN" ] || return 1
+    "$QEMU_BIN" -device help 2>/dev/null | grep -q "name \"$1\""
+}
+
+kona_vm_check() {
+    [ -x "$QEMU_BIN" ] || die "no QEMU at $QEMU_BIN (run scripts/setup)"
+    if [ ! -f "$GUEST_DIR/vmlinuz" ] || [ ! -f "$GUEST_DIR/initrd.cpio.gz" ]; then
+        die "no guest image in $GUEST_DIR (run scripts/build-guest-image)"
+    fi
+}
+
+# Build an initrd for one run: the image plus a second (gzip'd cpio) archive
+# with /etc/kona/cmd.sh and the overlay; the kernel unpacks both in order.
+# This passes commands of any length and quoting, unlike the kernel command
+# line. $1: guest command ('' for none), $2: output file.
+_kona_vm_initrd() {
+    local cmd=$1 out=$2 root
+    root=$(mktemp -d "${TMPDIR:-/tmp}/kona-vm-overlay.XXXXXX")
+    mkdir -p "$root/etc/kona"
+    if [ -n "${KONA_VM_OVERLAY:-}" ]; then
+        [ -d "$KONA_VM_OVERLAY" ] || die "KONA_VM_OVERLAY=$KONA_VM_OVERLAY is not a directory"
+        cp -a "$KONA_VM_OVERLAY/." "$root/"
+    fi
+    [ -n "$cmd" ] && printf '%s\n' "$cmd" >"$root/etc/kona/cmd.sh"
+    cp "$GUEST_DIR/initrd.cpio.gz" "$out"
+    (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
+        cpio -o -H newc -R 0:0 --quiet | gzip -1 -n) >>"$out"
+    rm -rf "$root"
+}
+
+# The command of the current trap on signal $1 (empty if none).
+_kona_vm_trap_cmd() {
+    local t
+    t=$(trap -p "$1")
+    [ -n "$t" ] || return 0
+    t=${t#trap -- }
+    t=${t% "$1"}
+    eval "printf '%s' $t"
+}
+
+# Microseconds to seconds with one decimal.
+_kona_vm_secs() { printf '%d.%d' $(($1 / 1000000)) $(($1 % 1000000 / 100000)); }
+
+# Kill what kona_vm_run started (QEMU and the log follower). Safe to call twice.
+_kona_vm_cleanup() {
+    local p
+    for p in ${_KONA_VM_TAIL_PID:-} ${_KONA_VM_QEMU_PID:-}; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    if [ -n "${_KONA_VM_QEMU_PID:-}" ]; then
+        # QEMU normally exits at once on SIGTERM; do not leave it behind.
+        local _
+        for _ in $(seq 30); do
+            kill -0 "$_KONA_VM_QEMU_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$_KONA_VM_QEMU_PID" 2>/dev/null || true
+        wait "$_KONA_VM_QEMU_PID" 2>/dev/null || true
+    fi
+    if [ -n "${_KONA_VM_TAIL_PID:-}" ]; then
+        wait "$_KONA_VM_TAIL_PID" 2>/dev/null || true
+    fi
+    if [ -n "${_KONA_VM_TMP:-}" ]; then
+        rm -rf "$_KONA_VM_TMP"
+    fi
+    _KONA_VM_QEMU_PID='' _KONA_VM_TAIL_PID='' _KONA_VM_TMP=
+    return 0
+}
+
+# kona_vm_run TIMEOUT_S LOGFILE GUEST_CMD [-- EXTRA_QEMU_ARGS...]
+# Boot the guest, run GUEST_CMD (a busybox sh script) in it, power off.
+# The serial console goes to LOGFILE. See the top of this file for the
+# return value.
+kona_vm_run() {
+    local timeout=$1 logfile=$2 cmd=$3
+    shift 3
+    [ "${1:-}" = -- ] && shift
+    kona_vm_check
+    [ -n "$cmd" ] || die "kona_vm_run: empty guest command (use kona_vm_shell for an interactive guest)"
+
+    mkdir -p "$(dirname "$logfile")"
+    _KONA_VM_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kona-vm.XXXXXX")
+    _kona_vm_initrd "$cmd" "$_KONA_VM_TMP/initrd"
+    kona_vm_base_args "$_KONA_VM_TMP/initrd"
+
+    # Whatever happens to the caller (Ctrl-C, set -e, kill), QEMU goes too.
+    # The caller's traps still run: chained on EXIT, restored before a
+    # signal is re-raised.
+    local sig
+    _KONA_VM_SAVED_TRAPS=$(trap -p EXIT INT TERM HUP)
+    # shellcheck disable=SC2064
+    trap "_kona_vm_cleanup; $(_kona_vm_trap_cmd EXIT)" EXIT
+    for sig in INT TERM HUP; do
+        # shellcheck disable=SC2064
+        trap "_kona_vm_cleanup; trap - EXIT INT TERM HUP; eval \"\$_KONA_VM_SAVED_TRAPS\"; kill -$sig \$\$" "$sig"
+    done
+
+    if [ -n "${KONA_VM_QMP:-}" ]; then
+        # -no-shutdown: the guest's poweroff stops the VM but QEMU stays up
+        # for KONA_VM_ON_RESULT; we end it once that has run.
+        set -- "$@" -qmp "unix:$KONA_VM_QMP,server=on,wait=off" -no-shutdown
+    fi
+    local result_seen=''
+
+    # For the record (the temporary initrd is gone after the run).
+    printf '%q ' "$QEMU_BIN" "${KONA_VM_BASE_ARGS[@]}" "$@" >"$logfile.cmdline"
+    echo >>"$logfile.cmdline"
+    # Times in microseconds from bash's clock (no fork per poll).
+    local t0 now begin_at=''
+    : >"$logfile"       # exists before the follower below opens it
+    t0=${EPOCHREALTIME/./}
+    "$QEMU_BIN" "${KONA_VM_BASE_ARGS[@]}" "$@" </dev/null >"$logfile" 2>&1 &
+    _KONA_VM_QEMU_PID=$!
+    if [ -n "${KONA_VM_VERBOSE:-}" ]; then
+        tail -n +1 -f --pid="$_KONA_VM_QEMU_PID" "$logfile" >&2 &
+        _KONA_VM_TAIL_PID=$!
+    fi
+
+    # Watchdog: poll for exit, note when the guest command starts, and kill
+    # QEMU at the deadline.
+    KONA_VM_STATUS=
+    while kill -0 "$_KONA_VM_QEMU_PID" 2>/dev/null; do
+        now=${EPOCHREALTIME/./}
+        if [ -z "$begin_at" ] && grep -q 'KONA-BEGIN' "$logfile" 2>/dev/null; then
+            begin_at=$now
+        fi
+        if [ -n "${KONA_VM_QMP:-}" ] && [ -z "$result_seen" ] &&
+            grep -q 'KONA-RESULT' "$logfile" 2>/dev/null; then
+            result_seen=1
+            if [ -n "${KONA_VM_ON_RESULT:-}" ]; then
+                eval "$KONA_VM_ON_RESULT" || log "KONA_VM_ON_RESULT failed (status $?)"
+            fi
+            kill -TERM "$_KONA_VM_QEMU_PID" 2>/dev/null || true
+        fi
+        if [ $((now - t0)) -gt $((timeout * 1000000)) ]; then
+            KONA_VM_STATUS=timeout
+            log "guest timed out after ${timeout}s; killing QEMU (log: $logfile)"
+            kill -TERM "$_KONA_VM_QEMU_PID" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    KONA_VM_QEMU_RC=0
+    if [ "$KONA_VM_STATUS" = timeout ]; then
+        _kona_vm_cleanup
+        KONA_VM_QEMU_RC=124
+    else
+        wait "$_KONA_VM_QEMU_PID" || KONA_VM_QEMU_RC=$?
+        _KONA_VM_QEMU_PID=
+        _kona_vm_cleanup
+    fi
+    now=${EPOCHREALTIME/./}
+    KONA_VM_ELAPSED_S=$(_kona_vm_secs $((now - t0)))
+    KONA_VM_BOOT_S=
+    [ -n "$begin_at" ] && KONA_VM_BOOT_S=$(_kona_vm_secs $((begin_at - t0)))
+
+    # Restore the caller's traps.
+    trap - EXIT INT TERM HUP
+    eval "$_KONA_VM_SAVED_TRAPS"
+
+    local rc
+    rc=$(sed -n 's/.*KONA-RESULT rc=\([0-9][0-9]*\).*/\1/p' "$logfile" | tail -n 1)
+    if [ "$KONA_VM_STATUS" = timeout ]; then
+        return 124
+    elif [ -z "$rc" ]; then
+        KONA_VM_STATUS=noresult
+        log "QEMU exited (status $KONA_VM_QEMU_RC) without a KONA-RESULT; last lines of $logfile:"
+        tail -n 15 "$logfile" | sed 's/^/    /' >&2
+        return 125
+    fi
+    KONA_VM_STATUS=ok
+    return "$rc"
+}
+
+# kona_vm_output LOGFILE: the guest command's output (between the markers).
+kona_vm_output() {
+    sed -n '/KONA-BEGIN/,/KONA-RESULT/{/KONA-BEGIN/d;/KONA-RESULT/d;p}' "$1" | tr -d '\r'
+}
+
+# kona_vm_shell [EXTRA_QEMU_ARGS...]: interactive guest on this terminal
+# (Ctrl-A x quits QEMU; 'exit' in the guest powers off).
+kona_vm_shell() {
+    [ "${1:-}" = -- ] && shift
+    kona_vm_check
+    local tmp
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/kona-vm.XXXXXX")
+    _kona_vm_initrd "" "$tmp/initrd"
+    kona_vm_base_args "$tmp/initrd"
+    local rc=0
+    "$QEMU_BIN" "${KONA_VM_BASE_ARGS[@]}" "$@" || rc=$?
+    rm -rf "$tmp"
+    return "$rc"
+}
