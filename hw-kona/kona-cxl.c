@@ -28,8 +28,8 @@ static uint64_t kona_media_read(void *opaque, hwaddr addr, unsigned size)
     KonaCxlState *s = opaque;
     uint64_t val = ldn_le_p(s->media + addr, size);
 
-    s->stats[KONA_STAT_READS]++;
-    s->stats[KONA_STAT_READ_BYTES] += size;
+    s->stats[KONA_DEV_STAT_READS]++;
+    s->stats[KONA_DEV_STAT_READ_BYTES] += size;
     trace_kona_media_read(addr, size, val);
     return val;
 }
@@ -42,9 +42,9 @@ static void kona_media_write(void *opaque, hwaddr addr, uint64_t val,
 
     stn_le_p(s->media + addr, size, val);
     added = kona_dirty_mark(&s->lines, addr, size);
-    s->stats[KONA_STAT_WRITES]++;
-    s->stats[KONA_STAT_WRITE_BYTES] += size;
-    s->stats[KONA_STAT_LINES_DIRTIED] += added;
+    s->stats[KONA_DEV_STAT_WRITES]++;
+    s->stats[KONA_DEV_STAT_WRITE_BYTES] += size;
+    s->stats[KONA_DEV_STAT_LINES_DIRTIED] += added;
     trace_kona_media_write(addr, size, val, added);
 }
 

@@ -32,7 +32,7 @@ struct KonaCxlState {
     uint8_t *media;
 
     KonaDirtyLog lines;
-    uint64_t stats[KONA_STAT__COUNT];
+    uint64_t stats[KONA_DEV_STAT__COUNT];
 
     /* Control registers (BAR 5) */
     MemoryRegion regs;
@@ -53,7 +53,7 @@ struct KonaCxlClass {
 extern const MemoryRegionOps kona_regs_ops;
 
 /* kona-stats.c */
-extern const char *const kona_stat_names[KONA_STAT__COUNT];
+extern const char *const kona_stat_names[KONA_DEV_STAT__COUNT];
 void kona_cxl_stats_add_properties(ObjectClass *oc);
 void kona_cxl_stats_reset(KonaCxlState *s);
 

@@ -63,7 +63,7 @@ static uint64_t kona_reg_get(KonaCxlState *s, hwaddr addr)
     case KONA_REG_MEDIA_SIZE:
         return s->size;
     case KONA_REG_LINE_SIZE:
-        return KONA_LINE_SIZE | (uint64_t)KONA_BLOCK_SIZE << 32;
+        return KONA_DEV_LINE_SIZE | (uint64_t)KONA_BLOCK_SIZE << 32;
     case KONA_REG_CMD:
         return (uint64_t)s->cmd_status << 32;
     case KONA_REG_CMD_ARG0:
@@ -80,7 +80,7 @@ static uint64_t kona_reg_get(KonaCxlState *s, hwaddr addr)
     if (addr >= KONA_REG_STATS && addr < KONA_REG_STATS_END) {
         unsigned i = (addr - KONA_REG_STATS) / 8;
 
-        return i == KONA_STAT_DIRTY_LINES ? s->lines.dirty : s->stats[i];
+        return i == KONA_DEV_STAT_DIRTY_LINES ? s->lines.dirty : s->stats[i];
     }
     return 0;
 }

@@ -22,7 +22,7 @@
 #define KONA_REGS_SIZE          0x1000
 #define KONA_REGS_MAGIC_VALUE   0x414e4f4bu  /* "KONA" */
 #define KONA_REGS_VERSION_VALUE 1u
-#define KONA_LINE_SIZE          64u
+#define KONA_DEV_LINE_SIZE      64u
 
 /* Identity and geometry (read only). */
 #define KONA_REG_MAGIC          0x000   /* u32 KONA_REGS_MAGIC_VALUE */
@@ -71,16 +71,16 @@ enum KonaCmdStatus {
 /* Statistics: u64 counters, KONA_REG_STATS + 8 * KonaStat. */
 #define KONA_REG_STATS          0x100
 
-enum KonaStat {
-    KONA_STAT_READS = 0,        /* guest read accesses */
-    KONA_STAT_WRITES,           /* guest write accesses */
-    KONA_STAT_READ_BYTES,
-    KONA_STAT_WRITE_BYTES,
-    KONA_STAT_DIRTY_LINES,      /* gauge: lines dirty now */
-    KONA_STAT_LINES_DIRTIED,    /* clean -> dirty transitions */
-    KONA_STAT__COUNT
+enum KonaDevStat {
+    KONA_DEV_STAT_READS = 0,        /* guest read accesses */
+    KONA_DEV_STAT_WRITES,           /* guest write accesses */
+    KONA_DEV_STAT_READ_BYTES,
+    KONA_DEV_STAT_WRITE_BYTES,
+    KONA_DEV_STAT_DIRTY_LINES,      /* gauge: lines dirty now */
+    KONA_DEV_STAT_LINES_DIRTIED,    /* clean -> dirty transitions */
+    KONA_DEV_STAT__COUNT
 };
 
-#define KONA_REG_STATS_END      (KONA_REG_STATS + 8 * KONA_STAT__COUNT)
+#define KONA_REG_STATS_END      (KONA_REG_STATS + 8 * KONA_DEV_STAT__COUNT)
 
 #endif /* KONA_REGS_H */

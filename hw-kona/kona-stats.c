@@ -13,18 +13,18 @@
 #include "qapi/visitor.h"
 #include "kona-cxl.h"
 
-const char *const kona_stat_names[KONA_STAT__COUNT] = {
-    [KONA_STAT_READS] = "reads",
-    [KONA_STAT_WRITES] = "writes",
-    [KONA_STAT_READ_BYTES] = "read-bytes",
-    [KONA_STAT_WRITE_BYTES] = "write-bytes",
-    [KONA_STAT_DIRTY_LINES] = "dirty-lines",
-    [KONA_STAT_LINES_DIRTIED] = "lines-dirtied",
+const char *const kona_stat_names[KONA_DEV_STAT__COUNT] = {
+    [KONA_DEV_STAT_READS] = "reads",
+    [KONA_DEV_STAT_WRITES] = "writes",
+    [KONA_DEV_STAT_READ_BYTES] = "read-bytes",
+    [KONA_DEV_STAT_WRITE_BYTES] = "write-bytes",
+    [KONA_DEV_STAT_DIRTY_LINES] = "dirty-lines",
+    [KONA_DEV_STAT_LINES_DIRTIED] = "lines-dirtied",
 };
 
 static uint64_t kona_stat_value(KonaCxlState *s, unsigned i)
 {
-    return i == KONA_STAT_DIRTY_LINES ? s->lines.dirty : s->stats[i];
+    return i == KONA_DEV_STAT_DIRTY_LINES ? s->lines.dirty : s->stats[i];
 }
 
 static void kona_get_stats(Object *obj, Visitor *v, const char *name,
@@ -37,7 +37,7 @@ static void kona_get_stats(Object *obj, Visitor *v, const char *name,
     if (!visit_start_struct(v, name, NULL, 0, errp)) {
         return;
     }
-    for (i = 0, ok = true; ok && i < KONA_STAT__COUNT; i++) {
+    for (i = 0, ok = true; ok && i < KONA_DEV_STAT__COUNT; i++) {
         uint64_t val = kona_stat_value(s, i);
 
         ok = visit_type_uint64(v, kona_stat_names[i], &val, errp);
@@ -62,7 +62,7 @@ void kona_cxl_stats_add_properties(ObjectClass *oc)
 
     object_class_property_add(oc, "stats", "KonaStats", kona_get_stats,
                               NULL, NULL, NULL);
-    for (i = 0; i < KONA_STAT__COUNT; i++) {
+    for (i = 0; i < KONA_DEV_STAT__COUNT; i++) {
         g_autofree char *name = g_strdup_printf("stat-%s", kona_stat_names[i]);
 
         object_class_property_add(oc, name, "uint64", kona_get_one_stat,

@@ -132,7 +132,7 @@ static void test_dirty_lines_exact(void)
     g_assert_cmpuint(kona_qmp_stat(&t, "dirty-lines"), ==, nlines);
     g_assert_cmpuint(kona_qmp_stat(&t, "lines-dirtied"), ==, nlines);
     g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_STATS +
-                                    8 * KONA_STAT_DIRTY_LINES), ==, nlines);
+                                    8 * KONA_DEV_STAT_DIRTY_LINES), ==, nlines);
 
     /* Every group's mask holds exactly the expected lines. */
     g_hash_table_iter_init(&it, expect);
