@@ -1,0 +1,217 @@
+/*
+ * Output queue: writev batching, a FIFO arena for small pieces and
+ * zero-copy references to slab memory (see kona-outq.h).
+ */
+#include "kona-outq.h"
+
+#include <errno.h>
+#include <glib.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#define OUTQ_IOV_MAX 1024       /* Linux IOV_MAX */
+
+void kona_outq_init(KonaOutq *q, size_t arena_cap)
+{
+    memset(q, 0, sizeof(*q));
+    q->cap = 64;
+    q->ents = g_new(KonaOutEnt, q->cap);
+    q->arena_cap = arena_cap;
+    q->arena = g_malloc(arena_cap);
+}
+
+void kona_outq_destroy(KonaOutq *q)
+{
+    kona_outq_clear(q);
+    g_free(q->ents);
+    g_free(q->arena);
+    memset(q, 0, sizeof(*q));
+}
+
+static inline KonaOutEnt *ent_at(KonaOutq *q, size_t i)
+{
+    return &q->ents[(q->head + i) % q->cap];
+}
+
+static KonaOutEnt *push_ent(KonaOutq *q)
+{
+    KonaOutEnt *e;
+
+    if (q->count == q->cap) {
+        KonaOutEnt *n = g_new(KonaOutEnt, q->cap * 2);
+        for (size_t i = 0; i < q->count; i++) {
+            n[i] = *ent_at(q, i);
+        }
+        g_free(q->ents);
+        q->ents = n;
+        q->head = 0;
+        q->cap *= 2;
+    }
+    e = ent_at(q, q->count++);
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+/* Release a fully sent (or dropped) entry at the head. */
+static void pop_ent(KonaOutq *q)
+{
+    KonaOutEnt *e = &q->ents[q->head];
+
+    if (e->arena) {
+        q->a_head = (q->a_head + e->arena) % q->arena_cap;
+        q->a_used -= e->arena;
+        if (!q->a_used) {
+            q->a_head = q->a_tail = 0;
+        }
+    }
+    if (e->ext) {
+        q->n_ext--;
+    }
+    g_free(e->owned);
+    q->bytes -= e->len;
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+}
+
+/*
+ * Carve @len contiguous bytes from the arena; sets *release to what the
+ * entry must give back (including bytes skipped at the arena's end).
+ */
+static uint8_t *arena_alloc(KonaOutq *q, size_t len, size_t *release)
+{
+    size_t off;
+
+    if (q->a_used == q->arena_cap && q->a_used) {
+        return NULL;
+    }
+    if (q->a_tail >= q->a_head) {
+        if (q->arena_cap - q->a_tail >= len) {
+            off = q->a_tail;
+            *release = len;
+        } else if (q->a_head >= len) {
+            /* wrap: waste the tail end, which a_head will skip over */
+            *release = q->arena_cap - q->a_tail + len;
+            off = 0;
+        } else {
+            return NULL;
+        }
+    } else if (q->a_head - q->a_tail >= len) {
+        off = q->a_tail;
+        *release = len;
+    } else {
+        return NULL;
+    }
+    q->a_tail = (off + len) % q->arena_cap;
+    q->a_used += *release;
+    return q->arena + off;
+}
+
+uint8_t *kona_outq_reserve(KonaOutq *q, size_t len)
+{
+    KonaOutEnt *e;
+    uint8_t *p;
+    size_t release;
+
+    if (q->count) {
+        /* grow the last arena piece in place: one iovec for many replies */
+        KonaOutEnt *last = ent_at(q, q->count - 1);
+        if (last->arena && !last->owned &&
+            last->base + last->len == q->arena + q->a_tail &&
+            q->a_used + len <= q->arena_cap &&
+            (q->a_tail >= q->a_head ? q->a_tail + len <= q->arena_cap
+                                    : q->a_head - q->a_tail >= len)) {
+            p = q->arena + q->a_tail;
+            q->a_tail = (q->a_tail + len) % q->arena_cap;
+            q->a_used += len;
+            last->len += len;
+            last->arena += len;
+            q->bytes += len;
+            return p;
+        }
+    }
+    p = len <= q->arena_cap / 4 ? arena_alloc(q, len, &release) : NULL;
+    e = push_ent(q);
+    if (p) {
+        e->arena = release;
+    } else {
+        p = e->owned = g_malloc(len);
+    }
+    e->base = p;
+    e->len = len;
+    q->bytes += len;
+    return p;
+}
+
+void kona_outq_put_ext(KonaOutq *q, const void *tag, void *base, size_t len)
+{
+    KonaOutEnt *e = push_ent(q);
+
+    e->base = base;
+    e->len = len;
+    e->ext = tag;
+    q->n_ext++;
+    q->bytes += len;
+}
+
+void kona_outq_detach(KonaOutq *q, const void *tag, const uint8_t *lo,
+                      const uint8_t *hi)
+{
+    for (size_t i = 0; i < q->count && q->n_ext; i++) {
+        KonaOutEnt *e = ent_at(q, i);
+
+        if (e->ext != tag) {
+            continue;
+        }
+        if (lo && (e->base >= hi || e->base + e->len <= lo)) {
+            continue;
+        }
+        e->owned = g_memdup2(e->base, e->len);
+        e->base = e->owned;
+        e->ext = NULL;
+        q->n_ext--;
+    }
+}
+
+int kona_outq_flush(KonaOutq *q, int fd)
+{
+    struct iovec iov[OUTQ_IOV_MAX];
+
+    while (q->count) {
+        size_t n = MIN(q->count, (size_t)OUTQ_IOV_MAX);
+        ssize_t sent;
+
+        for (size_t i = 0; i < n; i++) {
+            KonaOutEnt *e = ent_at(q, i);
+            iov[i].iov_base = e->base;
+            iov[i].iov_len = e->len;
+        }
+        sent = writev(fd, iov, (int)n);
+        if (sent < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno == EAGAIN ? 1 : -errno;
+        }
+        while (sent > 0) {
+            KonaOutEnt *e = &q->ents[q->head];
+            if ((size_t)sent >= e->len) {
+                sent -= (ssize_t)e->len;
+                pop_ent(q);
+            } else {
+                e->base += sent;
+                e->len -= (size_t)sent;
+                q->bytes -= (size_t)sent;
+                sent = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+void kona_outq_clear(KonaOutq *q)
+{
+    while (q->count) {
+        pop_ent(q);
+    }
+}

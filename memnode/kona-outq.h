@@ -1,0 +1,66 @@
+/*
+ * Output queue of a non-blocking server connection.
+ *
+ * Replies are queued as iovecs and sent with writev, many replies per
+ * system call.  Small pieces (headers, small payloads) are carved from a
+ * FIFO byte arena, so a reply costs no allocation; READ payloads are
+ * queued as references to slab memory (zero copy).  Because a referenced
+ * slab can change or go away before the bytes leave, the owner of that
+ * memory calls kona_outq_detach() first: it copies the affected pieces
+ * into the queue's own memory, so a reply always carries the data as it
+ * was when the request was processed.
+ */
+#ifndef KONA_OUTQ_H
+#define KONA_OUTQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct KonaOutEnt {
+    uint8_t *base;              /* next unsent byte */
+    size_t len;                 /* unsent bytes */
+    void *owned;                /* g_malloc'ed block freed when sent */
+    size_t arena;               /* arena bytes released when sent */
+    const void *ext;            /* owner tag of external memory, or NULL */
+} KonaOutEnt;
+
+typedef struct KonaOutq {
+    KonaOutEnt *ents;           /* ring of cap entries */
+    size_t cap, head, count;
+    size_t bytes;               /* unsent bytes in the queue */
+    size_t n_ext;               /* entries referencing external memory */
+    uint8_t *arena;
+    size_t arena_cap, a_head, a_tail, a_used;
+} KonaOutq;
+
+void kona_outq_init(KonaOutq *q, size_t arena_cap);
+void kona_outq_destroy(KonaOutq *q);
+
+/* Append @len bytes to the queue and return them for the caller to fill. */
+uint8_t *kona_outq_reserve(KonaOutq *q, size_t len);
+
+/* Append a reference to @len bytes at @base owned by @tag (not copied). */
+void kona_outq_put_ext(KonaOutq *q, const void *tag, void *base, size_t len);
+
+/* Copy pieces referencing @tag's memory that overlap [lo, hi) (all of
+ * @tag's pieces if @lo is NULL) into the queue's own memory. */
+void kona_outq_detach(KonaOutq *q, const void *tag, const uint8_t *lo,
+                      const uint8_t *hi);
+
+/*
+ * Send as much as the socket takes.  Returns 0 when the queue is empty,
+ * 1 when the socket is full (wait for EPOLLOUT), -errno on error.
+ */
+int kona_outq_flush(KonaOutq *q, int fd);
+
+/* Drop everything unsent (used when closing, and by the fuzz target). */
+void kona_outq_clear(KonaOutq *q);
+
+static inline bool kona_outq_empty(const KonaOutq *q)
+{
+    return q->count == 0;
+}
+
+#endif /* KONA_OUTQ_H */

@@ -1,0 +1,423 @@
+/*
+ * Kona memory-node wire protocol (memnode, rack controller, kona-link).
+ *
+ * This header is the specification: the server (kona-memnode), the rack
+ * controller (kona-rackctl) and the client library (kona-link, compiled
+ * into QEMU's kona-cxl device) all include it.  Plain C, no QEMU or GLib.
+ *
+ * Framing
+ * -------
+ * A connection is a byte stream (unix or TCP socket) of frames.  Every
+ * integer is little endian.  A frame is a 24-byte header followed by
+ * `len` payload bytes:
+ *
+ *   off size field
+ *     0    4 len      payload bytes after the header, <= KONA_MAX_PAYLOAD
+ *     4    2 op       KonaOp; a reply carries the request's op | KONA_OP_REPLY
+ *     6    2 flags    reserved, must be 0
+ *     8    8 req_id   chosen by the client, non-zero, echoed in the reply
+ *    16    4 status   requests: 0; replies: 0 or a negative Linux errno
+ *    20    4 reserved must be 0
+ *
+ * Requests may be pipelined: a client sends any number of requests
+ * without waiting.  A server processes the requests of one connection in
+ * order and sends their replies in the same order; every request gets
+ * exactly one reply.  Requests from different connections are not ordered
+ * against each other (like two CPUs storing to the same memory).
+ *
+ * A reply whose status is negative carries, as its payload, a short UTF-8
+ * message (<= KONA_MAX_ERRMSG bytes, no NUL) saying what went wrong; the
+ * connection stays usable.  A *malformed* frame (bad length, unknown op,
+ * non-zero reserved fields, payload size not matching the op, offsets out
+ * of range, oversize) is not answered: the server closes that connection
+ * and only that one.
+ *
+ * Handshake
+ * ---------
+ * The first frame on a connection must be HELLO.  The server answers with
+ * the negotiated version, the capability bits both sides have, its limits
+ * and a 32-byte random nonce.  If the reply's KONA_HELLO_F_AUTH_REQUIRED
+ * flag is set (always the case on a non-loopback TCP listener) the next
+ * frame must be AUTH: the client proves knowledge of the shared secret
+ * with HMAC-SHA256(secret, "kona-auth-client" || server_nonce ||
+ * client_nonce) and the server answers with HMAC-SHA256(secret,
+ * "kona-auth-server" || server_nonce || client_nonce), so each side knows
+ * the other has the secret and no reply can be replayed across sessions.
+ * Until then every other op is malformed.
+ *
+ * Slabs and access
+ * ----------------
+ * Memory is handed out in slabs (a multiple of 4 KiB, KONA_MIN_SLAB_SIZE
+ * .. KONA_MAX_SLAB_SIZE; the rack controller uses 64 MiB .. 1 GiB).  A
+ * slab is zero-filled on first use.  SLAB_ALLOC returns the slab id and a
+ * 128-bit random key.  A connection may only touch slabs in its own open
+ * set: the ones it allocated, opened with SLAB_OPEN (id + key: a grant,
+ * e.g. from the rack controller, or a reconnect) or attached by volume
+ * name with SLAB_ATTACH.  Any other slab id is refused with -EACCES
+ * (the reply does not say whether the id exists).
+ * A slab lives until SLAB_FREE.  An unnamed slab that no connection has
+ * open any more is freed after the memnode's linger time (so a client can
+ * reconnect and reopen it with its key); a named (ATTACHed) volume lives
+ * until freed.
+ *
+ * Operations (request payload -> reply payload)
+ * ----------
+ *   HELLO        KonaHelloReq                -> KonaHelloRep
+ *   AUTH         KonaAuthReq                 -> KonaAuthRep
+ *   PING         0..KONA_MAX_PING bytes      -> the same bytes (echo)
+ *   STATS        empty                       -> KonaStatsRep + u64[nfields]
+ *   SLAB_ALLOC   KonaSlabAllocReq            -> KonaSlabRep
+ *   SLAB_FREE    KonaSlabIdReq               -> empty
+ *   SLAB_OPEN    KonaSlabOpenReq             -> KonaSlabRep
+ *   SLAB_ATTACH  KonaSlabAttachReq + name    -> KonaSlabRep
+ *   READ         KonaReadReq                 -> exactly `len` bytes
+ *   WRITE_LINES  KonaWriteLinesReq + u64 masks[npages] + line data
+ *                                            -> empty
+ *   FLUSH        empty                       -> empty, sent only once every
+ *                earlier write of this connection is in the node's memory
+ *                (and, with a data directory, msync'ed to its files)
+ *   RACK_*       rack controller ops, see below.
+ *
+ * WRITE_LINES carries dirty cache lines only: block_off is a multiple of
+ * 4 KiB; masks[i] describes page i of the range (bit j set = the 64-byte
+ * line j of that page is present); the data holds the present lines in
+ * order (page by page, line by line), popcount(all masks) * 64 bytes.
+ * Lines whose bit is clear are left untouched.
+ *
+ * Rack controller
+ * ---------------
+ * The controller speaks the same framing and handshake.  A memnode started
+ * with --controller registers itself (RACK_REGISTER: capacity and the
+ * address clients should use) and keeps that connection open: it is the
+ * node's liveness.  A client asks for N bytes with RACK_ALLOC and gets
+ * placements striped across nodes: for each stripe the memnode address,
+ * slab id, size and key; it then opens each slab on its memnode with
+ * SLAB_OPEN.  The controller keeps capacity accounting and refuses an
+ * allocation that does not fit with -ENOSPC and a message.
+ *
+ *   RACK_REGISTER KonaRackRegisterReq + addr -> KonaRackRegisterRep
+ *   RACK_ALLOC    KonaRackAllocReq + name    -> KonaRackAllocRep +
+ *                 count x (KonaRackPlacement + addr, padded to 8 bytes)
+ *   RACK_FREE     KonaRackFreeReq            -> empty
+ *   RACK_STATUS   empty                      -> KonaRackStatusRep +
+ *                 nodes x (KonaRackNode + addr, padded to 8 bytes)
+ */
+#ifndef KONA_PROTO_H
+#define KONA_PROTO_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+
+#define KONA_PROTO_MAGIC        0x414e4f4bu     /* "KONA" little endian */
+#define KONA_PROTO_VERSION      1
+
+/* ---- sizes and limits: every length field is checked against these ---- */
+#define KONA_HDR_SIZE           24
+#define KONA_LINE_SIZE          64
+#define KONA_PAGE_SIZE          4096
+#define KONA_LINES_PER_PAGE     (KONA_PAGE_SIZE / KONA_LINE_SIZE)   /* 64 */
+#define KONA_MAX_IO             (1u << 20)      /* READ len, WRITE_LINES data */
+#define KONA_MAX_WRITE_PAGES    (KONA_MAX_IO / KONA_PAGE_SIZE)      /* 256 */
+#define KONA_MAX_PAYLOAD        (KONA_MAX_IO + 4096u)
+#define KONA_MAX_PING           (64u << 10)
+#define KONA_MAX_ERRMSG         256
+#define KONA_MAX_NAME           64      /* volume names: [A-Za-z0-9._-]+ */
+#define KONA_MAX_ADDR           128     /* "unix:/path" or "tcp:host:port" */
+#define KONA_MAX_PLACEMENTS     1024
+#define KONA_MAX_STATS_FIELDS   64
+#define KONA_MIN_SLAB_SIZE      ((uint64_t)KONA_PAGE_SIZE)
+#define KONA_MAX_SLAB_SIZE      (1ull << 40)    /* 1 TiB */
+#define KONA_NONCE_SIZE         32
+#define KONA_MAC_SIZE           32
+#define KONA_KEY_SIZE           16
+
+/* ---- operations ---- */
+typedef enum KonaOp {
+    KONA_OP_HELLO         = 0x01,
+    KONA_OP_AUTH          = 0x02,
+    KONA_OP_PING          = 0x03,
+    KONA_OP_STATS         = 0x04,
+
+    KONA_OP_SLAB_ALLOC    = 0x10,
+    KONA_OP_SLAB_FREE     = 0x11,
+    KONA_OP_SLAB_OPEN     = 0x12,
+    KONA_OP_SLAB_ATTACH   = 0x13,
+
+    KONA_OP_READ          = 0x20,
+    KONA_OP_WRITE_LINES   = 0x21,
+    KONA_OP_FLUSH         = 0x22,
+
+    KONA_OP_RACK_REGISTER = 0x30,
+    KONA_OP_RACK_ALLOC    = 0x31,
+    KONA_OP_RACK_FREE     = 0x32,
+    KONA_OP_RACK_STATUS   = 0x33,
+} KonaOp;
+
+#define KONA_OP_REPLY           0x8000u
+
+/* ---- capability bits (HELLO): the reply carries the intersection ---- */
+#define KONA_CAP_WRITE_LINES    (1ull << 0)     /* dirty-line write-back */
+#define KONA_CAP_PIPELINE       (1ull << 1)     /* in-order pipelined replies */
+#define KONA_CAP_ATTACH         (1ull << 2)     /* SLAB_ATTACH named volumes */
+#define KONA_CAP_AUTH           (1ull << 3)     /* HMAC challenge-response */
+#define KONA_CAP_PERSIST        (1ull << 4)     /* slabs survive a restart */
+#define KONA_CAP_RACK           (1ull << 5)     /* peer is a rack controller */
+#define KONA_CAP_ERRMSG         (1ull << 6)     /* error replies carry text */
+#define KONA_CAP_ALL            ((1ull << 7) - 1)
+
+/*
+ * Wire images.  Fields are little endian; every struct is naturally
+ * aligned with no implicit padding (checked by static asserts in
+ * kona-proto.c), so on a little-endian host a struct is its wire image.
+ * Code never casts a receive buffer to these: kona-proto.c decodes with
+ * bounds checks.
+ */
+typedef struct KonaHdr {
+    uint32_t len;
+    uint16_t op;
+    uint16_t flags;
+    uint64_t req_id;
+    int32_t status;
+    uint32_t reserved;
+} KonaHdr;
+
+typedef struct KonaHelloReq {
+    uint32_t magic;             /* KONA_PROTO_MAGIC */
+    uint16_t version;           /* highest version the client speaks */
+    uint16_t reserved;
+    uint64_t caps;              /* KONA_CAP_* the client wants */
+    char name[32];              /* client name for logs, NUL padded */
+} KonaHelloReq;
+
+#define KONA_HELLO_F_AUTH_REQUIRED  0x1
+
+typedef struct KonaHelloRep {
+    uint32_t magic;
+    uint16_t version;           /* the version this connection uses */
+    uint16_t flags;             /* KONA_HELLO_F_* */
+    uint64_t caps;
+    uint32_t max_payload;       /* the server's KONA_MAX_PAYLOAD */
+    uint32_t max_io;
+    uint64_t max_inflight;      /* reply bytes the server queues per client */
+    uint64_t node_id;           /* random per server instance */
+    uint8_t nonce[KONA_NONCE_SIZE];
+} KonaHelloRep;
+
+typedef struct KonaAuthReq {
+    uint8_t client_nonce[KONA_NONCE_SIZE];
+    uint8_t mac[KONA_MAC_SIZE];
+} KonaAuthReq;
+
+typedef struct KonaAuthRep {
+    uint8_t mac[KONA_MAC_SIZE];
+} KonaAuthRep;
+
+typedef struct KonaStatsRep {
+    uint32_t nfields;           /* <= KONA_MAX_STATS_FIELDS u64s follow */
+    uint32_t reserved;
+} KonaStatsRep;
+
+/* Index of each u64 in a STATS reply; new fields are only ever appended. */
+typedef enum KonaStatField {
+    KONA_STAT_BYTES_READ,
+    KONA_STAT_BYTES_WRITTEN,
+    KONA_STAT_LINES_WRITTEN,
+    KONA_STAT_OPS,
+    KONA_STAT_READS,
+    KONA_STAT_WRITES,
+    KONA_STAT_FLUSHES,
+    KONA_STAT_CLIENTS,
+    KONA_STAT_CLIENTS_TOTAL,
+    KONA_STAT_SLABS,
+    KONA_STAT_SLAB_BYTES,
+    KONA_STAT_CAPACITY,
+    KONA_STAT_BAD_FRAMES,
+    KONA_STAT_REFUSED,
+    KONA_STAT_UPTIME_MS,
+    KONA_STAT__COUNT
+} KonaStatField;
+
+typedef struct KonaSlabAllocReq {
+    uint64_t size;
+    uint64_t flags;             /* reserved, 0 */
+} KonaSlabAllocReq;
+
+typedef struct KonaSlabIdReq {
+    uint64_t slab_id;
+} KonaSlabIdReq;
+
+typedef struct KonaSlabOpenReq {
+    uint64_t slab_id;
+    uint8_t key[KONA_KEY_SIZE];
+} KonaSlabOpenReq;
+
+#define KONA_ATTACH_F_CREATE    0x1     /* create the volume if missing */
+
+typedef struct KonaSlabAttachReq {
+    uint64_t size;              /* 0: attach only; else must match or create */
+    uint16_t name_len;          /* 1..KONA_MAX_NAME name bytes follow */
+    uint16_t flags;             /* KONA_ATTACH_F_* */
+    uint32_t reserved;
+} KonaSlabAttachReq;
+
+#define KONA_SLAB_F_CREATED     0x1     /* ATTACH created a new volume */
+
+typedef struct KonaSlabRep {
+    uint64_t slab_id;
+    uint64_t size;
+    uint8_t key[KONA_KEY_SIZE];
+    uint32_t flags;             /* KONA_SLAB_F_* */
+    uint32_t reserved;
+} KonaSlabRep;
+
+typedef struct KonaReadReq {
+    uint64_t slab_id;
+    uint64_t offset;
+    uint32_t len;               /* 1..KONA_MAX_IO */
+    uint32_t reserved;
+} KonaReadReq;
+
+typedef struct KonaWriteLinesReq {
+    uint64_t slab_id;
+    uint64_t block_off;         /* multiple of KONA_PAGE_SIZE */
+    uint32_t npages;            /* 1..KONA_MAX_WRITE_PAGES */
+    uint32_t reserved;
+} KonaWriteLinesReq;
+
+typedef struct KonaRackRegisterReq {
+    uint64_t capacity;          /* bytes the node offers */
+    uint16_t addr_len;          /* 1..KONA_MAX_ADDR address bytes follow */
+    uint16_t reserved0;
+    uint32_t reserved1;
+} KonaRackRegisterReq;
+
+typedef struct KonaRackRegisterRep {
+    uint64_t node_id;
+} KonaRackRegisterRep;
+
+typedef struct KonaRackAllocReq {
+    uint64_t size;              /* bytes wanted, > 0 */
+    uint64_t slab_size;         /* stripe unit; 0 = controller default */
+    uint16_t name_len;          /* 0..KONA_MAX_NAME: named allocations */
+    uint16_t flags;             /* reserved, 0 */
+    uint32_t reserved;
+} KonaRackAllocReq;
+
+typedef struct KonaRackAllocRep {
+    uint64_t alloc_id;
+    uint64_t size;              /* total, rounded up to pages */
+    uint32_t count;             /* <= KONA_MAX_PLACEMENTS placements follow */
+    uint32_t reserved;
+} KonaRackAllocRep;
+
+typedef struct KonaRackPlacement {
+    uint64_t offset;            /* where this slab starts in the allocation */
+    uint64_t slab_id;
+    uint64_t size;
+    uint8_t key[KONA_KEY_SIZE];
+    uint16_t addr_len;          /* memnode address, padded to 8 bytes */
+    uint16_t reserved0;
+    uint32_t reserved1;
+} KonaRackPlacement;
+
+typedef struct KonaRackFreeReq {
+    uint64_t alloc_id;
+} KonaRackFreeReq;
+
+typedef struct KonaRackStatusRep {
+    uint64_t capacity;
+    uint64_t used;
+    uint32_t nodes;
+    uint32_t allocs;
+} KonaRackStatusRep;
+
+#define KONA_RACK_NODE_F_ALIVE  0x1
+
+typedef struct KonaRackNode {
+    uint64_t node_id;
+    uint64_t capacity;
+    uint64_t used;
+    uint16_t addr_len;
+    uint16_t flags;             /* KONA_RACK_NODE_F_* */
+    uint32_t reserved;
+} KonaRackNode;
+
+/* ---- helpers (kona-proto.c) ---- */
+
+/* Round a variable-length string field up to the 8-byte frame alignment. */
+static inline uint32_t kona_pad8(uint32_t n)
+{
+    return (n + 7u) & ~7u;
+}
+
+/* Name of an op for messages ("READ", "?" if unknown); reply bit ignored. */
+const char *kona_op_name(unsigned op);
+
+/* Encode a header into its 24-byte wire image. */
+void kona_hdr_encode(uint8_t *buf, uint16_t op, uint64_t req_id,
+                     int32_t status, uint32_t len);
+
+/* Decode a 24-byte wire image (no validation). */
+void kona_hdr_decode(const uint8_t *buf, KonaHdr *h);
+
+/*
+ * Validate a request header: known op, reserved fields zero, non-zero
+ * req_id, len within the op's bounds.  Returns NULL if fine, otherwise a
+ * static string saying why the frame is malformed.
+ */
+const char *kona_check_request_hdr(const KonaHdr *h);
+
+/* Same for a reply to a request with op @req_op. */
+const char *kona_check_reply_hdr(const KonaHdr *h, unsigned req_op);
+
+/*
+ * Payload decoders.  Each checks that @len is exactly right for the op
+ * (including variable parts) and that every field is in range, fills @out
+ * in host byte order and returns NULL, or returns a static reason.
+ */
+const char *kona_decode_hello_req(const uint8_t *p, uint32_t len,
+                                  KonaHelloReq *out);
+const char *kona_decode_hello_rep(const uint8_t *p, uint32_t len,
+                                  KonaHelloRep *out);
+const char *kona_decode_read_req(const uint8_t *p, uint32_t len,
+                                 KonaReadReq *out);
+/* On success *masks points into @p (unaligned little-endian u64s, use
+ * kona_ld64) and *data at the line data. */
+const char *kona_decode_write_lines_req(const uint8_t *p, uint32_t len,
+                                        KonaWriteLinesReq *out,
+                                        const uint8_t **masks,
+                                        const uint8_t **data);
+const char *kona_decode_slab_alloc_req(const uint8_t *p, uint32_t len,
+                                       KonaSlabAllocReq *out);
+const char *kona_decode_slab_id_req(const uint8_t *p, uint32_t len,
+                                    KonaSlabIdReq *out);
+const char *kona_decode_slab_open_req(const uint8_t *p, uint32_t len,
+                                      KonaSlabOpenReq *out);
+/* *name points into @p, not NUL terminated; length in out->name_len. */
+const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
+                                        KonaSlabAttachReq *out,
+                                        const char **name);
+const char *kona_decode_slab_rep(const uint8_t *p, uint32_t len,
+                                 KonaSlabRep *out);
+const char *kona_decode_rack_register_req(const uint8_t *p, uint32_t len,
+                                          KonaRackRegisterReq *out,
+                                          const char **addr);
+const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
+                                       KonaRackAllocReq *out,
+                                       const char **name);
+const char *kona_decode_rack_free_req(const uint8_t *p, uint32_t len,
+                                      KonaRackFreeReq *out);
+
+/* Volume names: 1..KONA_MAX_NAME of [A-Za-z0-9._-], not starting with '.'. */
+bool kona_name_valid(const char *name, size_t len);
+
+/* Unaligned little-endian loads and stores. */
+uint64_t kona_ld64(const uint8_t *p);
+uint32_t kona_ld32(const uint8_t *p);
+uint16_t kona_ld16(const uint8_t *p);
+void kona_st64(uint8_t *p, uint64_t v);
+void kona_st32(uint8_t *p, uint32_t v);
+void kona_st16(uint8_t *p, uint16_t v);
+
+#endif /* KONA_PROTO_H */

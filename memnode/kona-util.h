@@ -1,0 +1,34 @@
+/*
+ * Small helpers shared by the memnode, the rack controller and kona-link.
+ */
+#ifndef KONA_UTIL_H
+#define KONA_UTIL_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Error domain of every GError this code sets.  The code is the positive
+ * errno the function also returns negated, so callers can branch on
+ * g_error_matches(err, KONA_ERROR, ECONNREFUSED) and the like.
+ */
+#define KONA_ERROR kona_error_quark()
+GQuark kona_error_quark(void);
+
+/* Monotonic clock. */
+int64_t kona_now_ns(void);
+static inline int64_t kona_now_ms(void)
+{
+    return kona_now_ns() / 1000000;
+}
+
+/* "4096", "64M", "1G", "2T" (binary units, optional "iB"/"B"). */
+bool kona_parse_size(const char *s, uint64_t *out, GError **errp);
+
+/* Human-readable size ("64 MiB") into @buf. */
+const char *kona_format_size(uint64_t n, char *buf, size_t len);
+
+int kona_set_nonblock(int fd, bool on);
+
+#endif /* KONA_UTIL_H */

@@ -1,0 +1,663 @@
+/*
+ * kona-memnode protocol engine.
+ *
+ * One thread runs everything, so a request is applied to slab memory in
+ * full before the next one is looked at: that makes FLUSH trivially
+ * ordered after earlier writes and keeps the data path free of locks.
+ * The price is that nothing here may block for long; the only blocking
+ * call is msync on FLUSH with a data directory.
+ */
+#include "memnode-server.h"
+#include "kona-auth.h"
+#include "kona-lines.h"
+#include "kona-util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IN_BUF_INIT     (64u << 10)
+#define IN_BUF_KEEP     (256u << 10)    /* shrink back to INIT when idle */
+#define OUT_ARENA       (64u << 10)
+
+static const uint64_t server_caps =
+    KONA_CAP_WRITE_LINES | KONA_CAP_PIPELINE | KONA_CAP_ATTACH |
+    KONA_CAP_AUTH | KONA_CAP_ERRMSG;
+
+MnServer *mn_server_new(const MnConfig *cfg, GError **errp)
+{
+    MnServer *srv = g_new0(MnServer, 1);
+
+    srv->cfg = *cfg;
+    srv->cfg.data_dir = g_strdup(cfg->data_dir);
+    if (cfg->secret) {
+        srv->cfg.secret = g_bytes_ref(cfg->secret);
+    }
+    srv->store = mn_store_new(cfg->capacity, cfg->data_dir, cfg->linger_ms,
+                              errp);
+    if (!srv->store) {
+        mn_server_free(srv);
+        return NULL;
+    }
+    kona_random_bytes(&srv->node_id, sizeof(srv->node_id));
+    srv->start_ms = kona_now_ms();
+    srv->stats[KONA_STAT_CAPACITY] = cfg->capacity;
+    return srv;
+}
+
+void mn_server_free(MnServer *srv)
+{
+    if (!srv) {
+        return;
+    }
+    while (srv->conns.head) {
+        MnConn *c = srv->conns.head->data;
+        if (c->fd >= 0) {
+            close(c->fd);
+        }
+        mn_conn_free(c);
+    }
+    mn_store_free(srv->store);
+    if (srv->cfg.secret) {
+        g_bytes_unref(srv->cfg.secret);
+    }
+    g_free((char *)srv->cfg.data_dir);
+    g_free(srv);
+}
+
+MnConn *mn_conn_new(MnServer *srv, int fd, const char *peer,
+                    bool auth_required)
+{
+    MnConn *c = g_new0(MnConn, 1);
+
+    c->srv = srv;
+    c->fd = fd;
+    c->peer = g_strdup(peer);
+    c->auth_required = auth_required;
+    c->in_cap = IN_BUF_INIT;
+    c->in = g_malloc(c->in_cap);
+    kona_outq_init(&c->out, OUT_ARENA);
+    c->open = g_hash_table_new(g_int64_hash, g_int64_equal);
+    kona_random_bytes(c->nonce, sizeof(c->nonce));
+    c->handshake_deadline_ms = kona_now_ms() + srv->cfg.handshake_ms;
+    c->link.data = c;
+    c->ext_link.data = c;
+    g_queue_push_tail_link(&srv->conns, &c->link);
+    srv->stats[KONA_STAT_CLIENTS]++;
+    srv->stats[KONA_STAT_CLIENTS_TOTAL]++;
+    return c;
+}
+
+static void conn_ext_update(MnConn *c)
+{
+    if (c->in_ext && !c->out.n_ext) {
+        g_queue_unlink(&c->srv->ext_conns, &c->ext_link);
+        c->in_ext = false;
+    } else if (!c->in_ext && c->out.n_ext) {
+        g_queue_push_tail_link(&c->srv->ext_conns, &c->ext_link);
+        c->in_ext = true;
+    }
+}
+
+void mn_conn_free(MnConn *c)
+{
+    MnServer *srv = c->srv;
+    GHashTableIter it;
+    gpointer v;
+
+    /* the queued replies may point into slabs: drop them before the refs */
+    kona_outq_destroy(&c->out);
+    conn_ext_update(c);
+    g_hash_table_iter_init(&it, c->open);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        g_hash_table_iter_remove(&it);
+        mn_slab_unref(srv->store, v);
+    }
+    g_hash_table_destroy(c->open);
+    g_queue_unlink(&srv->conns, &c->link);
+    srv->stats[KONA_STAT_CLIENTS]--;
+    g_free(c->in);
+    g_free(c->peer);
+    g_free(c);
+}
+
+uint8_t *mn_conn_in_space(MnConn *c, size_t *space)
+{
+    /* compact so the whole tail of the buffer is free */
+    if (c->in_off && c->in_off == c->in_len) {
+        c->in_off = c->in_len = 0;
+    } else if (c->in_off && c->in_cap - c->in_len < c->in_cap / 4) {
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
+    }
+    *space = c->in_cap - c->in_len;
+    return c->in + c->in_len;
+}
+
+void mn_conn_in_commit(MnConn *c, size_t n)
+{
+    c->in_len += n;
+}
+
+bool mn_conn_want_read(MnConn *c)
+{
+    return !c->closing && c->out.bytes < c->srv->cfg.max_inflight &&
+           c->in_len - c->in_off < c->in_cap;
+}
+
+int mn_conn_flush(MnConn *c)
+{
+    int r = kona_outq_flush(&c->out, c->fd);
+
+    conn_ext_update(c);
+    return r;
+}
+
+/* ---- replies ---- */
+
+static uint8_t *reply(MnConn *c, const KonaHdr *h, uint32_t len)
+{
+    uint8_t *p = kona_outq_reserve(&c->out, KONA_HDR_SIZE + len);
+
+    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, 0, len);
+    return p + KONA_HDR_SIZE;
+}
+
+static void G_GNUC_PRINTF(4, 5)
+reply_err(MnConn *c, const KonaHdr *h, int err, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+    size_t len;
+    uint8_t *p;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    len = MIN(strlen(msg), (size_t)KONA_MAX_ERRMSG);
+    p = kona_outq_reserve(&c->out, KONA_HDR_SIZE + len);
+    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, -err, (uint32_t)len);
+    memcpy(p + KONA_HDR_SIZE, msg, len);
+    c->srv->stats[KONA_STAT_REFUSED]++;
+    if (c->srv->cfg.verbose) {
+        fprintf(stderr, "kona-memnode: %s: %s refused: %s\n", c->peer,
+                kona_op_name(h->op), msg);
+    }
+}
+
+/* A protocol violation: log it; the caller closes the connection. */
+static bool bad_frame(MnConn *c, const KonaHdr *h, const char *why)
+{
+    c->srv->stats[KONA_STAT_BAD_FRAMES]++;
+    fprintf(stderr, "kona-memnode: closing %s: malformed %s frame: %s\n",
+            c->peer, h ? kona_op_name(h->op) : "?", why);
+    return false;
+}
+
+static void put_slab_rep(MnConn *c, const KonaHdr *h, MnSlab *s,
+                         uint32_t flags)
+{
+    uint8_t *p = reply(c, h, sizeof(KonaSlabRep));
+
+    kona_st64(p, s->id);
+    kona_st64(p + 8, s->size);
+    memcpy(p + 16, s->key, KONA_KEY_SIZE);
+    kona_st32(p + 32, flags);
+    kona_st32(p + 36, 0);
+}
+
+/* ---- slab access ---- */
+
+static void conn_drop_slab(MnConn *c, MnSlab *s)
+{
+    if (c->last == s) {
+        c->last = NULL;
+    }
+    g_hash_table_remove(c->open, &s->id);
+    mn_slab_unref(c->srv->store, s);
+}
+
+/* The slab @id if this connection may touch it, else NULL. */
+static MnSlab *conn_slab(MnConn *c, uint64_t id)
+{
+    MnSlab *s = c->last;
+
+    if (!s || s->id != id) {
+        s = g_hash_table_lookup(c->open, &id);
+    }
+    if (s && s->freed) {
+        /* another connection freed it */
+        conn_drop_slab(c, s);
+        s = NULL;
+    }
+    c->last = s;
+    return s;
+}
+
+static bool conn_add_slab(MnConn *c, const KonaHdr *h, MnSlab *s)
+{
+    if (g_hash_table_contains(c->open, &s->id)) {
+        return true;
+    }
+    if (g_hash_table_size(c->open) >= c->srv->cfg.max_client_slabs) {
+        reply_err(c, h, EMFILE,
+                  "this connection already has %u slabs open (the limit)",
+                  c->srv->cfg.max_client_slabs);
+        return false;
+    }
+    mn_slab_ref(c->srv->store, s);
+    g_hash_table_insert(c->open, &s->id, s);
+    return true;
+}
+
+/*
+ * Copy queued READ replies that point into [lo, hi) of @s (all of @s if
+ * @lo is NULL) before the bytes change, so replies keep the data of the
+ * moment they were answered.
+ */
+static void detach_slab_refs(MnServer *srv, MnSlab *s, const uint8_t *lo,
+                             const uint8_t *hi)
+{
+    GList *l = srv->ext_conns.head;
+
+    while (l) {
+        MnConn *c = l->data;
+        l = l->next;
+        kona_outq_detach(&c->out, s, lo, hi);
+        conn_ext_update(c);
+    }
+}
+
+/* ---- operations ---- */
+
+static bool op_hello(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaHelloReq req;
+    const char *why = kona_decode_hello_req(p, h->len, &req);
+    uint8_t *r;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    g_strlcpy(c->name, req.name, sizeof(c->name));
+    r = reply(c, h, sizeof(KonaHelloRep));
+    kona_st32(r, KONA_PROTO_MAGIC);
+    kona_st16(r + 4, KONA_PROTO_VERSION);
+    kona_st16(r + 6, c->auth_required ? KONA_HELLO_F_AUTH_REQUIRED : 0);
+    kona_st64(r + 8, req.caps & (server_caps |
+                                 (c->srv->cfg.data_dir ? KONA_CAP_PERSIST : 0)));
+    kona_st32(r + 16, KONA_MAX_PAYLOAD);
+    kona_st32(r + 20, KONA_MAX_IO);
+    kona_st64(r + 24, c->srv->cfg.max_inflight);
+    kona_st64(r + 32, c->srv->node_id);
+    memcpy(r + 40, c->nonce, KONA_NONCE_SIZE);
+    c->state = c->auth_required ? MN_CONN_AUTH : MN_CONN_READY;
+    return true;
+}
+
+static bool op_auth(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    const uint8_t *client_nonce = p, *mac = p + KONA_NONCE_SIZE;
+    uint8_t want[KONA_MAC_SIZE];
+    GBytes *secret = c->srv->cfg.secret;
+    gsize slen;
+    const uint8_t *sdata;
+
+    if (!secret) {
+        /* cannot happen: auth is only required where a secret exists */
+        reply_err(c, h, EACCES, "no secret configured");
+        c->closing = true;
+        return true;
+    }
+    sdata = g_bytes_get_data(secret, &slen);
+    kona_auth_mac(sdata, slen, KONA_AUTH_CLIENT, c->nonce, client_nonce, want);
+    if (!kona_auth_equal(want, mac, KONA_MAC_SIZE)) {
+        reply_err(c, h, EACCES, "authentication failed (wrong secret)");
+        fprintf(stderr, "kona-memnode: %s: authentication failed\n", c->peer);
+        c->closing = true;
+        return true;
+    }
+    kona_auth_mac(sdata, slen, KONA_AUTH_SERVER, c->nonce, client_nonce,
+                  reply(c, h, KONA_MAC_SIZE));
+    c->state = MN_CONN_READY;
+    return true;
+}
+
+static void op_stats(MnConn *c, const KonaHdr *h)
+{
+    MnServer *srv = c->srv;
+    uint8_t *p = reply(c, h, sizeof(KonaStatsRep) + 8 * KONA_STAT__COUNT);
+
+    srv->stats[KONA_STAT_SLABS] = g_hash_table_size(srv->store->by_id);
+    srv->stats[KONA_STAT_SLAB_BYTES] = srv->store->used;
+    srv->stats[KONA_STAT_UPTIME_MS] = (uint64_t)(kona_now_ms() - srv->start_ms);
+    kona_st32(p, KONA_STAT__COUNT);
+    kona_st32(p + 4, 0);
+    for (int i = 0; i < KONA_STAT__COUNT; i++) {
+        kona_st64(p + 8 + 8 * i, srv->stats[i]);
+    }
+}
+
+static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaReadReq req;
+    const char *why = kona_decode_read_req(p, h->len, &req);
+    MnSlab *s;
+    uint8_t *r;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    s = conn_slab(c, req.slab_id);
+    if (!s) {
+        reply_err(c, h, EACCES, "slab %" G_GUINT64_FORMAT
+                  " is not open on this connection", req.slab_id);
+        return true;
+    }
+    if (req.offset > s->size || req.len > s->size - req.offset) {
+        return bad_frame(c, h, "READ beyond the end of the slab");
+    }
+    r = kona_outq_reserve(&c->out, KONA_HDR_SIZE);
+    kona_hdr_encode(r, h->op | KONA_OP_REPLY, h->req_id, 0, req.len);
+    kona_outq_put_ext(&c->out, s, s->mem + req.offset, req.len);
+    conn_ext_update(c);
+    c->srv->stats[KONA_STAT_READS]++;
+    c->srv->stats[KONA_STAT_BYTES_READ] += req.len;
+    return true;
+}
+
+static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaWriteLinesReq req;
+    const uint8_t *masks, *data;
+    const char *why = kona_decode_write_lines_req(p, h->len, &req, &masks,
+                                                  &data);
+    uint64_t span, lines = 0;
+    uint8_t *dst;
+    MnSlab *s;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    s = conn_slab(c, req.slab_id);
+    if (!s) {
+        reply_err(c, h, EACCES, "slab %" G_GUINT64_FORMAT
+                  " is not open on this connection", req.slab_id);
+        return true;
+    }
+    span = (uint64_t)req.npages * KONA_PAGE_SIZE;
+    if (req.block_off > s->size || span > s->size - req.block_off) {
+        return bad_frame(c, h, "WRITE_LINES beyond the end of the slab");
+    }
+    dst = s->mem + req.block_off;
+    if (c->srv->ext_conns.length) {
+        detach_slab_refs(c->srv, s, dst, dst + span);
+    }
+    for (uint32_t i = 0; i < req.npages; i++) {
+        uint64_t m = kona_ld64(masks + 8 * i);
+        data += kona_lines_unpack(dst + (size_t)i * KONA_PAGE_SIZE, m, data);
+        lines += kona_lines_count(m);
+    }
+    mn_slab_dirty(s, req.block_off, span);
+    c->srv->stats[KONA_STAT_WRITES]++;
+    c->srv->stats[KONA_STAT_LINES_WRITTEN] += lines;
+    c->srv->stats[KONA_STAT_BYTES_WRITTEN] += lines * KONA_LINE_SIZE;
+    reply(c, h, 0);
+    return true;
+}
+
+static void op_flush(MnConn *c, const KonaHdr *h)
+{
+    GHashTableIter it;
+    gpointer v;
+    int err = 0;
+
+    /* writes are applied as they arrive; only files need syncing */
+    g_hash_table_iter_init(&it, c->open);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        int r = mn_slab_sync(c->srv->store, v);
+        err = err ? err : r;
+    }
+    c->srv->stats[KONA_STAT_FLUSHES]++;
+    if (err) {
+        reply_err(c, h, -err, "msync failed: %s", g_strerror(-err));
+    } else {
+        reply(c, h, 0);
+    }
+}
+
+static bool op_slab_alloc(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaSlabAllocReq req;
+    const char *why = kona_decode_slab_alloc_req(p, h->len, &req);
+    g_autoptr(GError) err = NULL;
+    MnSlab *s;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    if (g_hash_table_size(c->open) >= c->srv->cfg.max_client_slabs) {
+        reply_err(c, h, EMFILE,
+                  "this connection already has %u slabs open (the limit)",
+                  c->srv->cfg.max_client_slabs);
+        return true;
+    }
+    s = mn_store_alloc(c->srv->store, req.size, NULL, &err);
+    if (!s) {
+        reply_err(c, h, err->code, "%s", err->message);
+        return true;
+    }
+    conn_add_slab(c, h, s);
+    put_slab_rep(c, h, s, KONA_SLAB_F_CREATED);
+    return true;
+}
+
+static bool op_slab_free(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaSlabIdReq req;
+    const char *why = kona_decode_slab_id_req(p, h->len, &req);
+    MnSlab *s;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    s = conn_slab(c, req.slab_id);
+    if (!s) {
+        reply_err(c, h, EACCES, "slab %" G_GUINT64_FORMAT
+                  " is not open on this connection", req.slab_id);
+        return true;
+    }
+    detach_slab_refs(c->srv, s, NULL, NULL);
+    mn_store_destroy(c->srv->store, s);
+    conn_drop_slab(c, s);
+    reply(c, h, 0);
+    return true;
+}
+
+static bool op_slab_open(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaSlabOpenReq req;
+    const char *why = kona_decode_slab_open_req(p, h->len, &req);
+    MnSlab *s;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    s = mn_store_lookup(c->srv->store, req.slab_id);
+    if (!s || !kona_auth_equal(s->key, req.key, KONA_KEY_SIZE)) {
+        /* same answer for "no such slab" and "wrong key" */
+        reply_err(c, h, EACCES, "no slab %" G_GUINT64_FORMAT
+                  " with that key", req.slab_id);
+        return true;
+    }
+    if (conn_add_slab(c, h, s)) {
+        put_slab_rep(c, h, s, 0);
+    }
+    return true;
+}
+
+static bool op_slab_attach(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaSlabAttachReq req;
+    const char *name_p;
+    const char *why = kona_decode_slab_attach_req(p, h->len, &req, &name_p);
+    g_autofree char *name = NULL;
+    g_autoptr(GError) err = NULL;
+    uint32_t flags = 0;
+    MnSlab *s;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    name = g_strndup(name_p, req.name_len);
+    s = mn_store_lookup_name(c->srv->store, name);
+    if (s && req.size && req.size != s->size) {
+        reply_err(c, h, EINVAL, "volume %s has %" G_GUINT64_FORMAT
+                  " bytes, not %" G_GUINT64_FORMAT, name, s->size, req.size);
+        return true;
+    }
+    if (!s) {
+        if (!(req.flags & KONA_ATTACH_F_CREATE) || !req.size) {
+            reply_err(c, h, ENOENT, "no volume named %s", name);
+            return true;
+        }
+        if (g_hash_table_size(c->open) >= c->srv->cfg.max_client_slabs) {
+            reply_err(c, h, EMFILE,
+                      "this connection already has %u slabs open (the limit)",
+                      c->srv->cfg.max_client_slabs);
+            return true;
+        }
+        s = mn_store_alloc(c->srv->store, req.size, name, &err);
+        if (!s) {
+            reply_err(c, h, err->code, "%s", err->message);
+            return true;
+        }
+        flags = KONA_SLAB_F_CREATED;
+    }
+    if (conn_add_slab(c, h, s)) {
+        put_slab_rep(c, h, s, flags);
+    }
+    return true;
+}
+
+static bool dispatch(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    c->srv->stats[KONA_STAT_OPS]++;
+
+    if (c->state != MN_CONN_READY) {
+        if (c->state == MN_CONN_HELLO && h->op == KONA_OP_HELLO) {
+            return op_hello(c, h, p);
+        }
+        if (c->state == MN_CONN_AUTH && h->op == KONA_OP_AUTH) {
+            return op_auth(c, h, p);
+        }
+        return bad_frame(c, h, c->state == MN_CONN_HELLO ?
+                         "first frame must be HELLO" :
+                         "authentication required before this op");
+    }
+
+    switch (h->op) {
+    case KONA_OP_READ:
+        return op_read(c, h, p);
+    case KONA_OP_WRITE_LINES:
+        return op_write_lines(c, h, p);
+    case KONA_OP_FLUSH:
+        op_flush(c, h);
+        return true;
+    case KONA_OP_PING:
+        memcpy(reply(c, h, h->len), p, h->len);
+        return true;
+    case KONA_OP_STATS:
+        op_stats(c, h);
+        return true;
+    case KONA_OP_SLAB_ALLOC:
+        return op_slab_alloc(c, h, p);
+    case KONA_OP_SLAB_FREE:
+        return op_slab_free(c, h, p);
+    case KONA_OP_SLAB_OPEN:
+        return op_slab_open(c, h, p);
+    case KONA_OP_SLAB_ATTACH:
+        return op_slab_attach(c, h, p);
+    case KONA_OP_HELLO:
+        return bad_frame(c, h, "second HELLO");
+    case KONA_OP_AUTH:
+        return bad_frame(c, h, "AUTH not asked for");
+    default:
+        reply_err(c, h, EOPNOTSUPP, "%s: this is a memory node, not a "
+                  "rack controller", kona_op_name(h->op));
+        return true;
+    }
+}
+
+bool mn_conn_process(MnConn *c)
+{
+    while (!c->closing && c->out.bytes < c->srv->cfg.max_inflight) {
+        size_t avail = c->in_len - c->in_off;
+        const char *why;
+        KonaHdr h;
+
+        if (avail < KONA_HDR_SIZE) {
+            break;
+        }
+        kona_hdr_decode(c->in + c->in_off, &h);
+        why = kona_check_request_hdr(&h);
+        if (why) {
+            return bad_frame(c, &h, why);
+        }
+        if (avail < KONA_HDR_SIZE + (size_t)h.len) {
+            size_t need = KONA_HDR_SIZE + (size_t)h.len;
+            /* make room for the whole frame: it is bounded by the check */
+            if (need > c->in_cap - c->in_off) {
+                memmove(c->in, c->in + c->in_off, avail);
+                c->in_off = 0;
+                c->in_len = avail;
+                if (need > c->in_cap) {
+                    c->in_cap = need;
+                    c->in = g_realloc(c->in, c->in_cap);
+                }
+            }
+            break;
+        }
+        if (!dispatch(c, &h, c->in + c->in_off + KONA_HDR_SIZE)) {
+            return false;
+        }
+        c->in_off += KONA_HDR_SIZE + h.len;
+    }
+    if (c->in_off == c->in_len) {
+        c->in_off = c->in_len = 0;
+        if (c->in_cap > IN_BUF_KEEP) {
+            c->in_cap = IN_BUF_INIT;
+            c->in = g_realloc(c->in, c->in_cap);
+        }
+    }
+    return true;
+}
+
+int64_t mn_server_tick(MnServer *srv)
+{
+    return mn_store_expire(srv->store, kona_now_ms());
+}
+
+int64_t mn_server_handshake_expired(MnServer *srv, GPtrArray *expired)
+{
+    int64_t now = kona_now_ms(), next = -1;
+
+    /* connections are in accept order, so deadlines are ascending */
+    for (GList *l = srv->conns.head; l; l = l->next) {
+        MnConn *c = l->data;
+
+        if (c->state == MN_CONN_READY) {
+            continue;
+        }
+        if (c->handshake_deadline_ms <= now) {
+            g_ptr_array_add(expired, c);
+        } else {
+            next = c->handshake_deadline_ms - now;
+            break;
+        }
+    }
+    return next;
+}

@@ -1,0 +1,402 @@
+/*
+ * Slab store of kona-memnode.
+ *
+ * Anonymous slabs are MAP_NORESERVE mappings: a 1 GiB slab costs nothing
+ * until touched and reads of untouched pages see zeros.  With a data
+ * directory each slab is a sparse file mapped MAP_SHARED plus a small
+ * key file (slab-<id>.meta) written atomically before the slab is handed
+ * out, so a restarted memnode finds the same ids, keys, names and bytes.
+ */
+#include "memnode-slab.h"
+#include "kona-auth.h"
+#include "kona-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define META_GROUP "slab"
+
+static char *slab_path(MnSlabStore *st, uint64_t id, const char *ext)
+{
+    return g_strdup_printf("%s/slab-%016" G_GINT64_MODIFIER "x.%s",
+                           st->data_dir, id, ext);
+}
+
+static void slab_free_struct(MnSlab *s)
+{
+    g_free(s->name);
+    g_free(s);
+}
+
+static int slab_map(MnSlabStore *st, MnSlab *s, bool create, GError **errp)
+{
+    g_autofree char *path = NULL;
+    int fd, err;
+    struct stat sb;
+
+    if (!st->data_dir) {
+        s->mem = mmap(NULL, s->size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (s->mem == MAP_FAILED) {
+            s->mem = NULL;
+            err = errno;
+            g_set_error(errp, KONA_ERROR, ENOMEM,
+                        "cannot map a %" G_GUINT64_FORMAT "-byte slab: %s",
+                        s->size, g_strerror(err));
+            return -ENOMEM;
+        }
+        return 0;
+    }
+
+    path = slab_path(st, s->id, "mem");
+    fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0),
+              0600);
+    if (fd < 0) {
+        goto fail;
+    }
+    if (create && ftruncate(fd, (off_t)s->size) < 0) {
+        goto fail_close;
+    }
+    if (fstat(fd, &sb) < 0) {
+        goto fail_close;
+    }
+    if ((uint64_t)sb.st_size != s->size) {
+        errno = EINVAL;
+        g_set_error(errp, KONA_ERROR, EINVAL,
+                    "%s is %jd bytes, its metadata says %" G_GUINT64_FORMAT,
+                    path, (intmax_t)sb.st_size, s->size);
+        close(fd);
+        return -EINVAL;
+    }
+    s->mem = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (s->mem == MAP_FAILED) {
+        s->mem = NULL;
+        goto fail_close;
+    }
+    /* the mapping keeps the file alive; the descriptor is not needed */
+    close(fd);
+    return 0;
+
+fail_close:
+    err = errno;
+    close(fd);
+    errno = err;
+fail:
+    err = errno;
+    g_set_error(errp, KONA_ERROR, err, "slab file %s: %s", path,
+                g_strerror(err));
+    if (create) {
+        unlink(path);
+    }
+    return -err;
+}
+
+static bool slab_write_meta(MnSlabStore *st, MnSlab *s, GError **errp)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *path = slab_path(st, s->id, "meta");
+    g_autofree char *key = NULL;
+    g_autofree char *data = NULL;
+    gsize len;
+
+    key = g_malloc(KONA_KEY_SIZE * 2 + 1);
+    for (int i = 0; i < KONA_KEY_SIZE; i++) {
+        g_snprintf(key + 2 * i, 3, "%02x", s->key[i]);
+    }
+    g_key_file_set_uint64(kf, META_GROUP, "id", s->id);
+    g_key_file_set_uint64(kf, META_GROUP, "size", s->size);
+    g_key_file_set_string(kf, META_GROUP, "key", key);
+    if (s->name) {
+        g_key_file_set_string(kf, META_GROUP, "name", s->name);
+    }
+    data = g_key_file_to_data(kf, &len, NULL);
+    /* g_file_set_contents writes a temporary file and renames it */
+    return g_file_set_contents(path, data, (gssize)len, errp);
+}
+
+static void store_insert(MnSlabStore *st, MnSlab *s)
+{
+    g_hash_table_insert(st->by_id, &s->id, s);
+    if (s->name) {
+        g_hash_table_insert(st->by_name, s->name, s);
+    }
+    st->used += s->size;
+    st->next_id = MAX(st->next_id, s->id + 1);
+}
+
+static MnSlab *slab_load(MnSlabStore *st, const char *meta, GError **errp)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *key = NULL;
+    g_autofree char *name = NULL;
+    MnSlab *s;
+
+    if (!g_key_file_load_from_file(kf, meta, G_KEY_FILE_NONE, errp)) {
+        return NULL;
+    }
+    s = g_new0(MnSlab, 1);
+    s->id = g_key_file_get_uint64(kf, META_GROUP, "id", NULL);
+    s->size = g_key_file_get_uint64(kf, META_GROUP, "size", NULL);
+    key = g_key_file_get_string(kf, META_GROUP, "key", NULL);
+    name = g_key_file_get_string(kf, META_GROUP, "name", NULL);
+    if (!s->id || !s->size || s->size % KONA_PAGE_SIZE ||
+        s->size > KONA_MAX_SLAB_SIZE || !key ||
+        strlen(key) != 2 * KONA_KEY_SIZE ||
+        (name && !kona_name_valid(name, strlen(name)))) {
+        g_set_error(errp, KONA_ERROR, EINVAL, "%s: bad slab metadata", meta);
+        slab_free_struct(s);
+        return NULL;
+    }
+    for (int i = 0; i < KONA_KEY_SIZE; i++) {
+        s->key[i] = (uint8_t)(g_ascii_xdigit_value(key[2 * i]) << 4 |
+                              g_ascii_xdigit_value(key[2 * i + 1]));
+    }
+    s->name = g_steal_pointer(&name);
+    if (slab_map(st, s, false, errp) < 0) {
+        slab_free_struct(s);
+        return NULL;
+    }
+    return s;
+}
+
+static bool store_load(MnSlabStore *st, GError **errp)
+{
+    g_autoptr(GDir) dir = NULL;
+    const char *ent;
+
+    if (g_mkdir_with_parents(st->data_dir, 0700) < 0) {
+        g_set_error(errp, KONA_ERROR, errno, "cannot create %s: %s",
+                    st->data_dir, g_strerror(errno));
+        return false;
+    }
+    dir = g_dir_open(st->data_dir, 0, errp);
+    if (!dir) {
+        return false;
+    }
+    while ((ent = g_dir_read_name(dir))) {
+        g_autofree char *path = NULL;
+        MnSlab *s;
+
+        if (!g_str_has_prefix(ent, "slab-") || !g_str_has_suffix(ent, ".meta")) {
+            continue;
+        }
+        path = g_build_filename(st->data_dir, ent, NULL);
+        s = slab_load(st, path, errp);
+        if (!s) {
+            return false;
+        }
+        if (g_hash_table_contains(st->by_id, &s->id) ||
+            (s->name && g_hash_table_contains(st->by_name, s->name))) {
+            g_set_error(errp, KONA_ERROR, EEXIST, "%s: duplicate slab", path);
+            munmap(s->mem, s->size);
+            slab_free_struct(s);
+            return false;
+        }
+        store_insert(st, s);
+        /* nobody has it open yet: give its owner the linger time to
+         * come back, like after a disconnect */
+        s->refs = 1;
+        mn_slab_unref(st, s);
+    }
+    return true;
+}
+
+MnSlabStore *mn_store_new(uint64_t capacity, const char *data_dir,
+                          int64_t linger_ms, GError **errp)
+{
+    MnSlabStore *st = g_new0(MnSlabStore, 1);
+
+    st->by_id = g_hash_table_new(g_int64_hash, g_int64_equal);
+    st->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    st->orphans = g_hash_table_new(NULL, NULL);
+    st->next_id = 1;
+    st->capacity = capacity;
+    st->linger_ms = linger_ms;
+    st->data_dir = g_strdup(data_dir);
+    if (data_dir && !store_load(st, errp)) {
+        mn_store_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+void mn_store_free(MnSlabStore *st)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    if (!st) {
+        return;
+    }
+    mn_store_sync_all(st);
+    /* slabs stay on disk; only the mappings go */
+    g_hash_table_iter_init(&it, st->by_id);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        MnSlab *s = v;
+        munmap(s->mem, s->size);
+        slab_free_struct(s);
+    }
+    g_hash_table_destroy(st->by_id);
+    g_hash_table_destroy(st->by_name);
+    g_hash_table_destroy(st->orphans);
+    g_free(st->data_dir);
+    g_free(st);
+}
+
+MnSlab *mn_store_alloc(MnSlabStore *st, uint64_t size, const char *name,
+                       GError **errp)
+{
+    MnSlab *s;
+    char b1[32], b2[32];
+
+    if (size < KONA_MIN_SLAB_SIZE || size > KONA_MAX_SLAB_SIZE ||
+        size % KONA_PAGE_SIZE) {
+        g_set_error(errp, KONA_ERROR, EINVAL,
+                    "slab size %" G_GUINT64_FORMAT " must be a multiple of "
+                    "4096 between 4 KiB and 1 TiB", size);
+        return NULL;
+    }
+    if (st->used >= st->capacity || size > st->capacity - st->used) {
+        g_set_error(errp, KONA_ERROR, ENOSPC,
+                    "out of capacity: %s asked, %s free",
+                    kona_format_size(size, b1, sizeof(b1)),
+                    kona_format_size(st->used >= st->capacity ? 0 :
+                                     st->capacity - st->used, b2, sizeof(b2)));
+        return NULL;
+    }
+    s = g_new0(MnSlab, 1);
+    s->id = st->next_id;
+    s->size = size;
+    s->name = g_strdup(name);
+    kona_random_bytes(s->key, sizeof(s->key));
+    if (slab_map(st, s, true, errp) < 0) {
+        slab_free_struct(s);
+        return NULL;
+    }
+    if (st->data_dir && !slab_write_meta(st, s, errp)) {
+        g_autofree char *mem = slab_path(st, s->id, "mem");
+        unlink(mem);
+        munmap(s->mem, s->size);
+        slab_free_struct(s);
+        return NULL;
+    }
+    store_insert(st, s);
+    return s;
+}
+
+MnSlab *mn_store_lookup(MnSlabStore *st, uint64_t id)
+{
+    return g_hash_table_lookup(st->by_id, &id);
+}
+
+MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name)
+{
+    return g_hash_table_lookup(st->by_name, name);
+}
+
+void mn_store_destroy(MnSlabStore *st, MnSlab *s)
+{
+    if (s->freed) {
+        return;
+    }
+    g_hash_table_remove(st->by_id, &s->id);
+    if (s->name) {
+        g_hash_table_remove(st->by_name, s->name);
+    }
+    g_hash_table_remove(st->orphans, s);
+    st->used -= s->size;
+    munmap(s->mem, s->size);
+    s->mem = NULL;
+    s->freed = true;
+    if (st->data_dir) {
+        g_autofree char *meta = slab_path(st, s->id, "meta");
+        g_autofree char *mem = slab_path(st, s->id, "mem");
+        /* metadata first: a crash in between leaves a harmless data file */
+        unlink(meta);
+        unlink(mem);
+    }
+    if (!s->refs) {
+        slab_free_struct(s);
+    }
+}
+
+void mn_slab_ref(MnSlabStore *st, MnSlab *s)
+{
+    if (s->linger_until_ms) {
+        g_hash_table_remove(st->orphans, s);
+        s->linger_until_ms = 0;
+    }
+    s->refs++;
+}
+
+void mn_slab_unref(MnSlabStore *st, MnSlab *s)
+{
+    g_assert(s->refs > 0);
+    if (--s->refs) {
+        return;
+    }
+    if (s->freed) {
+        slab_free_struct(s);
+    } else if (!s->name) {
+        if (st->linger_ms <= 0) {
+            mn_store_destroy(st, s);
+        } else {
+            s->linger_until_ms = kona_now_ms() + st->linger_ms;
+            g_hash_table_add(st->orphans, s);
+        }
+    }
+}
+
+int64_t mn_store_expire(MnSlabStore *st, int64_t now_ms)
+{
+    GHashTableIter it;
+    gpointer k;
+    int64_t next = -1;
+    GSList *dead = NULL;
+
+    g_hash_table_iter_init(&it, st->orphans);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        MnSlab *s = k;
+        if (s->linger_until_ms <= now_ms) {
+            dead = g_slist_prepend(dead, s);
+        } else if (next < 0 || s->linger_until_ms - now_ms < next) {
+            next = s->linger_until_ms - now_ms;
+        }
+    }
+    for (GSList *l = dead; l; l = l->next) {
+        mn_store_destroy(st, l->data);
+    }
+    g_slist_free(dead);
+    return next;
+}
+
+int mn_slab_sync(MnSlabStore *st, MnSlab *s)
+{
+    uint64_t lo, hi;
+
+    if (!st->data_dir || s->freed || !s->dirty_hi) {
+        return 0;
+    }
+    lo = s->dirty_lo & ~(uint64_t)(KONA_PAGE_SIZE - 1);
+    hi = s->dirty_hi;
+    s->dirty_lo = s->dirty_hi = 0;
+    return msync(s->mem + lo, hi - lo, MS_SYNC) < 0 ? -errno : 0;
+}
+
+int mn_store_sync_all(MnSlabStore *st)
+{
+    GHashTableIter it;
+    gpointer v;
+    int ret = 0;
+
+    g_hash_table_iter_init(&it, st->by_id);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        int r = mn_slab_sync(st, v);
+        ret = ret ? ret : r;
+    }
+    return ret;
+}

@@ -1,0 +1,80 @@
+/*
+ * Slab store of kona-memnode: slabs of anonymous memory, or of files in a
+ * data directory so the contents survive a restart.
+ */
+#ifndef MEMNODE_SLAB_H
+#define MEMNODE_SLAB_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kona-proto.h"
+
+typedef struct MnSlab {
+    uint64_t id;
+    uint64_t size;
+    uint8_t key[KONA_KEY_SIZE];
+    char *name;                 /* named volume (SLAB_ATTACH), or NULL */
+    uint8_t *mem;               /* size bytes; NULL once freed */
+    bool freed;                 /* SLAB_FREE'd; struct lives while refs */
+    unsigned refs;              /* connections that have it open */
+    int64_t linger_until_ms;    /* orphan expiry; 0 when not an orphan */
+    uint64_t dirty_lo, dirty_hi;    /* written since the last msync */
+} MnSlab;
+
+typedef struct MnSlabStore {
+    GHashTable *by_id;          /* id -> MnSlab*, live slabs */
+    GHashTable *by_name;        /* name -> MnSlab* */
+    GHashTable *orphans;        /* MnSlab* set: unnamed, refs == 0 */
+    uint64_t next_id;
+    uint64_t capacity;
+    uint64_t used;              /* sum of live slab sizes */
+    char *data_dir;             /* NULL: anonymous memory */
+    int64_t linger_ms;
+} MnSlabStore;
+
+/* With @data_dir, existing slabs in it are loaded (as orphans until a
+ * client opens them). */
+MnSlabStore *mn_store_new(uint64_t capacity, const char *data_dir,
+                          int64_t linger_ms, GError **errp);
+void mn_store_free(MnSlabStore *st);
+
+/* New zero-filled slab with refs == 0; the caller takes a reference. */
+MnSlab *mn_store_alloc(MnSlabStore *st, uint64_t size, const char *name,
+                       GError **errp);
+MnSlab *mn_store_lookup(MnSlabStore *st, uint64_t id);
+MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name);
+
+/*
+ * Destroy a slab's memory and files now.  The caller must have detached
+ * every queued reply that points into it.  The struct stays (freed ==
+ * true) until the last reference is dropped.
+ */
+void mn_store_destroy(MnSlabStore *st, MnSlab *s);
+
+void mn_slab_ref(MnSlabStore *st, MnSlab *s);
+/* An unnamed slab nobody has open becomes an orphan, destroyed once
+ * @linger_ms passes without anyone reopening it. */
+void mn_slab_unref(MnSlabStore *st, MnSlab *s);
+
+/* Destroy expired orphans; returns ms until the next expiry, or -1. */
+int64_t mn_store_expire(MnSlabStore *st, int64_t now_ms);
+
+/* Note that [off, off + len) of @s was written (for msync). */
+static inline void mn_slab_dirty(MnSlab *s, uint64_t off, uint64_t len)
+{
+    if (s->dirty_hi == 0) {
+        s->dirty_lo = off;
+        s->dirty_hi = off + len;
+    } else {
+        s->dirty_lo = MIN(s->dirty_lo, off);
+        s->dirty_hi = MAX(s->dirty_hi, off + len);
+    }
+}
+
+/* Make the written range durable in the data directory (msync). */
+int mn_slab_sync(MnSlabStore *st, MnSlab *s);
+int mn_store_sync_all(MnSlabStore *st);
+
+#endif /* MEMNODE_SLAB_H */

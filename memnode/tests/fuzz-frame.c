@@ -1,0 +1,132 @@
+/*
+ * libFuzzer target: the memnode's frame parser and request dispatch, fed
+ * from a buffer instead of a socket, plus the payload decoders the client
+ * uses on replies.  Built with clang -fsanitize=fuzzer,address,undefined
+ * when available (see meson.build).
+ *
+ * Input layout: byte 0 selects the mode (bit 0: start with a valid HELLO
+ * and SLAB_ALLOC so the fuzzer reaches the data path at once; bit 1: the
+ * connection must authenticate; bits 2-7: read chunk size, to exercise
+ * frames split across reads); the rest is the byte stream.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "kona-proto.h"
+#include "memnode-server.h"
+
+static size_t put_frame(uint8_t *b, uint16_t op, uint64_t id,
+                        const uint8_t *p, uint32_t len)
+{
+    kona_hdr_encode(b, op, id, 0, len);
+    memcpy(b + KONA_HDR_SIZE, p, len);
+    return KONA_HDR_SIZE + len;
+}
+
+static bool feed(MnConn *c, const uint8_t *data, size_t size, size_t chunk)
+{
+    while (size) {
+        size_t space, n;
+        uint8_t *p = mn_conn_in_space(c, &space);
+
+        if (!space) {
+            /* input full of frames held back by replies: drop replies */
+            kona_outq_clear(&c->out);
+            if (!mn_conn_process(c)) {
+                return false;
+            }
+            p = mn_conn_in_space(c, &space);
+            if (!space) {
+                return true;
+            }
+        }
+        n = MIN(MIN(size, space), chunk);
+        memcpy(p, data, n);
+        mn_conn_in_commit(c, n);
+        data += n;
+        size -= n;
+        if (!mn_conn_process(c)) {
+            return false;
+        }
+        if (c->out.bytes > (4u << 20)) {
+            kona_outq_clear(&c->out);
+        }
+    }
+    return true;
+}
+
+static void fuzz_decoders(const uint8_t *d, size_t n)
+{
+    uint32_t len = (uint32_t)MIN(n, (size_t)KONA_MAX_PAYLOAD);
+    KonaHelloRep hr;
+    KonaSlabRep sr;
+    KonaWriteLinesReq wr;
+    KonaRackRegisterReq rr;
+    KonaRackAllocReq ra;
+    KonaHdr h;
+    const uint8_t *m, *dd;
+    const char *s;
+
+    kona_decode_hello_rep(d, len, &hr);
+    kona_decode_slab_rep(d, len, &sr);
+    kona_decode_write_lines_req(d, len, &wr, &m, &dd);
+    kona_decode_rack_register_req(d, len, &rr, &s);
+    kona_decode_rack_alloc_req(d, len, &ra, &s);
+    if (n >= KONA_HDR_SIZE) {
+        kona_hdr_decode(d, &h);
+        kona_check_reply_hdr(&h, d[0] & 0x3f);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static GBytes *secret;
+    MnConfig cfg = {
+        .capacity = 64 << 20,
+        .linger_ms = 0,
+        .max_clients = 4,
+        .max_client_slabs = 8,
+        .max_inflight = 2 << 20,
+    };
+    uint8_t pre[256];
+    size_t npre = 0, chunk;
+    MnServer *srv;
+    MnConn *c;
+    uint8_t mode;
+
+    if (!size) {
+        return 0;
+    }
+    if (!secret) {
+        secret = g_bytes_new_static("fuzzing-secret-0123", 19);
+    }
+    cfg.secret = secret;
+    mode = data[0];
+    data++;
+    size--;
+    chunk = ((size_t)(mode >> 2) + 1) * 37;
+    fuzz_decoders(data, size);
+
+    srv = mn_server_new(&cfg, NULL);
+    c = mn_conn_new(srv, -1, "fuzz", mode & 2);
+    if ((mode & 1) && !(mode & 2)) {
+        uint8_t hello[sizeof(KonaHelloReq)] = { 0 };
+        uint8_t alloc[sizeof(KonaSlabAllocReq)] = { 0 };
+
+        kona_st32(hello, KONA_PROTO_MAGIC);
+        kona_st16(hello + 4, KONA_PROTO_VERSION);
+        kona_st64(hello + 8, KONA_CAP_ALL);
+        npre += put_frame(pre + npre, KONA_OP_HELLO, 1, hello, sizeof(hello));
+        kona_st64(alloc, 1 << 20);      /* slab id 1, 1 MiB */
+        npre += put_frame(pre + npre, KONA_OP_SLAB_ALLOC, 2, alloc,
+                          sizeof(alloc));
+    }
+    if (feed(c, pre, npre, npre ? npre : 1)) {
+        feed(c, data, size, chunk);
+    }
+    mn_conn_free(c);
+    mn_server_free(srv);
+    return 0;
+}

@@ -1,0 +1,205 @@
+/*
+ * Test helpers: real server processes, ready-fd handshake, cleanup.
+ */
+#include "mn-testutil.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kona-util.h"
+
+static const char *bin_path(const char *env, const char *name)
+{
+    static GHashTable *cache;
+    const char *e = g_getenv(env);
+    char *p;
+
+    if (e) {
+        return e;
+    }
+    if (!cache) {
+        cache = g_hash_table_new(g_str_hash, g_str_equal);
+    }
+    p = g_hash_table_lookup(cache, name);
+    if (!p) {
+        /* tests run from the build tree, next to the binaries */
+        g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
+        g_autofree char *dir = g_path_get_dirname(self);
+        p = g_build_filename(dir, name, NULL);
+        g_hash_table_insert(cache, (char *)name, p);
+    }
+    return p;
+}
+
+const char *mn_memnode_bin(void)
+{
+    return bin_path("KONA_MEMNODE", "kona-memnode");
+}
+
+const char *mn_rackctl_bin(void)
+{
+    return bin_path("KONA_RACKCTL", "kona-rackctl");
+}
+
+char *mn_tmpdir(void)
+{
+    g_autoptr(GError) err = NULL;
+    char *d = g_dir_make_tmp("kona-test-XXXXXX", &err);
+
+    g_assert_no_error(err);
+    return d;
+}
+
+void mn_rm_rf(const char *path)
+{
+    g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+    const char *e;
+
+    if (dir) {
+        while ((e = g_dir_read_name(dir))) {
+            g_autofree char *p = g_build_filename(path, e, NULL);
+            if (g_file_test(p, G_FILE_TEST_IS_DIR) &&
+                !g_file_test(p, G_FILE_TEST_IS_SYMLINK)) {
+                mn_rm_rf(p);
+            } else {
+                unlink(p);
+            }
+        }
+    }
+    rmdir(path);
+}
+
+void mn_fill(void *buf, size_t len, uint64_t seed)
+{
+    uint8_t *p = buf;
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+
+    for (size_t i = 0; i < len; i++) {
+        /* xorshift64 */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)(x >> 24);
+    }
+}
+
+MnProc *mn_proc_start(const char *binary, const char *const *argv)
+{
+    GPtrArray *args = g_ptr_array_new_with_free_func(g_free);
+    MnProc *p = g_new0(MnProc, 1);
+    int pfd[2];
+    char buf[1024];
+    size_t got = 0;
+    int64_t deadline = kona_now_ms() + 10000;
+    char *nl;
+
+    g_assert_cmpint(pipe(pfd), ==, 0);
+    g_ptr_array_add(args, g_strdup(binary));
+    for (const char *const *a = argv; *a; a++) {
+        g_ptr_array_add(args, g_strdup(*a));
+    }
+    g_ptr_array_add(args, g_strdup_printf("--ready-fd=%d", pfd[1]));
+    g_ptr_array_add(args, NULL);
+
+    p->pid = fork();
+    g_assert_cmpint(p->pid, >=, 0);
+    if (p->pid == 0) {
+        close(pfd[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* stdout would interleave with TAP output; keep stderr for logs */
+        if (!freopen("/dev/null", "w", stdout)) {
+            _exit(126);
+        }
+        execv(binary, (char **)args->pdata);
+        fprintf(stderr, "exec %s: %s\n", binary, g_strerror(errno));
+        _exit(127);
+    }
+    close(pfd[1]);
+    g_ptr_array_free(args, TRUE);
+
+    while (!(memchr(buf, '\n', got))) {
+        struct pollfd pl = { .fd = pfd[0], .events = POLLIN };
+        int64_t left = deadline - kona_now_ms();
+        ssize_t n;
+
+        if (left <= 0 || poll(&pl, 1, (int)left) <= 0) {
+            g_error("%s did not become ready within 10 s", binary);
+        }
+        n = read(pfd[0], buf + got, sizeof(buf) - 1 - got);
+        if (n <= 0) {
+            int st;
+            waitpid(p->pid, &st, 0);
+            g_error("%s exited before becoming ready (status %d)", binary, st);
+        }
+        got += (size_t)n;
+    }
+    close(pfd[0]);
+    buf[got] = 0;
+    nl = strchr(buf, '\n');
+    *nl = 0;
+    g_assert_true(g_str_has_prefix(buf, "READY "));
+    p->addrs = g_strsplit(buf + 6, " ", -1);
+    return p;
+}
+
+/* Wait for the child to exit (a pidfd becomes readable); -1 on timeout. */
+static int wait_exit(MnProc *p, int timeout_ms)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    struct pollfd pl = { .fd = pidfd, .events = POLLIN };
+    int st;
+
+    g_assert_cmpint(pidfd, >=, 0);
+    if (poll(&pl, 1, timeout_ms) <= 0) {
+        close(pidfd);
+        return -1;
+    }
+    close(pidfd);
+    g_assert_cmpint(waitpid(p->pid, &st, 0), ==, p->pid);
+    p->pid = 0;
+    return st;
+}
+
+int mn_proc_stop(MnProc *p)
+{
+    int st;
+
+    if (!p->pid) {
+        return 0;
+    }
+    kill(p->pid, SIGTERM);
+    st = wait_exit(p, 10000);
+    if (st == -1) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, &st, 0);
+        p->pid = 0;
+        g_error("server did not exit within 10 s of SIGTERM");
+    }
+    return st;
+}
+
+void mn_proc_kill(MnProc *p)
+{
+    if (p->pid) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+}
+
+void mn_proc_free(MnProc *p)
+{
+    if (!p) {
+        return;
+    }
+    mn_proc_kill(p);
+    g_strfreev(p->addrs);
+    g_free(p);
+}

@@ -1,0 +1,42 @@
+/*
+ * Test helpers: run real kona-memnode / kona-rackctl processes and wait
+ * for their ready line (--ready-fd), so no test sleeps to synchronise.
+ */
+#ifndef MN_TESTUTIL_H
+#define MN_TESTUTIL_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct MnProc {
+    pid_t pid;
+    char **addrs;               /* from the READY line, NULL terminated */
+    char *tmpdir;               /* private directory (sockets), removed */
+} MnProc;
+
+/*
+ * Start @binary with @argv (NULL terminated, without --ready-fd, which is
+ * added) and wait up to 10 s for it to be ready.  The child dies with the
+ * test process (PR_SET_PDEATHSIG) so a crashed test leaves nothing.
+ */
+MnProc *mn_proc_start(const char *binary, const char *const *argv);
+/* SIGTERM, wait (up to 10 s, then SIGKILL); returns the exit status. */
+int mn_proc_stop(MnProc *p);
+/* SIGKILL and reap: a crash. */
+void mn_proc_kill(MnProc *p);
+void mn_proc_free(MnProc *p);
+
+/* Path of a built binary: $KONA_MEMNODE / $KONA_RACKCTL or next to us. */
+const char *mn_memnode_bin(void);
+const char *mn_rackctl_bin(void);
+
+/* A fresh temporary directory, removed by mn_rm_rf. */
+char *mn_tmpdir(void);
+void mn_rm_rf(const char *path);
+
+/* Deterministic pseudo-random bytes. */
+void mn_fill(void *buf, size_t len, uint64_t seed);
+
+#endif /* MN_TESTUTIL_H */

@@ -1,0 +1,1135 @@
+/*
+ * Integration tests: real kona-memnode processes, real sockets, the real
+ * kona-link client.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kona-link.h"
+#include "kona-sock.h"
+#include "mn-testutil.h"
+
+#define TIMEOUT_MS 5000
+#define SLAB (1u << 20)
+
+/* A memnode on a private unix socket (and optionally TCP) plus cleanup. */
+typedef struct Node {
+    MnProc *proc;
+    char *dir;
+    char *unix_addr;
+    char *tcp_addr;
+} Node;
+
+static Node *node_start(const char *const *extra)
+{
+    Node *n = g_new0(Node, 1);
+    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+
+    n->dir = mn_tmpdir();
+    g_ptr_array_add(a, g_strdup_printf("--listen=unix:%s/mn.sock", n->dir));
+    g_ptr_array_add(a, g_strdup("--listen=tcp:127.0.0.1:0"));
+    for (const char *const *e = extra; e && *e; e++) {
+        g_ptr_array_add(a, g_strdup(*e));
+    }
+    g_ptr_array_add(a, NULL);
+    n->proc = mn_proc_start(mn_memnode_bin(), (const char *const *)a->pdata);
+    g_ptr_array_free(a, TRUE);
+    g_assert_cmpuint(g_strv_length(n->proc->addrs), ==, 2);
+    n->unix_addr = g_strdup(n->proc->addrs[0]);
+    n->tcp_addr = g_strdup(n->proc->addrs[1]);
+    g_assert_true(g_str_has_prefix(n->unix_addr, "unix:"));
+    g_assert_true(g_str_has_prefix(n->tcp_addr, "tcp:127.0.0.1:"));
+    g_assert_cmpstr(n->tcp_addr, !=, "tcp:127.0.0.1:0");
+    return n;
+}
+
+static void node_free(Node *n)
+{
+    if (n->proc->pid) {
+        g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
+    }
+    mn_proc_free(n->proc);
+    mn_rm_rf(n->dir);
+    g_free(n->dir);
+    g_free(n->unix_addr);
+    g_free(n->tcp_addr);
+    g_free(n);
+}
+
+static KonaLink *link_to(const char *addr)
+{
+    g_autoptr(GError) err = NULL;
+    KonaLink *l = kona_link_connect(addr, TIMEOUT_MS, &err);
+
+    g_assert_no_error(err);
+    g_assert_nonnull(l);
+    return l;
+}
+
+static uint64_t alloc_slab(KonaLink *l, uint64_t size)
+{
+    g_autoptr(GError) err = NULL;
+    uint64_t id = 0;
+
+    g_assert_cmpint(kona_link_slab_alloc(l, size, &id, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(id, !=, 0);
+    return id;
+}
+
+/* Write @mask's lines of @src page into the model and to the node. */
+static void write_page(KonaLink *l, uint64_t slab, uint8_t *model,
+                       uint64_t page_off, uint64_t mask, const uint8_t *src)
+{
+    g_autoptr(GError) err = NULL;
+    uint8_t packed[KONA_PAGE_SIZE];
+    size_t n = kona_lines_pack(src, mask, packed);
+
+    g_assert_cmpuint(n, ==, kona_lines_count(mask) * 64u);
+    kona_lines_unpack(model + page_off, mask, packed);
+    g_assert_cmpint(kona_link_write_lines(l, slab, page_off, 1, &mask, packed,
+                                          &err), ==, 0);
+    g_assert_no_error(err);
+}
+
+static void check_slab(KonaLink *l, uint64_t slab, const uint8_t *model,
+                       size_t size)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *buf = g_malloc(size);
+
+    for (size_t off = 0; off < size; off += KONA_MAX_IO) {
+        uint32_t n = (uint32_t)MIN(size - off, (size_t)KONA_MAX_IO);
+        g_assert_cmpint(kona_link_read(l, slab, off, buf + off, n, &err), ==, 0);
+        g_assert_no_error(err);
+    }
+    for (size_t i = 0; i < size; i++) {
+        if (buf[i] != model[i]) {
+            g_error("slab %" G_GUINT64_FORMAT " byte %zu: got %#x, want %#x",
+                    slab, i, buf[i], model[i]);
+        }
+    }
+}
+
+/* ---- data path ---- */
+
+static void roundtrip(const char *addr)
+{
+    g_autoptr(KonaLink) l = link_to(addr);
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *model = g_malloc0(SLAB);
+    g_autofree uint8_t *src = g_malloc(SLAB);
+    uint64_t slab = alloc_slab(l, SLAB);
+    GRand *r = g_rand_new_with_seed(42);
+    uint8_t small[64];
+
+    /* fresh slabs read as zeros */
+    check_slab(l, slab, model, SLAB);
+
+    /* full pages, then sparse random masks over them */
+    mn_fill(src, SLAB, 1);
+    for (uint64_t p = 0; p < SLAB / KONA_PAGE_SIZE; p += 7) {
+        write_page(l, slab, model, p * KONA_PAGE_SIZE, ~0ull,
+                   src + p * KONA_PAGE_SIZE);
+    }
+    mn_fill(src, SLAB, 2);
+    for (int i = 0; i < 2000; i++) {
+        uint64_t p = g_rand_int_range(r, 0, SLAB / KONA_PAGE_SIZE);
+        uint64_t mask = (uint64_t)g_rand_int(r) << 32 | g_rand_int(r);
+        mask &= (uint64_t)g_rand_int(r) << 32 | g_rand_int(r);  /* sparser */
+        write_page(l, slab, model, p * KONA_PAGE_SIZE, mask,
+                   src + p * KONA_PAGE_SIZE);
+    }
+    check_slab(l, slab, model, SLAB);
+
+    /* multi-page WRITE_LINES */
+    {
+        uint64_t masks[16];
+        g_autofree uint8_t *packed = g_malloc(16 * KONA_PAGE_SIZE);
+        size_t n;
+
+        for (int i = 0; i < 16; i++) {
+            masks[i] = i % 3 ? 0x8000000000000001ull << (i % 2) : 0;
+        }
+        masks[5] = ~0ull;
+        mn_fill(src, 16 * KONA_PAGE_SIZE, 3);
+        n = kona_lines_pack_pages(src, masks, 16, packed);
+        kona_lines_unpack_pages(model + 32 * KONA_PAGE_SIZE, masks, 16, packed);
+        g_assert_cmpint(kona_link_write_lines(l, slab, 32 * KONA_PAGE_SIZE, 16,
+                                              masks, packed, &err), ==, 0);
+        g_assert_cmpuint(n, ==, kona_lines_bytes(masks, 16));
+    }
+    check_slab(l, slab, model, SLAB);
+
+    /* unaligned small reads */
+    g_assert_cmpint(kona_link_read(l, slab, 12345, small, 37, &err), ==, 0);
+    g_assert_cmpmem(small, 37, model + 12345, 37);
+    g_assert_cmpint(kona_link_flush(l, &err), ==, 0);
+    g_assert_cmpint(kona_link_slab_free(l, slab, &err), ==, 0);
+    g_rand_free(r);
+}
+
+static void test_roundtrip_unix(void)
+{
+    Node *n = node_start(NULL);
+    roundtrip(n->unix_addr);
+    node_free(n);
+}
+
+static void test_roundtrip_tcp(void)
+{
+    Node *n = node_start(NULL);
+    roundtrip(n->tcp_addr);
+    node_free(n);
+}
+
+/* Only the masked lines change; the rest of the page keeps its bytes. */
+static void test_only_masked_lines(void)
+{
+    Node *n = node_start(NULL);
+    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = alloc_slab(l, 64 * 1024);
+    uint8_t page[KONA_PAGE_SIZE], ones[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE];
+    uint8_t packed[KONA_PAGE_SIZE];
+    uint64_t mask = (1ull << 0) | (1ull << 7) | (1ull << 8) | (1ull << 63);
+
+    memset(page, 0xAA, sizeof(page));
+    memset(ones, 0x55, sizeof(ones));
+    g_assert_cmpint(kona_link_write_lines(l, slab, 4096, 1,
+                                          (uint64_t[]){ ~0ull }, page, &err),
+                    ==, 0);
+    kona_lines_pack(ones, mask, packed);
+    g_assert_cmpint(kona_link_write_lines(l, slab, 4096, 1, &mask, packed,
+                                          &err), ==, 0);
+    g_assert_cmpint(kona_link_read(l, slab, 4096, got, sizeof(got), &err),
+                    ==, 0);
+    for (int j = 0; j < 64; j++) {
+        uint8_t want = (mask >> j) & 1 ? 0x55 : 0xAA;
+        for (int b = 0; b < 64; b++) {
+            g_assert_cmphex(got[j * 64 + b], ==, want);
+        }
+    }
+    /* neighbouring pages untouched */
+    g_assert_cmpint(kona_link_read(l, slab, 0, got, sizeof(got), &err), ==, 0);
+    for (size_t i = 0; i < sizeof(got); i++) {
+        g_assert_cmphex(got[i], ==, 0);
+    }
+    /* an empty mask writes nothing */
+    mask = 0;
+    g_assert_cmpint(kona_link_write_lines(l, slab, 4096, 1, &mask, packed,
+                                          &err), ==, 0);
+    g_assert_cmpint(kona_link_read(l, slab, 4096, got, 64, &err), ==, 0);
+    g_assert_cmphex(got[0], ==, 0x55);
+    node_free(n);
+}
+
+/* Pipelined reads and writes: order kept, waiting out of order works. */
+static void test_pipeline(void)
+{
+    Node *n = node_start(NULL);
+    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = alloc_slab(l, SLAB);
+    enum { N = 64 };
+    uint64_t ids[2 * N];
+    static uint8_t before[N][KONA_PAGE_SIZE], after[N][KONA_PAGE_SIZE];
+    static uint8_t data[N][KONA_PAGE_SIZE];
+    uint64_t full = ~0ull;
+
+    /* read, write, read the same page in one pipeline: the first read sees
+     * zeros and the second the data, whatever order we wait in */
+    for (int i = 0; i < N; i++) {
+        mn_fill(data[i], KONA_PAGE_SIZE, 100 + i);
+        ids[2 * i] = kona_link_submit_read(l, slab, i * 8192ull, before[i],
+                                           KONA_PAGE_SIZE, &err);
+        g_assert_cmpuint(ids[2 * i], !=, 0);
+        ids[2 * i + 1] = kona_link_submit_write_lines(l, slab, i * 8192ull, 1,
+                                                      &full, data[i], &err);
+        g_assert_cmpuint(ids[2 * i + 1], !=, 0);
+    }
+    g_assert_cmpuint(kona_link_inflight(l), <=, 2 * N);
+    for (int i = 2 * N - 1; i >= 0; i--) {
+        g_assert_cmpint(kona_link_wait(l, ids[i], &err), ==, 0);
+    }
+    g_assert_cmpuint(kona_link_inflight(l), ==, 0);
+    for (int i = 0; i < N; i++) {
+        ids[i] = kona_link_submit_read(l, slab, i * 8192ull, after[i],
+                                       KONA_PAGE_SIZE, &err);
+    }
+    for (int i = 0; i < N; i++) {
+        static const uint8_t zero[KONA_PAGE_SIZE];
+        g_assert_cmpint(kona_link_wait(l, ids[i], &err), ==, 0);
+        g_assert_cmpmem(before[i], KONA_PAGE_SIZE, zero, KONA_PAGE_SIZE);
+        g_assert_cmpmem(after[i], KONA_PAGE_SIZE, data[i], KONA_PAGE_SIZE);
+    }
+    /* an unknown request id is an error, not a hang */
+    g_assert_cmpint(kona_link_wait(l, 999999, &err), ==, -EINVAL);
+    node_free(n);
+}
+
+/* Large pipelined reads exceed the socket buffers and the in-flight cap. */
+static void test_pipeline_large(void)
+{
+    Node *n = node_start((const char *const[]){ "--max-inflight=1M", NULL });
+    g_autoptr(KonaLink) l = link_to(n->tcp_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = alloc_slab(l, 16 * SLAB);
+    g_autofree uint8_t *src = g_malloc(16 * SLAB);
+    g_autofree uint8_t *dst = g_malloc0(16 * SLAB);
+    g_autofree uint64_t *masks = g_new(uint64_t, KONA_MAX_WRITE_PAGES);
+    uint64_t ids[16];
+
+    mn_fill(src, 16 * SLAB, 9);
+    for (unsigned i = 0; i < KONA_MAX_WRITE_PAGES; i++) {
+        masks[i] = ~0ull;
+    }
+    for (int i = 0; i < 16; i++) {
+        ids[i] = kona_link_submit_write_lines(l, slab, (uint64_t)i * SLAB,
+                                              KONA_MAX_WRITE_PAGES, masks,
+                                              src + (size_t)i * SLAB, &err);
+        g_assert_no_error(err);
+    }
+    for (int i = 0; i < 16; i++) {
+        g_assert_cmpint(kona_link_wait(l, ids[i], &err), ==, 0);
+    }
+    for (int i = 0; i < 16; i++) {
+        ids[i] = kona_link_submit_read(l, slab, (uint64_t)i * SLAB,
+                                       dst + (size_t)i * SLAB, SLAB, &err);
+        g_assert_no_error(err);
+    }
+    for (int i = 0; i < 16; i++) {
+        g_assert_cmpint(kona_link_wait(l, ids[i], &err), ==, 0);
+    }
+    g_assert_true(memcmp(src, dst, 16 * SLAB) == 0);
+    node_free(n);
+}
+
+/* ---- 16 concurrent clients ---- */
+
+#define NCLIENTS 16
+#define CSLAB (256u << 10)
+
+typedef struct Worker {
+    const char *addr;
+    int idx;
+    uint64_t own;               /* this worker's slab */
+    uint64_t shared;            /* everyone's slab: line idx (mod 16) is ours */
+    uint8_t shared_key[KONA_KEY_SIZE];
+    uint8_t *own_model;
+    uint8_t *shared_model;      /* only our lines are meaningful */
+    uint8_t own_key[KONA_KEY_SIZE];
+    char *error;
+} Worker;
+
+/* Compare a read-back page with what we expect of it: the whole page for
+ * our own slab, only our lines for the shared one. */
+static bool page_matches(const uint8_t *got, const uint8_t *want,
+                         uint64_t lines)
+{
+    for (int j = 0; j < 64; j++) {
+        if (((lines >> j) & 1) && memcmp(got + 64 * j, want + 64 * j, 64)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static gpointer worker_main(gpointer opaque)
+{
+    enum { DEPTH = 8, OPS = 1500 };
+    Worker *w = opaque;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) l = kona_link_connect(w->addr, TIMEOUT_MS, &err);
+    GRand *r = g_rand_new_with_seed(w->idx + 1);
+    uint64_t our_lines = 0;
+    uint8_t src[KONA_PAGE_SIZE], packed[KONA_PAGE_SIZE];
+    static __thread uint8_t rd[DEPTH][KONA_PAGE_SIZE], exp[DEPTH][KONA_PAGE_SIZE];
+    uint64_t pend[DEPTH] = { 0 }, pend_w[DEPTH], pend_lines[DEPTH];
+
+    for (int j = w->idx; j < 64; j += NCLIENTS) {
+        our_lines |= 1ull << j;
+    }
+    if (!l || kona_link_slab_alloc(l, CSLAB, &w->own, &err) < 0 ||
+        kona_link_slab_open(l, w->shared, w->shared_key, NULL, &err) < 0) {
+        goto fail;
+    }
+    kona_link_slab_info(l, w->own, w->own_key, NULL);
+    /* DEPTH write+read pairs in flight; each read must see its write */
+    for (int i = 0; i < OPS + DEPTH; i++) {
+        int slot = i % DEPTH;
+        bool own = g_rand_boolean(r);
+        uint64_t slab = own ? w->own : w->shared;
+        uint8_t *model = own ? w->own_model : w->shared_model;
+        uint64_t off = g_rand_int_range(r, 0, CSLAB / KONA_PAGE_SIZE) *
+                       (uint64_t)KONA_PAGE_SIZE;
+        uint64_t mask = (uint64_t)g_rand_int(r) << 32 | g_rand_int(r);
+
+        if (pend[slot]) {
+            if (kona_link_wait(l, pend_w[slot], &err) < 0 ||
+                kona_link_wait(l, pend[slot], &err) < 0) {
+                goto fail;
+            }
+            if (!page_matches(rd[slot], exp[slot], pend_lines[slot])) {
+                w->error = g_strdup_printf("worker %d: read-back differs",
+                                           w->idx);
+                g_rand_free(r);
+                return NULL;
+            }
+            pend[slot] = 0;
+        }
+        if (i >= OPS) {
+            continue;
+        }
+        if (!own) {
+            mask &= our_lines;
+        }
+        mn_fill(src, sizeof(src), (uint64_t)w->idx << 32 | (uint64_t)i);
+        kona_lines_pack(src, mask, packed);
+        kona_lines_unpack(model + off, mask, packed);
+        memcpy(exp[slot], model + off, KONA_PAGE_SIZE);
+        pend_lines[slot] = own ? ~0ull : our_lines;
+        pend_w[slot] = kona_link_submit_write_lines(l, slab, off, 1, &mask,
+                                                    packed, &err);
+        if (!pend_w[slot]) {
+            goto fail;
+        }
+        pend[slot] = kona_link_submit_read(l, slab, off, rd[slot],
+                                           KONA_PAGE_SIZE, &err);
+        if (!pend[slot]) {
+            goto fail;
+        }
+    }
+    if (kona_link_flush(l, &err) < 0) {
+        goto fail;
+    }
+    g_rand_free(r);
+    return NULL;
+
+fail:
+    w->error = g_strdup_printf("worker %d: %s", w->idx,
+                               err ? err->message : "?");
+    g_rand_free(r);
+    return NULL;
+}
+
+static void concurrent(const char *addr)
+{
+    g_autoptr(KonaLink) l = link_to(addr);
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *shared_model = g_malloc0(CSLAB);
+    Worker w[NCLIENTS];
+    GThread *t[NCLIENTS];
+    uint64_t shared = alloc_slab(l, CSLAB);
+    uint8_t key[KONA_KEY_SIZE];
+    KonaMemnodeStats st;
+
+    g_assert_cmpint(kona_link_slab_info(l, shared, key, NULL), ==, 0);
+    for (int i = 0; i < NCLIENTS; i++) {
+        w[i] = (Worker){
+            .addr = addr, .idx = i, .shared = shared,
+            .own_model = g_malloc0(CSLAB),
+            .shared_model = g_malloc0(CSLAB),
+        };
+        memcpy(w[i].shared_key, key, sizeof(key));
+        t[i] = g_thread_new("worker", worker_main, &w[i]);
+    }
+    g_assert_cmpint(kona_link_stats(l, &st, &err), ==, 0);
+    for (int i = 0; i < NCLIENTS; i++) {
+        g_thread_join(t[i]);
+        if (w[i].error) {
+            g_error("%s", w[i].error);
+        }
+    }
+    /* merge the workers' disjoint lines of the shared slab */
+    for (size_t off = 0; off < CSLAB; off += 64) {
+        int owner = (int)((off / 64) % 64) % NCLIENTS;
+        memcpy(shared_model + off, w[owner].shared_model + off, 64);
+    }
+    check_slab(l, shared, shared_model, CSLAB);
+    for (int i = 0; i < NCLIENTS; i++) {
+        /* the worker's link is gone; its slab lingers and opens by key */
+        g_assert_cmpint(kona_link_slab_open(l, w[i].own, w[i].own_key, NULL,
+                                            &err), ==, 0);
+        check_slab(l, w[i].own, w[i].own_model, CSLAB);
+        g_free(w[i].own_model);
+        g_free(w[i].shared_model);
+    }
+    g_assert_cmpint(kona_link_stats(l, &st, &err), ==, 0);
+    g_assert_cmpuint(st.writes, ==, NCLIENTS * 1500);
+    g_assert_cmpuint(st.bad_frames, ==, 0);
+    g_assert_cmpuint(st.clients_total, ==, NCLIENTS + 1);
+}
+
+static void test_concurrent_unix(void)
+{
+    Node *n = node_start(NULL);
+    concurrent(n->unix_addr);
+    node_free(n);
+}
+
+static void test_concurrent_tcp(void)
+{
+    Node *n = node_start(NULL);
+    concurrent(n->tcp_addr);
+    node_free(n);
+}
+
+/* ---- isolation ---- */
+
+static void test_isolation(void)
+{
+    Node *n = node_start(NULL);
+    g_autoptr(KonaLink) a = link_to(n->unix_addr);
+    g_autoptr(KonaLink) b = link_to(n->tcp_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = alloc_slab(a, 64 * 1024), mask = 1, size;
+    uint8_t buf[64] = { 1 }, key[KONA_KEY_SIZE];
+    KonaMemnodeStats st;
+
+    g_assert_cmpint(kona_link_read(b, slab, 0, buf, 64, &err), ==, -EACCES);
+    g_assert_error(err, KONA_ERROR, EACCES);
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_write_lines(b, slab, 0, 1, &mask, buf, &err),
+                    ==, -EACCES);
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_slab_free(b, slab, &err), ==, -EACCES);
+    g_clear_error(&err);
+    /* a wrong key is refused just like a wrong id */
+    kona_link_slab_info(a, slab, key, NULL);
+    key[0] ^= 1;
+    g_assert_cmpint(kona_link_slab_open(b, slab, key, NULL, &err), ==,
+                    -EACCES);
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_slab_open(b, slab + 1000, key, NULL, &err), ==,
+                    -EACCES);
+    g_clear_error(&err);
+    /* the refusals did not cost b its connection */
+    g_assert_cmpint(kona_link_ping(b, &err), ==, 0);
+    /* a's data is intact; with the right key b gets in */
+    g_assert_cmpint(kona_link_read(a, slab, 0, buf, 64, &err), ==, 0);
+    g_assert_cmphex(buf[0], ==, 0);
+    key[0] ^= 1;
+    g_assert_cmpint(kona_link_slab_open(b, slab, key, &size, &err), ==, 0);
+    g_assert_cmpuint(size, ==, 64 * 1024);
+    g_assert_cmpint(kona_link_read(b, slab, 0, buf, 64, &err), ==, 0);
+    g_assert_cmpint(kona_link_stats(a, &st, &err), ==, 0);
+    g_assert_cmpuint(st.refused, ==, 5);
+    g_assert_cmpuint(st.bad_frames, ==, 0);
+    node_free(n);
+}
+
+/* ---- malformed frames ---- */
+
+static void hdr(uint8_t *b, uint32_t len, uint16_t op, uint64_t id)
+{
+    kona_hdr_encode(b, op, id, 0, len);
+}
+
+/* Send @bytes on a fresh HELLO'd connection; the server must close it. */
+static void expect_closed(const char *addr, const void *bytes, size_t len,
+                          bool half_close)
+{
+    KonaLinkOptions o = { .timeout_ms = TIMEOUT_MS, .no_reconnect = true };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) l = kona_link_connect_opts(addr, &o, &err);
+    int64_t t0 = kona_now_ms();
+    char c;
+
+    g_assert_no_error(err);
+    g_assert_cmpint(kona_link_send_raw(l, bytes, len, &err), ==, 0);
+    if (half_close) {
+        /* a truncated frame: the stream ends inside it */
+        shutdown(kona_link_fd(l), SHUT_WR);
+    }
+    /* the server closes: we see end of stream, not a reply */
+    g_assert_cmpint(recv(kona_link_fd(l), &c, 1, 0), ==, 0);
+    g_assert_cmpint(kona_now_ms() - t0, <, TIMEOUT_MS);
+}
+
+static void test_malformed(void)
+{
+    Node *n = node_start(NULL);
+    g_autoptr(KonaLink) good = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = alloc_slab(good, 64 * 1024);
+    uint8_t data[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE];
+    uint8_t f[256];
+    uint64_t full = ~0ull;
+    KonaMemnodeStats st;
+    int cases = 0;
+
+    mn_fill(data, sizeof(data), 5);
+    g_assert_cmpint(kona_link_write_lines(good, slab, 0, 1, &full, data, &err),
+                    ==, 0);
+
+    /* oversize length */
+    hdr(f, KONA_MAX_PAYLOAD + 1, KONA_OP_PING, 1);
+    expect_closed(n->unix_addr, f, KONA_HDR_SIZE, false), cases++;
+    /* length wrong for the op */
+    hdr(f, 7, KONA_OP_READ, 1);
+    memset(f + KONA_HDR_SIZE, 0, 7);
+    expect_closed(n->tcp_addr, f, KONA_HDR_SIZE + 7, false), cases++;
+    /* unknown op */
+    hdr(f, 0, 0x7777, 1);
+    expect_closed(n->unix_addr, f, KONA_HDR_SIZE, false), cases++;
+    /* a reply op sent as a request */
+    hdr(f, 0, KONA_OP_PING | KONA_OP_REPLY, 1);
+    expect_closed(n->unix_addr, f, KONA_HDR_SIZE, false), cases++;
+    /* reserved header bits */
+    hdr(f, 0, KONA_OP_PING, 1);
+    f[20] = 1;
+    expect_closed(n->unix_addr, f, KONA_HDR_SIZE, false), cases++;
+    /* request id 0 */
+    hdr(f, 0, KONA_OP_PING, 0);
+    expect_closed(n->unix_addr, f, KONA_HDR_SIZE, false), cases++;
+    /* truncated: the stream ends in the middle of a frame */
+    hdr(f, 24, KONA_OP_READ, 1);
+    expect_closed(n->unix_addr, f, KONA_HDR_SIZE + 10, true), cases++;
+    /* READ beyond the end of the slab (the slab is ours: opened by key) */
+    {
+        KonaLinkOptions o = { .timeout_ms = TIMEOUT_MS, .no_reconnect = true };
+        g_autoptr(KonaLink) l = kona_link_connect_opts(n->unix_addr, &o, &err);
+        uint8_t key[KONA_KEY_SIZE];
+        char c;
+
+        kona_link_slab_info(good, slab, key, NULL);
+        g_assert_cmpint(kona_link_slab_open(l, slab, key, NULL, &err), ==, 0);
+        hdr(f, 24, KONA_OP_READ, 100);
+        kona_st64(f + 24, slab);
+        kona_st64(f + 32, 64 * 1024 - 100);
+        kona_st32(f + 40, 4096);
+        kona_st32(f + 44, 0);
+        g_assert_cmpint(kona_link_send_raw(l, f, 48, &err), ==, 0);
+        g_assert_cmpint(recv(kona_link_fd(l), &c, 1, 0), ==, 0);
+        cases++;
+    }
+    /* WRITE_LINES whose data does not match its masks */
+    hdr(f, 24 + 8 + 64, KONA_OP_WRITE_LINES, 1);
+    kona_st64(f + 24, slab);
+    kona_st64(f + 32, 0);
+    kona_st32(f + 40, 1);
+    kona_st32(f + 44, 0);
+    kona_st64(f + 48, 3);       /* two lines claimed, one sent */
+    expect_closed(n->unix_addr, f, 24 + 24 + 8 + 64, false), cases++;
+    /* WRITE_LINES at an unaligned block offset */
+    hdr(f, 24 + 8 + 64, KONA_OP_WRITE_LINES, 1);
+    kona_st64(f + 32, 64);
+    kona_st64(f + 48, 1);
+    expect_closed(n->unix_addr, f, 24 + 24 + 8 + 64, false), cases++;
+    /* a second HELLO */
+    {
+        uint8_t h2[KONA_HDR_SIZE + sizeof(KonaHelloReq)] = { 0 };
+        hdr(h2, sizeof(KonaHelloReq), KONA_OP_HELLO, 1);
+        kona_st32(h2 + 24, KONA_PROTO_MAGIC);
+        kona_st16(h2 + 28, 1);
+        expect_closed(n->unix_addr, h2, sizeof(h2), false), cases++;
+    }
+    /* no HELLO at all: garbage straight after connecting */
+    {
+        int fd = kona_connect(n->unix_addr, TIMEOUT_MS, &err);
+        char c;
+        g_assert_cmpint(fd, >=, 0);
+        const char *http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        g_assert_cmpint(write(fd, http, strlen(http)), ==, strlen(http));
+        g_assert_cmpint(recv(fd, &c, 1, 0), ==, 0);
+        close(fd);
+        cases++;
+    }
+
+    /* the well-behaved client never noticed */
+    g_assert_cmpint(kona_link_ping(good, &err), ==, 0);
+    g_assert_cmpint(kona_link_read(good, slab, 0, got, sizeof(got), &err), ==, 0);
+    g_assert_cmpmem(got, sizeof(got), data, sizeof(data));
+    g_assert_cmpint(kona_link_stats(good, &st, &err), ==, 0);
+    g_assert_cmpuint(st.bad_frames, ==, cases - 1);  /* truncation is EOF */
+    g_assert_cmpuint(st.clients, ==, 1);
+    g_assert_cmpuint(kona_link_reconnects(good), ==, 0);
+    node_free(n);
+}
+
+/*
+ * A greedy client floods 1 MiB READs and never reads a reply: the server
+ * stops reading it once --max-inflight bytes are queued for it, and the
+ * other clients go on at full speed.
+ */
+static void test_greedy_client(void)
+{
+    Node *n = node_start((const char *const[]){ "--max-inflight=2M", NULL });
+    g_autoptr(KonaLink) greedy = link_to(n->unix_addr);
+    g_autoptr(KonaLink) good = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t gslab = alloc_slab(greedy, 4 << 20), slab = alloc_slab(good, SLAB);
+    uint8_t f[48], data[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE];
+    uint64_t full = ~0ull;
+    size_t sent = 0;
+    int64_t t0;
+    KonaMemnodeStats st;
+
+    kona_set_nonblock(kona_link_fd(greedy), true);
+    for (uint64_t id = 1000;; id++) {
+        ssize_t r;
+
+        kona_hdr_encode(f, KONA_OP_READ, id, 0, 24);
+        kona_st64(f + 24, gslab);
+        kona_st64(f + 32, (id % 4) << 20);
+        kona_st32(f + 40, 1 << 20);
+        kona_st32(f + 44, 0);
+        r = send(kona_link_fd(greedy), f, sizeof(f), MSG_NOSIGNAL);
+        if (r < 0) {
+            g_assert_cmpint(errno, ==, EAGAIN);
+            break;              /* the server stopped reading us */
+        }
+        g_assert_cmpint(r, ==, sizeof(f));
+        sent++;
+        g_assert_cmpuint(sent, <, 1000000);
+    }
+    /* far more was asked for than the server queued */
+    g_assert_cmpuint(sent, >, 100);
+    t0 = kona_now_ms();
+    for (int i = 0; i < 500; i++) {
+        mn_fill(data, sizeof(data), i);
+        g_assert_cmpint(kona_link_write_lines(good, slab, (i % 256) * 4096ull,
+                                              1, &full, data, &err), ==, 0);
+        g_assert_cmpint(kona_link_read(good, slab, (i % 256) * 4096ull, got,
+                                       sizeof(got), &err), ==, 0);
+        g_assert_cmpmem(got, sizeof(got), data, sizeof(data));
+    }
+    g_assert_cmpint(kona_now_ms() - t0, <, 3000);
+    g_assert_cmpint(kona_link_stats(good, &st, &err), ==, 0);
+    /* the greedy client got at most its in-flight allowance answered */
+    g_test_message("greedy client sent %zu 1 MiB READs; %" G_GUINT64_FORMAT
+                   " MiB were read for everyone", sent, st.bytes_read >> 20);
+    g_assert_cmpuint(st.bytes_read, <, (uint64_t)(sent / 2) << 20);
+    g_assert_cmpuint(st.clients, ==, 2);
+    node_free(n);
+}
+
+/* Connections that never say HELLO are dropped; idle ready ones are not. */
+static void test_handshake_timeout(void)
+{
+    Node *n = node_start((const char *const[]){ "--handshake-timeout=1",
+                                                NULL });
+    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    int fd = kona_connect(n->tcp_addr, TIMEOUT_MS, &err);
+    int64_t t0 = kona_now_ms();
+    char c;
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(recv(fd, &c, 1, 0), ==, 0);
+    g_assert_cmpint(kona_now_ms() - t0, >=, 900);
+    g_assert_cmpint(kona_now_ms() - t0, <, 3000);
+    close(fd);
+    g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+    g_assert_cmpuint(kona_link_reconnects(l), ==, 0);
+    node_free(n);
+}
+
+/* ---- persistence and reconnection ---- */
+
+static void test_persistence(void)
+{
+    g_autofree char *data_dir = mn_tmpdir();
+    g_autofree char *dd_opt = g_strdup_printf("--data-dir=%s", data_dir);
+    const char *const args[] = { dd_opt, NULL };
+    Node *n = node_start(args);
+    g_autoptr(GError) err = NULL;
+    KonaLink *l = link_to(n->unix_addr);
+    g_autofree uint8_t *model = g_malloc0(SLAB);
+    g_autofree uint8_t *src = g_malloc(SLAB);
+    uint64_t slab = alloc_slab(l, SLAB), vol, vsize;
+    uint8_t key[KONA_KEY_SIZE], buf[64];
+    g_autofree char *old_unix = g_strdup(n->unix_addr);
+    bool created;
+
+    g_assert_true(kona_link_caps(l) & KONA_CAP_PERSIST);
+    mn_fill(src, SLAB, 77);
+    for (uint64_t p = 0; p < SLAB / KONA_PAGE_SIZE; p += 3) {
+        write_page(l, slab, model, p * KONA_PAGE_SIZE, 0xF0F0F0F0F0F0F0F0ull,
+                   src + p * KONA_PAGE_SIZE);
+    }
+    g_assert_cmpint(kona_link_slab_attach(l, "vm-disk.0", 65536, true, &vol,
+                                          &vsize, &created, &err), ==, 0);
+    g_assert_true(created);
+    mn_fill(buf, sizeof(buf), 8);
+    g_assert_cmpint(kona_link_write_lines(l, vol, 8192, 1,
+                                          (uint64_t[]){ 1ull << 5 }, buf,
+                                          &err), ==, 0);
+    g_assert_cmpint(kona_link_flush(l, &err), ==, 0);
+    kona_link_slab_info(l, slab, key, NULL);
+
+    /* restart the memnode on the same socket path and data directory */
+    g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
+    g_assert_false(g_file_test(old_unix + 5, G_FILE_TEST_EXISTS));
+    mn_proc_free(n->proc);
+    {
+        g_autofree char *l1 = g_strdup_printf("--listen=%s", old_unix);
+        const char *const a2[] = { l1, dd_opt, NULL };
+        n->proc = mn_proc_start(mn_memnode_bin(), a2);
+    }
+
+    /* the old link notices, reconnects and reopens its slab by key */
+    check_slab(l, slab, model, SLAB);
+    g_assert_cmpuint(kona_link_reconnects(l), ==, 1);
+    kona_link_close(l);
+
+    /* a new client: the slab by key, the volume by name */
+    l = link_to(old_unix);
+    g_assert_cmpint(kona_link_slab_open(l, slab, key, NULL, &err), ==, 0);
+    check_slab(l, slab, model, SLAB);
+    g_assert_cmpint(kona_link_slab_attach(l, "vm-disk.0", 0, false, &vol,
+                                          &vsize, &created, &err), ==, 0);
+    g_assert_false(created);
+    g_assert_cmpuint(vsize, ==, 65536);
+    {
+        uint8_t got[64];
+        g_assert_cmpint(kona_link_read(l, vol, 8192 + 5 * 64, got, 64, &err),
+                        ==, 0);
+        g_assert_cmpmem(got, 64, buf, 64);
+    }
+    /* a crash (SIGKILL) after FLUSH loses nothing either */
+    mn_fill(buf, sizeof(buf), 9);
+    g_assert_cmpint(kona_link_write_lines(l, vol, 0, 1, (uint64_t[]){ 1 }, buf,
+                                          &err), ==, 0);
+    g_assert_cmpint(kona_link_flush(l, &err), ==, 0);
+    mn_proc_kill(n->proc);
+    mn_proc_free(n->proc);
+    {
+        g_autofree char *l1 = g_strdup_printf("--listen=%s", old_unix);
+        const char *const a2[] = { l1, dd_opt, NULL };
+        n->proc = mn_proc_start(mn_memnode_bin(), a2);
+    }
+    {
+        uint8_t got[64];
+        g_assert_cmpint(kona_link_read(l, vol, 0, got, 64, &err), ==, 0);
+        g_assert_cmpmem(got, 64, buf, 64);
+    }
+    /* freeing removes the files */
+    g_assert_cmpint(kona_link_slab_free(l, vol, &err), ==, 0);
+    g_assert_cmpint(kona_link_slab_free(l, slab, &err), ==, 0);
+    kona_link_close(l);
+    {
+        g_autoptr(GDir) d = g_dir_open(data_dir, 0, NULL);
+        g_assert_null(g_dir_read_name(d));
+    }
+    node_free(n);
+    mn_rm_rf(data_dir);
+}
+
+/* Without a data directory a restart loses the slabs, and says so. */
+static void test_restart_anonymous(void)
+{
+    Node *n = node_start(NULL);
+    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = alloc_slab(l, 65536);
+    uint8_t buf[64];
+    g_autofree char *l1 = g_strdup_printf("--listen=%s", n->unix_addr);
+    const char *const a2[] = { l1, NULL };
+
+    mn_proc_kill(n->proc);
+    mn_proc_free(n->proc);
+    n->proc = mn_proc_start(mn_memnode_bin(), a2);
+    g_assert_cmpint(kona_link_read(l, slab, 0, buf, 64, &err), ==, -EACCES);
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+    g_assert_cmpuint(kona_link_reconnects(l), ==, 1);
+    node_free(n);
+}
+
+/* Orphaned slabs linger for their owner, then go. */
+static void test_linger(void)
+{
+    const char *const args0[] = { "--linger=0", NULL };
+    Node *n = node_start(args0);
+    g_autoptr(GError) err = NULL;
+    KonaLink *a = link_to(n->unix_addr);
+    g_autoptr(KonaLink) b = link_to(n->unix_addr);
+    uint64_t slab = alloc_slab(a, 65536);
+    uint8_t key[KONA_KEY_SIZE];
+    KonaMemnodeStats st;
+
+    kona_link_slab_info(a, slab, key, NULL);
+    kona_link_close(a);
+    /* a's slab went with a (linger 0); b's STATS is ordered after a's
+     * close only once the server saw the close, so poll briefly */
+    for (int i = 0; i < 500; i++) {
+        g_assert_cmpint(kona_link_stats(b, &st, &err), ==, 0);
+        if (st.clients == 1) {
+            break;
+        }
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(st.slabs, ==, 0);
+    g_assert_cmpint(kona_link_slab_open(b, slab, key, NULL, &err), ==,
+                    -EACCES);
+    node_free(n);
+}
+
+/* ---- limits ---- */
+
+static void test_limits(void)
+{
+    const char *const args[] = { "--capacity=1M", "--max-client-slabs=3",
+                                 NULL };
+    Node *n = node_start(args);
+    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) m = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t id, big;
+
+    alloc_slab(l, 4096);
+    alloc_slab(l, 4096);
+    alloc_slab(l, 4096);
+    g_assert_cmpint(kona_link_slab_alloc(l, 4096, &id, &err), ==, -EMFILE);
+    g_assert_nonnull(strstr(err->message, "slabs open"));
+    g_clear_error(&err);
+    /* the other client is not affected by l's limit, only by capacity */
+    g_assert_cmpint(kona_link_slab_alloc(m, 2 << 20, &id, &err), ==, -ENOSPC);
+    g_assert_nonnull(strstr(err->message, "out of capacity"));
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_slab_alloc(m, 12345, &id, &err), ==, -EINVAL);
+    g_clear_error(&err);
+    big = alloc_slab(m, 1024 * 1024 - 3 * 4096);
+    g_assert_cmpint(kona_link_slab_alloc(m, 4096, &id, &err), ==, -ENOSPC);
+    g_clear_error(&err);
+    /* out-of-range I/O on a known slab is refused locally, link intact */
+    {
+        uint8_t b[64];
+        g_assert_cmpint(kona_link_read(m, big, 1 << 20, b, 64, &err), ==,
+                        -EINVAL);
+        g_clear_error(&err);
+        g_assert_cmpint(kona_link_read(m, big, 0, b, 0, &err), ==, -EINVAL);
+        g_clear_error(&err);
+        g_assert_cmpint(kona_link_ping(m, &err), ==, 0);
+    }
+    node_free(n);
+}
+
+/* ---- timeouts and reconnection ---- */
+
+static void test_timeout_reconnect(void)
+{
+    Node *n = node_start(NULL);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) l = NULL;
+    uint64_t slab;
+    uint8_t buf[64];
+    int64_t t0;
+
+    l = kona_link_connect(n->unix_addr, 300, &err);
+    g_assert_no_error(err);
+    slab = alloc_slab(l, 65536);
+    /* a stopped server: the request times out, bounded */
+    kill(n->proc->pid, SIGSTOP);
+    t0 = kona_now_ms();
+    g_assert_cmpint(kona_link_read(l, slab, 0, buf, 64, &err), ==,
+                    -ETIMEDOUT);
+    g_assert_cmpint(kona_now_ms() - t0, >=, 250);
+    g_assert_cmpint(kona_now_ms() - t0, <, 3000);
+    g_assert_nonnull(strstr(err->message, n->unix_addr));
+    g_clear_error(&err);
+    g_assert_false(kona_link_connected(l));
+    kill(n->proc->pid, SIGCONT);
+    /* the next call reconnects and reopens the slab */
+    g_assert_cmpint(kona_link_read(l, slab, 0, buf, 64, &err), ==, 0);
+    g_assert_cmpuint(kona_link_reconnects(l), ==, 1);
+    node_free(n);
+}
+
+static void test_connect_errors(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *path = g_strdup_printf("unix:%s/none.sock", dir);
+    g_autofree char *bound = NULL;
+    bool lo;
+    int lfd;
+    int64_t t0;
+
+    g_assert_null(kona_link_connect(path, 1000, &err));
+    g_assert_error(err, KONA_ERROR, ENOENT);
+    g_clear_error(&err);
+    g_assert_null(kona_link_connect("bogus", 1000, &err));
+    g_assert_error(err, KONA_ERROR, EINVAL);
+    g_clear_error(&err);
+    g_assert_null(kona_link_connect("tcp:127.0.0.1:99999", 1000, &err));
+    g_clear_error(&err);
+    /* a listener that never answers HELLO: bounded by the timeout */
+    lfd = kona_listen(path, &bound, &lo, &err);
+    g_assert_cmpint(lfd, >=, 0);
+    t0 = kona_now_ms();
+    g_assert_null(kona_link_connect(path, 200, &err));
+    g_assert_error(err, KONA_ERROR, ETIMEDOUT);
+    g_assert_cmpint(kona_now_ms() - t0, <, 2000);
+    close(lfd);
+    mn_rm_rf(dir);
+}
+
+/* ---- authentication ---- */
+
+static void test_auth(void)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *sf = g_build_filename(dir, "secret", NULL);
+    g_autofree char *sopt = g_strdup_printf("--secret-file=%s", sf);
+    const char *secret = "correct horse battery staple";
+    const char *const args[] = { sopt, "--auth-all", NULL };
+    g_autoptr(GError) err = NULL;
+    KonaLinkOptions o = { .timeout_ms = TIMEOUT_MS };
+    KonaLink *l;
+    Node *n;
+
+    g_assert_true(g_file_set_contents(sf, secret, -1, NULL));
+    chmod(sf, 0600);
+    n = node_start(args);
+
+    g_assert_null(kona_link_connect(n->unix_addr, TIMEOUT_MS, &err));
+    g_assert_error(err, KONA_ERROR, EACCES);
+    g_clear_error(&err);
+    o.secret = "wrong horse battery staple!";
+    o.secret_len = strlen(o.secret);
+    g_assert_null(kona_link_connect_opts(n->tcp_addr, &o, &err));
+    g_assert_error(err, KONA_ERROR, EACCES);
+    g_clear_error(&err);
+    o.secret = secret;
+    o.secret_len = strlen(secret);
+    l = kona_link_connect_opts(n->tcp_addr, &o, &err);
+    g_assert_no_error(err);
+    g_assert_true(kona_link_caps(l) & KONA_CAP_AUTH);
+    alloc_slab(l, 4096);
+    kona_link_close(l);
+
+    /* ops before AUTH are a protocol violation */
+    {
+        uint8_t f[KONA_HDR_SIZE + sizeof(KonaHelloReq) + KONA_HDR_SIZE] = { 0 };
+        int fd = kona_connect(n->unix_addr, TIMEOUT_MS, &err);
+        uint8_t rep[KONA_HDR_SIZE + sizeof(KonaHelloRep)];
+        char c;
+
+        kona_hdr_encode(f, KONA_OP_HELLO, 1, 0, sizeof(KonaHelloReq));
+        kona_st32(f + 24, KONA_PROTO_MAGIC);
+        kona_st16(f + 28, 1);
+        kona_hdr_encode(f + 24 + sizeof(KonaHelloReq), KONA_OP_PING, 2, 0, 0);
+        g_assert_cmpint(write(fd, f, sizeof(f)), ==, sizeof(f));
+        g_assert_cmpint(recv(fd, rep, sizeof(rep), MSG_WAITALL), ==,
+                        sizeof(rep));
+        g_assert_cmpint(kona_ld16(rep + 24 + 6) & KONA_HELLO_F_AUTH_REQUIRED,
+                        !=, 0);
+        g_assert_cmpint(recv(fd, &c, 1, 0), ==, 0);
+        close(fd);
+    }
+    node_free(n);
+    mn_rm_rf(dir);
+}
+
+/* A non-loopback listener without a secret is refused at startup. */
+static void test_cli(void)
+{
+    g_autofree char *out = NULL, *errs = NULL;
+    const char *bin = mn_memnode_bin();
+    int st;
+    char *argv[] = { (char *)bin, (char *)"--help", NULL };
+    char *argv2[] = { (char *)bin, (char *)"--listen=tcp:0.0.0.0:0", NULL };
+    char *argv3[] = { (char *)bin, (char *)"--capacity=lots", NULL };
+    char *argv4[] = { (char *)bin, (char *)"--listen=udp:x", NULL };
+
+    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &out, &errs, &st, NULL));
+    g_assert_true(g_spawn_check_wait_status(st, NULL));
+    g_assert_nonnull(strstr(out, "--data-dir"));
+    g_assert_nonnull(strstr(out, "--ready-fd"));
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&errs, g_free);
+    g_assert_true(g_spawn_sync(NULL, argv2, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &out, &errs, &st, NULL));
+    g_assert_false(g_spawn_check_wait_status(st, NULL));
+    g_assert_nonnull(strstr(errs, "--secret-file"));
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&errs, g_free);
+    g_assert_true(g_spawn_sync(NULL, argv3, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &out, &errs, &st, NULL));
+    g_assert_false(g_spawn_check_wait_status(st, NULL));
+    g_assert_nonnull(strstr(errs, "bad size 'lots'"));
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&errs, g_free);
+    g_assert_true(g_spawn_sync(NULL, argv4, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &out, &errs, &st, NULL));
+    g_assert_false(g_spawn_check_wait_status(st, NULL));
+    g_assert_nonnull(strstr(errs, "bad address 'udp:x'"));
+}
+
+/* SIGTERM: exit 0, socket file removed, clients see end of stream. */
+static void test_sigterm(void)
+{
+    Node *n = node_start(NULL);
+    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+
+    g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+    g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
+    g_assert_false(g_file_test(n->unix_addr + 5, G_FILE_TEST_EXISTS));
+    g_assert_cmpint(kona_link_ping(l, &err), <, 0);
+    node_free(n);
+}
+
+static void test_stats(void)
+{
+    Node *n = node_start((const char *const[]){ "--capacity=64M", NULL });
+    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = alloc_slab(l, 1 << 20), mask = 0x0F;
+    uint8_t buf[4096] = { 0 };
+    KonaMemnodeStats st;
+
+    g_assert_cmpint(kona_link_write_lines(l, slab, 0, 1, &mask, buf, &err),
+                    ==, 0);
+    g_assert_cmpint(kona_link_read(l, slab, 0, buf, 4096, &err), ==, 0);
+    g_assert_cmpint(kona_link_ping_data(l, "hello", 5, &err), ==, 0);
+    g_assert_cmpint(kona_link_stats(l, &st, &err), ==, 0);
+    g_assert_cmpuint(st.lines_written, ==, 4);
+    g_assert_cmpuint(st.bytes_written, ==, 256);
+    g_assert_cmpuint(st.bytes_read, ==, 4096);
+    g_assert_cmpuint(st.reads, ==, 1);
+    g_assert_cmpuint(st.writes, ==, 1);
+    g_assert_cmpuint(st.slabs, ==, 1);
+    g_assert_cmpuint(st.slab_bytes, ==, 1 << 20);
+    g_assert_cmpuint(st.capacity, ==, 64 << 20);
+    g_assert_cmpuint(st.clients, ==, 1);
+    node_free(n);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    g_test_add_func("/memnode/roundtrip/unix", test_roundtrip_unix);
+    g_test_add_func("/memnode/roundtrip/tcp", test_roundtrip_tcp);
+    g_test_add_func("/memnode/only-masked-lines", test_only_masked_lines);
+    g_test_add_func("/memnode/pipeline", test_pipeline);
+    g_test_add_func("/memnode/pipeline-large", test_pipeline_large);
+    g_test_add_func("/memnode/concurrent/unix", test_concurrent_unix);
+    g_test_add_func("/memnode/concurrent/tcp", test_concurrent_tcp);
+    g_test_add_func("/memnode/isolation", test_isolation);
+    g_test_add_func("/memnode/malformed", test_malformed);
+    g_test_add_func("/memnode/greedy-client", test_greedy_client);
+    g_test_add_func("/memnode/handshake-timeout", test_handshake_timeout);
+    g_test_add_func("/memnode/persistence", test_persistence);
+    g_test_add_func("/memnode/restart-anonymous", test_restart_anonymous);
+    g_test_add_func("/memnode/linger", test_linger);
+    g_test_add_func("/memnode/limits", test_limits);
+    g_test_add_func("/memnode/timeout-reconnect", test_timeout_reconnect);
+    g_test_add_func("/memnode/connect-errors", test_connect_errors);
+    g_test_add_func("/memnode/auth", test_auth);
+    g_test_add_func("/memnode/cli", test_cli);
+    g_test_add_func("/memnode/sigterm", test_sigterm);
+    g_test_add_func("/memnode/stats", test_stats);
+    return g_test_run();
+}
