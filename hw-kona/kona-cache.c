@@ -1,0 +1,332 @@
+/*
+ * Kona-CXL: the device's local cache of remote memory (bookkeeping).
+ *
+ * Only standard and GLib headers here: this file is also built outside
+ * QEMU's tree for the unit tests.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <glib.h>
+#include <string.h>
+
+#include "kona-cache.h"
+
+/* The block table costs 4 bytes per block of media. */
+#define KONA_CACHE_MAX_BLOCKS   (1ull << 26)
+
+bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
+                            uint64_t block_size, const char **why)
+{
+    if (block_size < KONA_CACHE_MIN_BLOCK ||
+        block_size > KONA_CACHE_MAX_BLOCK ||
+        (block_size & (block_size - 1))) {
+        *why = "must be a power of two from 64 B to 2 MiB";
+        return false;
+    }
+    if (media_size % block_size) {
+        *why = "must divide the media size";
+        return false;
+    }
+    if (media_size / block_size > KONA_CACHE_MAX_BLOCKS) {
+        *why = "is too small for this media size (at most 2^26 blocks)";
+        return false;
+    }
+    if (cache_size < block_size || cache_size % block_size ||
+        cache_size > media_size || cache_size / block_size > UINT32_MAX - 1) {
+        *why = "must make the cache a whole number of blocks, at least one, "
+               "and no larger than the media";
+        return false;
+    }
+    return true;
+}
+
+void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
+                     uint32_t block_size, KonaPolicy policy, void *mem)
+{
+    memset(c, 0, sizeof(*c));
+    c->media_size = media_size;
+    c->block_size = block_size;
+    c->block_shift = __builtin_ctz(block_size);
+    c->lines_per_block = block_size / KONA_CACHE_LINE_SIZE;
+    c->words_per_block = (c->lines_per_block + 63) / 64;
+    c->nblocks = media_size / block_size;
+    c->nframes = cache_size / block_size;
+    c->mem = mem;
+    c->policy = policy;
+    c->rand_state = 0x9e3779b97f4a7c15ull;
+
+    c->table = g_new(uint32_t, c->nblocks);
+    memset(c->table, 0xff, c->nblocks * sizeof(uint32_t));
+    c->frames = g_new0(KonaFrame, c->nframes);
+    c->dirty_words = g_new0(uint64_t,
+                            (size_t)c->nframes * c->words_per_block);
+    c->free = g_new(uint32_t, c->nframes);
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        c->frames[f].dirty = c->dirty_words + (size_t)f * c->words_per_block;
+        /* Hand out frame 0 first. */
+        c->free[f] = c->nframes - 1 - f;
+    }
+    c->nfree = c->nframes;
+    c->fifo_head = c->fifo_tail = KONA_NO_FRAME;
+}
+
+void kona_cache_destroy(KonaCache *c)
+{
+    g_free(c->table);
+    g_free(c->frames);
+    g_free(c->dirty_words);
+    g_free(c->free);
+    memset(c, 0, sizeof(*c));
+}
+
+uint32_t kona_cache_take_free(KonaCache *c)
+{
+    return c->nfree ? c->free[--c->nfree] : KONA_NO_FRAME;
+}
+
+void kona_cache_put_free(KonaCache *c, uint32_t frame)
+{
+    g_assert(!c->frames[frame].resident && c->nfree < c->nframes);
+    c->free[c->nfree++] = frame;
+}
+
+static uint64_t next_random(KonaCache *c)
+{
+    /* xorshift64*: deterministic, so runs are repeatable. */
+    c->rand_state ^= c->rand_state >> 12;
+    c->rand_state ^= c->rand_state << 25;
+    c->rand_state ^= c->rand_state >> 27;
+    return c->rand_state * 0x2545f4914f6cdd1dull;
+}
+
+uint32_t kona_cache_pick_victim(KonaCache *c)
+{
+    g_assert(kona_cache_resident(c) > 0);
+
+    switch (c->policy) {
+    case KONA_POLICY_FIFO:
+        return c->fifo_head;
+    case KONA_POLICY_RANDOM:
+        for (;;) {
+            uint32_t f = next_random(c) % c->nframes;
+
+            if (c->frames[f].resident) {
+                return f;
+            }
+        }
+    case KONA_POLICY_CLOCK:
+    default:
+        /* At most two sweeps: the first clears every access bit. */
+        for (;;) {
+            KonaFrame *fr = &c->frames[c->clock_hand];
+            uint32_t f = c->clock_hand;
+
+            c->clock_hand = (c->clock_hand + 1) % c->nframes;
+            if (!fr->resident) {
+                continue;
+            }
+            if (!fr->accessed) {
+                return f;
+            }
+            fr->accessed = false;
+        }
+    }
+}
+
+void kona_cache_install(KonaCache *c, uint32_t frame, uint64_t block)
+{
+    KonaFrame *fr = &c->frames[frame];
+
+    g_assert(block < c->nblocks && c->table[block] == KONA_NO_FRAME);
+    g_assert(!fr->resident);
+    fr->block = block;
+    fr->resident = true;
+    fr->accessed = true;
+    fr->ndirty = 0;
+    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
+    c->table[block] = frame;
+
+    fr->fifo_prev = c->fifo_tail;
+    fr->fifo_next = KONA_NO_FRAME;
+    if (c->fifo_tail != KONA_NO_FRAME) {
+        c->frames[c->fifo_tail].fifo_next = frame;
+    } else {
+        c->fifo_head = frame;
+    }
+    c->fifo_tail = frame;
+}
+
+void kona_cache_drop(KonaCache *c, uint32_t frame)
+{
+    KonaFrame *fr = &c->frames[frame];
+
+    g_assert(fr->resident && fr->ndirty == 0);
+    c->table[fr->block] = KONA_NO_FRAME;
+    fr->resident = false;
+    fr->accessed = false;
+
+    if (fr->fifo_prev != KONA_NO_FRAME) {
+        c->frames[fr->fifo_prev].fifo_next = fr->fifo_next;
+    } else {
+        c->fifo_head = fr->fifo_next;
+    }
+    if (fr->fifo_next != KONA_NO_FRAME) {
+        c->frames[fr->fifo_next].fifo_prev = fr->fifo_prev;
+    } else {
+        c->fifo_tail = fr->fifo_prev;
+    }
+    c->free[c->nfree++] = frame;
+}
+
+uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
+                               uint32_t len)
+{
+    KonaFrame *fr = &c->frames[frame];
+    uint32_t first = off >> KONA_CACHE_LINE_SHIFT;
+    uint32_t last = (off + len - 1) >> KONA_CACHE_LINE_SHIFT;
+    uint32_t added = 0;
+
+    g_assert(len > 0 && last < c->lines_per_block);
+    for (uint32_t l = first; l <= last; l++) {
+        uint64_t bit = 1ull << (l % 64);
+        uint64_t *w = &fr->dirty[l / 64];
+
+        if (!(*w & bit)) {
+            *w |= bit;
+            added++;
+        }
+    }
+    if (added) {
+        c->dirty_frames += fr->ndirty == 0;
+        fr->ndirty += added;
+        c->dirty_lines += added;
+    }
+    return added;
+}
+
+uint32_t kona_cache_block_pages(const KonaCache *c)
+{
+    return c->block_size >= KONA_CACHE_PAGE_SIZE
+           ? c->block_size / KONA_CACHE_PAGE_SIZE : 1;
+}
+
+uint64_t kona_cache_page_base(const KonaCache *c, uint32_t frame)
+{
+    uint64_t start = c->frames[frame].block << c->block_shift;
+
+    return start & ~(uint64_t)(KONA_CACHE_PAGE_SIZE - 1);
+}
+
+uint64_t kona_cache_page_mask(const KonaCache *c, uint32_t frame,
+                              uint32_t page)
+{
+    const KonaFrame *fr = &c->frames[frame];
+
+    if (c->lines_per_block >= 64) {
+        return fr->dirty[page];
+    }
+    /* A sub-page block: its lines sit at its position within the page. */
+    return fr->dirty[0] << ((fr->block << c->block_shift) %
+                            KONA_CACHE_PAGE_SIZE / KONA_CACHE_LINE_SIZE);
+}
+
+KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist)
+{
+    KonaFrame *fr = &c->frames[frame];
+    KonaWriteback wb = { 0 };
+    uint32_t npages = kona_cache_block_pages(c);
+
+    if (fr->ndirty == 0) {
+        return wb;
+    }
+    for (uint32_t p = 0; p < npages; p++) {
+        unsigned n = __builtin_popcountll(kona_cache_page_mask(c, frame, p));
+
+        if (n) {
+            wb.pages++;
+            if (hist) {
+                hist[n]++;
+            }
+        }
+    }
+    /* A block never spans two 2 MiB pages (blocks are at most 2 MiB). */
+    wb.lines = fr->ndirty;
+    wb.huge_pages = 1;
+
+    c->dirty_lines -= fr->ndirty;
+    c->dirty_frames--;
+    fr->ndirty = 0;
+    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
+    return wb;
+}
+
+/* Dirty bits of lines [first, first + n) of @frame, n <= 64. */
+static uint64_t frame_bits(const KonaCache *c, uint32_t frame, uint32_t first,
+                           uint32_t n)
+{
+    const uint64_t *d = c->frames[frame].dirty;
+    uint64_t lo = d[first / 64] >> (first % 64);
+
+    if (first % 64 && first / 64 + 1 < c->words_per_block) {
+        lo |= d[first / 64 + 1] << (64 - first % 64);
+    }
+    return n == 64 ? lo : lo & ((1ull << n) - 1);
+}
+
+uint64_t kona_cache_dirty_group(const KonaCache *c, uint64_t group)
+{
+    uint64_t line = group * 64, mask = 0;
+    uint32_t per_block = c->lines_per_block;
+
+    if (group >= c->media_size / KONA_CACHE_PAGE_SIZE) {
+        return 0;
+    }
+    /* The group covers one block, part of one, or several whole ones. */
+    for (uint32_t done = 0; done < 64;) {
+        uint64_t block = (line + done) / per_block;
+        uint32_t in_block = (line + done) % per_block;
+        uint32_t n = MIN(64 - done, per_block - in_block);
+        uint32_t f = c->table[block];
+
+        if (f != KONA_NO_FRAME && c->frames[f].ndirty) {
+            mask |= frame_bits(c, f, in_block, n) << done;
+        }
+        done += n;
+    }
+    return mask;
+}
+
+uint64_t kona_cache_count_dirty(const KonaCache *c, uint64_t addr,
+                                uint64_t len)
+{
+    uint64_t first, last, count = 0;
+
+    if (len == 0) {
+        return 0;
+    }
+    first = addr >> KONA_CACHE_LINE_SHIFT;
+    last = (addr + len - 1) >> KONA_CACHE_LINE_SHIFT;
+    /* Only resident frames can hold dirty lines: visit those. */
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        const KonaFrame *fr = &c->frames[f];
+        uint64_t b0, lo, hi;
+
+        if (!fr->resident || !fr->ndirty) {
+            continue;
+        }
+        b0 = fr->block * c->lines_per_block;
+        if (b0 > last || b0 + c->lines_per_block <= first) {
+            continue;
+        }
+        lo = MAX(first, b0) - b0;
+        hi = MIN(last, b0 + c->lines_per_block - 1) - b0;
+        if (lo == 0 && hi == c->lines_per_block - 1) {
+            count += fr->ndirty;
+            continue;
+        }
+        for (uint64_t l = lo; l <= hi; l++) {
+            count += (fr->dirty[l / 64] >> (l % 64)) & 1;
+        }
+    }
+    return count;
+}

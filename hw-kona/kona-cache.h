@@ -1,0 +1,157 @@
+/*
+ * Kona-CXL: the device's local cache of remote memory.
+ *
+ * The media the guest sees (media_size bytes) is cut into blocks of
+ * block_size bytes, the fetch unit.  A block is either resident in one of
+ * the cache's frames or only on its memory node.  Each frame keeps a
+ * dirty bitmap with one bit per 64-byte line and an access bit for the
+ * replacement policy.
+ *
+ * Pure bookkeeping: no I/O and no locking (the device serialises), and no
+ * QEMU dependency, so it is unit-tested outside QEMU's tree.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef KONA_CACHE_H
+#define KONA_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KONA_CACHE_LINE_SHIFT   6
+#define KONA_CACHE_LINE_SIZE    64u
+#define KONA_CACHE_PAGE_SIZE    4096u
+#define KONA_CACHE_HUGE_SIZE    (2u << 20)
+#define KONA_CACHE_MIN_BLOCK    64u
+#define KONA_CACHE_MAX_BLOCK    (2u << 20)
+#define KONA_NO_FRAME           UINT32_MAX
+
+typedef enum KonaPolicy {
+    KONA_POLICY_CLOCK = 0,      /* second chance on the access bit */
+    KONA_POLICY_FIFO = 1,       /* oldest installed first */
+    KONA_POLICY_RANDOM = 2,
+    KONA_POLICY__MAX
+} KonaPolicy;
+
+typedef struct KonaFrame {
+    uint64_t block;             /* block index, valid if resident */
+    uint64_t *dirty;            /* lines_per_block bits */
+    uint32_t ndirty;
+    bool resident;
+    bool accessed;
+    uint32_t fifo_prev, fifo_next;  /* install order, resident frames */
+} KonaFrame;
+
+/* What writing back one frame's dirty lines costs, and would have cost. */
+typedef struct KonaWriteback {
+    uint64_t lines;             /* dirty 64 B lines written */
+    uint64_t pages;             /* distinct 4 KiB pages with a dirty line */
+    uint64_t huge_pages;        /* distinct 2 MiB pages with a dirty line */
+} KonaWriteback;
+
+typedef struct KonaCache {
+    uint64_t media_size;
+    uint32_t block_size;
+    unsigned block_shift;
+    uint32_t lines_per_block;
+    uint32_t words_per_block;   /* uint64_t words of a dirty bitmap */
+    uint64_t nblocks;
+    uint32_t nframes;
+
+    uint8_t *mem;               /* nframes * block_size bytes */
+    uint32_t *table;            /* block -> frame, or KONA_NO_FRAME */
+    KonaFrame *frames;
+    uint64_t *dirty_words;      /* backing store of every frame's bitmap */
+
+    uint32_t *free;             /* stack of free frames */
+    uint32_t nfree;
+    uint32_t fifo_head, fifo_tail;  /* oldest, newest resident frame */
+
+    KonaPolicy policy;
+    uint32_t clock_hand;
+    uint64_t rand_state;
+
+    uint64_t dirty_lines;       /* sum of ndirty */
+    uint64_t dirty_frames;      /* frames with ndirty > 0 */
+} KonaCache;
+
+/* Checks the geometry; returns NULL with *why set (static text) if bad. */
+bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
+                            uint64_t block_size, const char **why);
+/* @mem: cache_size bytes the caller owns (e.g. an mmap). */
+void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
+                     uint32_t block_size, KonaPolicy policy, void *mem);
+void kona_cache_destroy(KonaCache *c);
+
+static inline uint64_t kona_cache_block_of(const KonaCache *c, uint64_t addr)
+{
+    return addr >> c->block_shift;
+}
+
+/* The frame holding @block, or KONA_NO_FRAME. */
+static inline uint32_t kona_cache_frame_of(const KonaCache *c,
+                                           uint64_t block)
+{
+    return c->table[block];
+}
+
+static inline uint8_t *kona_cache_frame_mem(const KonaCache *c, uint32_t f)
+{
+    return c->mem + (size_t)f * c->block_size;
+}
+
+/* A free frame, or KONA_NO_FRAME if the cache is full. */
+uint32_t kona_cache_take_free(KonaCache *c);
+/* Give back a frame taken with kona_cache_take_free() but not installed. */
+void kona_cache_put_free(KonaCache *c, uint32_t frame);
+/* The frame the policy would evict next (the cache must not be empty). */
+uint32_t kona_cache_pick_victim(KonaCache *c);
+/* Make @frame (just taken from the free list) hold @block, clean. */
+void kona_cache_install(KonaCache *c, uint32_t frame, uint64_t block);
+/* Forget @frame's block (its dirty lines must have been written back). */
+void kona_cache_drop(KonaCache *c, uint32_t frame);
+
+static inline void kona_cache_touch(KonaCache *c, uint32_t frame)
+{
+    c->frames[frame].accessed = true;
+}
+
+/*
+ * Mark the lines of [off, off + len) within @frame dirty; the range must
+ * not leave the block.  Returns how many lines were clean before.
+ */
+uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
+                               uint32_t len);
+
+/*
+ * Dirty-line mask of 4 KiB page @page of @frame's block (page 0 starts at
+ * the block, or for blocks under 4 KiB at the 4 KiB page holding it: then
+ * only the block's own lines can be set).
+ */
+uint64_t kona_cache_page_mask(const KonaCache *c, uint32_t frame,
+                              uint32_t page);
+/* Pages a write-back of one block covers: max(1, block_size / 4096). */
+uint32_t kona_cache_block_pages(const KonaCache *c);
+/* Media offset of page 0 of kona_cache_page_mask() for @frame. */
+uint64_t kona_cache_page_base(const KonaCache *c, uint32_t frame);
+
+/*
+ * Account for writing back @frame's dirty lines (counts only; copying the
+ * data is the caller's job), then mark the frame clean.  @hist, if not
+ * NULL, has 65 buckets: hist[n] += pages with n dirty lines (n >= 1).
+ */
+KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist);
+
+/* Dirty mask of media lines [group * 64, group * 64 + 64) (one 4 KiB). */
+uint64_t kona_cache_dirty_group(const KonaCache *c, uint64_t group);
+/* Dirty lines in media range [addr, addr + len). */
+uint64_t kona_cache_count_dirty(const KonaCache *c, uint64_t addr,
+                                uint64_t len);
+
+static inline uint32_t kona_cache_resident(const KonaCache *c)
+{
+    return c->nframes - c->nfree;
+}
+
+#endif /* KONA_CACHE_H */

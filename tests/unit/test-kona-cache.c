@@ -1,0 +1,307 @@
+/*
+ * Unit tests of the cache bookkeeping (hw-kona/kona-cache.c): frames,
+ * replacement policies, dirty lines, write-back accounting.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <glib.h>
+#include <string.h>
+
+#include "kona-cache.h"
+
+typedef struct Fixture {
+    KonaCache c;
+    void *mem;
+} Fixture;
+
+static void setup(Fixture *fx, uint64_t media, uint64_t cache, uint32_t bs,
+                  KonaPolicy policy)
+{
+    fx->mem = g_malloc0(cache);
+    kona_cache_init(&fx->c, media, cache, bs, policy, fx->mem);
+}
+
+static void teardown(Fixture *fx)
+{
+    kona_cache_destroy(&fx->c);
+    g_free(fx->mem);
+}
+
+/* Fetch @block into a frame, evicting (without data) if full. */
+static uint32_t bring_in(KonaCache *c, uint64_t block)
+{
+    uint32_t f = kona_cache_take_free(c);
+
+    if (f == KONA_NO_FRAME) {
+        f = kona_cache_pick_victim(c);
+        kona_cache_clean(c, f, NULL);
+        kona_cache_drop(c, f);
+        f = kona_cache_take_free(c);
+    }
+    kona_cache_install(c, f, block);
+    return f;
+}
+
+static void test_geometry(void)
+{
+    const char *why = NULL;
+
+    g_assert_true(kona_cache_geometry_ok(1 << 28, 1 << 20, 4096, &why));
+    g_assert_true(kona_cache_geometry_ok(1 << 28, 1 << 28, 64, &why));
+    g_assert_false(kona_cache_geometry_ok(1 << 28, 1 << 20, 3000, &why));
+    g_assert_nonnull(strstr(why, "power of two"));
+    g_assert_false(kona_cache_geometry_ok(1 << 28, 1 << 20, 32, &why));
+    g_assert_false(kona_cache_geometry_ok(1 << 28, 1 << 20, 4 << 20, &why));
+    g_assert_false(kona_cache_geometry_ok(1 << 28, 1 << 29, 4096, &why));
+    g_assert_false(kona_cache_geometry_ok(1 << 28, 1000, 4096, &why));
+    g_assert_false(kona_cache_geometry_ok(1ull << 40, 1 << 20, 64, &why));
+    g_assert_nonnull(strstr(why, "too small"));
+}
+
+static void test_install_lookup_drop(void)
+{
+    Fixture fx;
+    KonaCache *c = &fx.c;
+    uint32_t f;
+
+    setup(&fx, 1 << 20, 16384, 4096, KONA_POLICY_CLOCK);
+    g_assert_cmpuint(c->nframes, ==, 4);
+    g_assert_cmpuint(kona_cache_frame_of(c, 7), ==, KONA_NO_FRAME);
+    f = bring_in(c, 7);
+    g_assert_cmpuint(kona_cache_frame_of(c, 7), ==, f);
+    g_assert_cmpuint(kona_cache_block_of(c, 7 * 4096 + 5), ==, 7);
+    g_assert_cmpuint(kona_cache_resident(c), ==, 1);
+    kona_cache_drop(c, f);
+    g_assert_cmpuint(kona_cache_frame_of(c, 7), ==, KONA_NO_FRAME);
+    g_assert_cmpuint(kona_cache_resident(c), ==, 0);
+    for (uint64_t b = 0; b < 4; b++) {
+        bring_in(c, b);
+    }
+    g_assert_cmpuint(kona_cache_take_free(c), ==, KONA_NO_FRAME);
+    teardown(&fx);
+}
+
+static void test_clock_second_chance(void)
+{
+    Fixture fx;
+    KonaCache *c = &fx.c;
+    uint32_t f[4], v;
+
+    setup(&fx, 1 << 20, 16384, 4096, KONA_POLICY_CLOCK);
+    for (int i = 0; i < 4; i++) {
+        f[i] = bring_in(c, i);
+    }
+    /* Every frame was just accessed: one sweep clears, then frame 0. */
+    v = kona_cache_pick_victim(c);
+    g_assert_cmpuint(c->frames[v].block, ==, 0);
+    /* Blocks 1 and 3 touched again: the hand skips them, takes 2. */
+    kona_cache_touch(c, f[1]);
+    kona_cache_touch(c, f[3]);
+    kona_cache_touch(c, f[0]);
+    v = kona_cache_pick_victim(c);
+    g_assert_cmpuint(c->frames[v].block, ==, 2);
+    teardown(&fx);
+}
+
+static void test_fifo_order(void)
+{
+    Fixture fx;
+    KonaCache *c = &fx.c;
+
+    setup(&fx, 1 << 20, 16384, 4096, KONA_POLICY_FIFO);
+    for (int i = 0; i < 4; i++) {
+        bring_in(c, 10 + i);
+    }
+    /* Access bits do not matter to FIFO. */
+    kona_cache_touch(c, kona_cache_frame_of(c, 10));
+    for (int i = 0; i < 8; i++) {
+        uint32_t v = kona_cache_pick_victim(c);
+
+        g_assert_cmpuint(c->frames[v].block, ==, 10 + i);
+        kona_cache_drop(c, v);
+        bring_in(c, 14 + i);
+    }
+    teardown(&fx);
+}
+
+static void test_random_policy_evicts_resident(void)
+{
+    Fixture fx;
+    KonaCache *c = &fx.c;
+
+    setup(&fx, 1 << 20, 64 * 4096, 4096, KONA_POLICY_RANDOM);
+    for (int i = 0; i < 1000; i++) {
+        uint64_t b = g_random_int_range(0, 256);
+        uint32_t f = kona_cache_frame_of(c, b);
+
+        if (f == KONA_NO_FRAME) {
+            f = bring_in(c, b);
+        }
+
+        g_assert_true(c->frames[f].resident);
+        g_assert_cmpuint(kona_cache_frame_of(c, b), ==, f);
+    }
+    g_assert_cmpuint(kona_cache_resident(c), ==, 64);
+    teardown(&fx);
+}
+
+static void test_dirty_and_writeback(void)
+{
+    Fixture fx;
+    KonaCache *c = &fx.c;
+    uint64_t hist[65] = { 0 };
+    KonaWriteback wb;
+    uint32_t f;
+
+    /* 16 KiB blocks: four 4 KiB pages per block. */
+    setup(&fx, 1 << 20, 4 * 16384, 16384, KONA_POLICY_CLOCK);
+    f = bring_in(c, 3);
+    g_assert_cmpuint(kona_cache_mark_dirty(c, f, 0, 8), ==, 1);
+    g_assert_cmpuint(kona_cache_mark_dirty(c, f, 60, 8), ==, 1);   /* 0, 1 */
+    g_assert_cmpuint(kona_cache_mark_dirty(c, f, 8192, 4096), ==, 64);
+    g_assert_cmpuint(kona_cache_mark_dirty(c, f, 16383, 1), ==, 1);
+    g_assert_cmpuint(c->dirty_lines, ==, 67);
+    g_assert_cmpuint(c->dirty_frames, ==, 1);
+    g_assert_cmphex(kona_cache_page_mask(c, f, 0), ==, 3);
+    g_assert_cmphex(kona_cache_page_mask(c, f, 1), ==, 0);
+    g_assert_cmphex(kona_cache_page_mask(c, f, 2), ==, ~0ull);
+    g_assert_cmphex(kona_cache_page_mask(c, f, 3), ==, 1ull << 63);
+    g_assert_cmpuint(kona_cache_block_pages(c), ==, 4);
+    g_assert_cmpuint(kona_cache_page_base(c, f), ==, 3 * 16384);
+
+    /* Media view: group = 4 KiB of media. */
+    g_assert_cmphex(kona_cache_dirty_group(c, 12), ==, 3);
+    g_assert_cmphex(kona_cache_dirty_group(c, 14), ==, ~0ull);
+    g_assert_cmphex(kona_cache_dirty_group(c, 11), ==, 0);
+    g_assert_cmpuint(kona_cache_count_dirty(c, 0, 1 << 20), ==, 67);
+    g_assert_cmpuint(kona_cache_count_dirty(c, 3 * 16384 + 64, 64), ==, 1);
+
+    wb = kona_cache_clean(c, f, hist);
+    g_assert_cmpuint(wb.lines, ==, 67);
+    g_assert_cmpuint(wb.pages, ==, 3);
+    g_assert_cmpuint(wb.huge_pages, ==, 1);
+    g_assert_cmpuint(hist[1], ==, 1);
+    g_assert_cmpuint(hist[2], ==, 1);
+    g_assert_cmpuint(hist[64], ==, 1);
+    g_assert_cmpuint(c->dirty_lines, ==, 0);
+    g_assert_cmpuint(c->dirty_frames, ==, 0);
+    wb = kona_cache_clean(c, f, hist);
+    g_assert_cmpuint(wb.lines, ==, 0);
+    teardown(&fx);
+}
+
+static void test_subpage_blocks(void)
+{
+    Fixture fx;
+    KonaCache *c = &fx.c;
+    uint32_t f;
+
+    /* 1 KiB blocks: block 5 is the second quarter of page 1. */
+    setup(&fx, 1 << 20, 8 * 1024, 1024, KONA_POLICY_CLOCK);
+    f = bring_in(c, 5);
+    kona_cache_mark_dirty(c, f, 0, 1);
+    kona_cache_mark_dirty(c, f, 1023, 1);
+    g_assert_cmpuint(kona_cache_block_pages(c), ==, 1);
+    g_assert_cmpuint(kona_cache_page_base(c, f), ==, 4096);
+    g_assert_cmphex(kona_cache_page_mask(c, f, 0), ==,
+                    (1ull << 16) | (1ull << 31));
+    g_assert_cmphex(kona_cache_dirty_group(c, 1), ==,
+                    (1ull << 16) | (1ull << 31));
+    f = bring_in(c, 7);
+    kona_cache_mark_dirty(c, f, 64, 64);
+    g_assert_cmphex(kona_cache_dirty_group(c, 1), ==,
+                    (1ull << 16) | (1ull << 31) | (1ull << 49));
+    g_assert_cmpuint(kona_cache_count_dirty(c, 4096, 4096), ==, 3);
+    teardown(&fx);
+}
+
+/* Random dirtying against a per-line model, for several block sizes. */
+static void test_random_against_model(gconstpointer data)
+{
+    uint32_t bs = GPOINTER_TO_UINT(data);
+    const uint64_t media = 1 << 20;
+    g_autofree guint8 *model = g_new0(guint8, media / 64);
+    GRand *rnd = g_rand_new_with_seed(bs);
+    Fixture fx;
+    KonaCache *c = &fx.c;
+
+    setup(&fx, media, media / 4, bs, KONA_POLICY_CLOCK);
+    for (int i = 0; i < 5000; i++) {
+        uint64_t addr = g_rand_int_range(rnd, 0, media - 8);
+        uint32_t len = g_rand_int_range(rnd, 1, 9);
+        uint64_t end = addr + len;
+
+        /* Like the device: split at the block boundary. */
+        while (addr < end) {
+            uint64_t block = addr / bs;
+            uint64_t stop = MIN(end, (block + 1) * bs);
+            uint32_t f = kona_cache_frame_of(c, block);
+
+            if (f == KONA_NO_FRAME) {
+                f = kona_cache_take_free(c);
+                if (f == KONA_NO_FRAME) {
+                    f = kona_cache_pick_victim(c);
+                    /* Write-back: the model forgets the victim's lines. */
+                    for (uint64_t l = c->frames[f].block * bs / 64;
+                         l < (c->frames[f].block + 1) * bs / 64; l++) {
+                        model[l] = 0;
+                    }
+                    kona_cache_clean(c, f, NULL);
+                    kona_cache_drop(c, f);
+                    f = kona_cache_take_free(c);
+                }
+                kona_cache_install(c, f, block);
+            }
+            kona_cache_mark_dirty(c, f, addr % bs, stop - addr);
+            for (uint64_t l = addr / 64; l <= (stop - 1) / 64; l++) {
+                model[l] = 1;
+            }
+            addr = stop;
+        }
+    }
+    for (uint64_t g = 0; g < media / 4096; g++) {
+        uint64_t want = 0;
+
+        for (int i = 0; i < 64; i++) {
+            want |= (uint64_t)model[g * 64 + i] << i;
+        }
+        g_assert_cmphex(kona_cache_dirty_group(c, g), ==, want);
+    }
+    {
+        uint64_t total = 0;
+
+        for (uint64_t l = 0; l < media / 64; l++) {
+            total += model[l];
+        }
+        g_assert_cmpuint(c->dirty_lines, ==, total);
+        g_assert_cmpuint(kona_cache_count_dirty(c, 0, media), ==, total);
+    }
+    g_rand_free(rnd);
+    teardown(&fx);
+}
+
+int main(int argc, char **argv)
+{
+    static const uint32_t sizes[] = { 64, 1024, 4096, 65536 };
+
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/kona-cache/geometry", test_geometry);
+    g_test_add_func("/kona-cache/install-lookup-drop",
+                    test_install_lookup_drop);
+    g_test_add_func("/kona-cache/clock-second-chance",
+                    test_clock_second_chance);
+    g_test_add_func("/kona-cache/fifo-order", test_fifo_order);
+    g_test_add_func("/kona-cache/random-policy",
+                    test_random_policy_evicts_resident);
+    g_test_add_func("/kona-cache/dirty-and-writeback",
+                    test_dirty_and_writeback);
+    g_test_add_func("/kona-cache/subpage-blocks", test_subpage_blocks);
+    for (unsigned i = 0; i < G_N_ELEMENTS(sizes); i++) {
+        g_autofree char *name = g_strdup_printf("/kona-cache/model/%u",
+                                                sizes[i]);
+
+        g_test_add_data_func(name, GUINT_TO_POINTER(sizes[i]),
+                             test_random_against_model);
+    }
+    return g_test_run();
+}
