@@ -7,62 +7,35 @@
  * every guest access of its volatile media into an address space rooted at
  * the media backend's memory region; we overlay that region with an I/O
  * region of the same size, so every guest load and store of the media runs
- * through kona_media_read/write, which keep line-exact dirty state.
+ * through kona-media.c.  The backend itself is never touched: the data
+ * lives in a local cache (cache-size bytes) of memory held by memory nodes.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
 #include "qemu/units.h"
+#include "qemu/error-report.h"
 #include "qapi/error.h"
 #include "qom/object_interfaces.h"
 #include "hw/pci/pci_bridge.h"
 #include "hw/qdev-properties.h"
+#include "migration/blocker.h"
 #include "system/hostmem.h"
+#include "system/runstate.h"
+#include "system/system.h"
 #include "hw/cxl/cxl.h"
 #include "kona-cxl.h"
 #include "trace.h"
 
-static uint64_t kona_media_read(void *opaque, hwaddr addr, unsigned size)
-{
-    KonaCxlState *s = opaque;
-    uint64_t val = ldn_le_p(s->media + addr, size);
+QEMU_BUILD_BUG_ON(KONA_POLICY_ID_CLOCK != KONA_POLICY_CLOCK);
+QEMU_BUILD_BUG_ON(KONA_POLICY_ID_FIFO != KONA_POLICY_FIFO);
+QEMU_BUILD_BUG_ON(KONA_POLICY_ID_RANDOM != KONA_POLICY_RANDOM);
 
-    s->stats[KONA_DEV_STAT_READS]++;
-    s->stats[KONA_DEV_STAT_READ_BYTES] += size;
-    trace_kona_media_read(addr, size, val);
-    return val;
-}
-
-static void kona_media_write(void *opaque, hwaddr addr, uint64_t val,
-                             unsigned size)
-{
-    KonaCxlState *s = opaque;
-    uint64_t added;
-
-    stn_le_p(s->media + addr, size, val);
-    added = kona_dirty_mark(&s->lines, addr, size);
-    s->stats[KONA_DEV_STAT_WRITES]++;
-    s->stats[KONA_DEV_STAT_WRITE_BYTES] += size;
-    s->stats[KONA_DEV_STAT_LINES_DIRTIED] += added;
-    trace_kona_media_write(addr, size, val, added);
-}
-
-static const MemoryRegionOps kona_media_ops = {
-    .read = kona_media_read,
-    .write = kona_media_write,
-    .endianness = DEVICE_LITTLE_ENDIAN,
-    /* Whatever the CXL window forwards: 1..8 bytes at any alignment. */
-    .valid = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-        .unaligned = true,
-    },
-    .impl = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-        .unaligned = true,
-    },
+static const char *const kona_policy_names[KONA_POLICY__MAX] = {
+    [KONA_POLICY_CLOCK] = "clock",
+    [KONA_POLICY_FIFO] = "fifo",
+    [KONA_POLICY_RANDOM] = "random",
 };
 
 /*
@@ -84,7 +57,7 @@ static bool kona_check_bus(PCIDevice *pci_dev, Error **errp)
     return false;
 }
 
-static bool kona_check_properties(KonaCxlState *s, Error **errp)
+static bool kona_check_size(KonaCxlState *s, Error **errp)
 {
     CXLType3Dev *ct3d = CXL_TYPE3(s);
 
@@ -116,10 +89,59 @@ static bool kona_check_properties(KonaCxlState *s, Error **errp)
     return true;
 }
 
+/* Cache geometry and policy; fills in the cache-size default. */
+static bool kona_check_cache(KonaCxlState *s, KonaPolicy *policy,
+                             Error **errp)
+{
+    bool remote = s->memnode || s->rackctl;
+    const char *why;
+    unsigned i;
+
+    if (!kona_cache_geometry_ok(s->size, s->size, s->block_size, &why)) {
+        error_setg(errp, "kona-cxl: property 'block-size' (%" PRIu64 ") %s",
+                   s->block_size, why);
+        return false;
+    }
+    if (!s->cache_size) {
+        s->cache_size = remote ? MIN(KONA_DEFAULT_CACHE_SIZE, s->size)
+                               : s->size;
+    }
+    if (!remote && s->cache_size != s->size) {
+        error_setg(errp, "kona-cxl: property 'cache-size' must equal 'size' "
+                   "without 'memnode' or 'rackctl': there is no memory node "
+                   "to evict to");
+        return false;
+    }
+    if (!kona_cache_geometry_ok(s->size, s->cache_size, s->block_size,
+                                &why)) {
+        error_setg(errp, "kona-cxl: property 'cache-size' (%" PRIu64 ") "
+                   "must be a multiple of 'block-size' (%" PRIu64 "), at "
+                   "least one block and at most 'size'", s->cache_size,
+                   s->block_size);
+        return false;
+    }
+    for (i = 0; i < KONA_POLICY__MAX; i++) {
+        if (g_str_equal(s->policy, kona_policy_names[i])) {
+            *policy = i;
+            break;
+        }
+    }
+    if (i == KONA_POLICY__MAX) {
+        error_setg(errp, "kona-cxl: property 'policy' must be clock, fifo or "
+                   "random, not '%s'", s->policy);
+        return false;
+    }
+    if (!s->timeout_ms) {
+        error_setg(errp, "kona-cxl: property 'timeout-ms' must be positive");
+        return false;
+    }
+    return true;
+}
+
 /*
  * cxl-type3 needs a memory backend for its volatile media.  Ours is a child
- * object that no one else can map; MAP_NORESERVE because only the pages the
- * guest writes are ever touched.
+ * object that no one else can map, and the overlay keeps guest accesses off
+ * it, so it reserves address space only (MAP_NORESERVE).
  */
 static bool kona_create_media_backend(KonaCxlState *s, Error **errp)
 {
@@ -153,36 +175,128 @@ static void kona_destroy_media_backend(KonaCxlState *s)
     }
 }
 
+/* The local cache's memory: anonymous, touched only as blocks arrive. */
+static bool kona_create_cache(KonaCxlState *s, KonaPolicy policy,
+                              Error **errp)
+{
+    s->cache_mem_size = s->cache_size;
+    s->cache_mem = mmap(NULL, s->cache_mem_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (s->cache_mem == MAP_FAILED) {
+        s->cache_mem = NULL;
+        error_setg_errno(errp, errno, "kona-cxl: property 'cache-size': "
+                         "cannot map %" PRIu64 " bytes", s->cache_size);
+        return false;
+    }
+    kona_cache_init(&s->cache, s->size, s->cache_size, s->block_size,
+                    policy, s->cache_mem);
+    s->low_wm = s->high_wm = s->cache.nframes;
+    s->policy_mode = KONA_MODE_DEVICE;
+    return true;
+}
+
+static void kona_destroy_cache(KonaCxlState *s)
+{
+    if (s->cache_mem) {
+        kona_cache_destroy(&s->cache);
+        munmap(s->cache_mem, s->cache_mem_size);
+        s->cache_mem = NULL;
+    }
+}
+
+/* Nothing the guest wrote may stay only in this process: write it back. */
+static void kona_write_back_all(KonaCxlState *s, const char *why)
+{
+    KonaLockState ls;
+    Error *err = NULL;
+    uint64_t lines = 0;
+
+    if (!s->cache_mem || !kona_remote_present(&s->remote)) {
+        return;
+    }
+    kona_lock(s, &ls);
+    if (kona_flush_all(s, &ls, &lines, &err) < 0) {
+        error_reportf_err(err, "kona-cxl: write-back at %s failed: ", why);
+    }
+    kona_unlock(s, &ls);
+    trace_kona_flush_all(why, lines);
+}
+
+static void kona_on_shutdown(Notifier *n, void *data)
+{
+    kona_write_back_all(container_of(n, KonaCxlState, shutdown_notifier),
+                        "guest shutdown");
+}
+
+static void kona_on_exit(Notifier *n, void *data)
+{
+    kona_write_back_all(container_of(n, KonaCxlState, exit_notifier),
+                        "QEMU exit");
+}
+
 static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
 {
     ERRP_GUARD();
     KonaCxlState *s = KONA_CXL(pci_dev);
     KonaCxlClass *kc = KONA_CXL_GET_CLASS(pci_dev);
-    MemoryRegion *backend_mr;
+    KonaRemoteConfig rcfg = {
+        .memnode = s->memnode, .rackctl = s->rackctl, .volume = s->volume,
+        .size = s->size, .block_size = s->block_size,
+        .timeout_ms = s->timeout_ms,
+    };
+    KonaPolicy policy = KONA_POLICY_CLOCK;
 
-    if (!kona_check_bus(pci_dev, errp) || !kona_check_properties(s, errp) ||
-        !kona_create_media_backend(s, errp)) {
+    if (!kona_check_bus(pci_dev, errp) || !kona_check_size(s, errp) ||
+        !kona_check_cache(s, &policy, errp)) {
         return;
     }
-
+    rcfg.block_size = s->block_size;
+    if (!kona_remote_open(&s->remote, &rcfg, errp)) {
+        return;
+    }
+    if (!kona_create_cache(s, policy, errp)) {
+        goto fail_remote;
+    }
+    if (!kona_create_media_backend(s, errp)) {
+        goto fail_cache;
+    }
     kc->parent_realize(pci_dev, errp);
     if (*errp) {
-        kona_destroy_media_backend(s);
-        return;
+        goto fail_backend;
     }
 
-    backend_mr = host_memory_backend_get_memory(s->media_backend);
-    s->media = memory_region_get_ram_ptr(backend_mr);
-    kona_dirty_init(&s->lines, s->size);
+    error_setg(&s->migration_blocker, "kona-cxl: the device's cache of "
+               "remote memory cannot be migrated");
+    if (migrate_add_blocker(&s->migration_blocker, errp) < 0) {
+        kc->parent_exit(pci_dev);
+        goto fail_backend;
+    }
+
+    qemu_mutex_init(&s->lock);
     memory_region_init_io(&s->media_io, OBJECT(s), &kona_media_ops, s,
                           "kona-media", s->size);
-    memory_region_add_subregion_overlap(backend_mr, 0, &s->media_io, 1);
+    memory_region_add_subregion_overlap(
+        host_memory_backend_get_memory(s->media_backend), 0, &s->media_io, 1);
 
     memory_region_init_io(&s->regs, OBJECT(s), &kona_regs_ops, s,
                           "kona-regs", KONA_REGS_SIZE);
     pci_register_bar(pci_dev, KONA_REGS_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
                      &s->regs);
-    trace_kona_realize(s->size);
+
+    s->shutdown_notifier.notify = kona_on_shutdown;
+    qemu_register_shutdown_notifier(&s->shutdown_notifier);
+    s->exit_notifier.notify = kona_on_exit;
+    qemu_add_exit_notifier(&s->exit_notifier);
+    trace_kona_realize(s->size, s->cache_size, s->block_size,
+                       kona_remote_present(&s->remote));
+    return;
+
+fail_backend:
+    kona_destroy_media_backend(s);
+fail_cache:
+    kona_destroy_cache(s);
+fail_remote:
+    kona_remote_close(&s->remote);
 }
 
 static void kona_cxl_exit(PCIDevice *pci_dev)
@@ -190,17 +304,40 @@ static void kona_cxl_exit(PCIDevice *pci_dev)
     KonaCxlState *s = KONA_CXL(pci_dev);
     KonaCxlClass *kc = KONA_CXL_GET_CLASS(pci_dev);
 
+    notifier_remove(&s->shutdown_notifier);
+    qemu_remove_exit_notifier(&s->exit_notifier);
+    kona_write_back_all(s, "unplug");
+
     memory_region_del_subregion(
         host_memory_backend_get_memory(s->media_backend), &s->media_io);
     object_unparent(OBJECT(&s->media_io));
-    kona_dirty_destroy(&s->lines);
+    migrate_del_blocker(&s->migration_blocker);
     kc->parent_exit(pci_dev);
     kona_destroy_media_backend(s);
+    kona_destroy_cache(s);
+    kona_remote_close(&s->remote);
+    qemu_mutex_destroy(&s->lock);
 }
 
 static const Property kona_cxl_props[] = {
     DEFINE_PROP_SIZE("size", KonaCxlState, size, 0),
+    DEFINE_PROP_SIZE("cache-size", KonaCxlState, cache_size, 0),
+    DEFINE_PROP_SIZE("block-size", KonaCxlState, block_size,
+                     KONA_DEFAULT_BLOCK_SIZE),
+    DEFINE_PROP_STRING("memnode", KonaCxlState, memnode),
+    DEFINE_PROP_STRING("rackctl", KonaCxlState, rackctl),
+    DEFINE_PROP_STRING("volume", KonaCxlState, volume),
+    DEFINE_PROP_STRING("policy", KonaCxlState, policy),
+    DEFINE_PROP_UINT64("fetch-latency-ns", KonaCxlState, fetch_latency_ns, 0),
+    DEFINE_PROP_UINT32("timeout-ms", KonaCxlState, timeout_ms, 10000),
 };
+
+static void kona_cxl_instance_init(Object *obj)
+{
+    KonaCxlState *s = KONA_CXL(obj);
+
+    s->policy = g_strdup("clock");
+}
 
 static void kona_cxl_class_init(ObjectClass *oc, void *data)
 {
@@ -213,8 +350,27 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
     pc->realize = kona_cxl_realize;
     pc->exit = kona_cxl_exit;
 
-    dc->desc = "Kona CXL memory expander (disaggregated memory)";
+    dc->desc = "Kona CXL memory expander backed by remote memory nodes";
     device_class_set_props(dc, kona_cxl_props);
+    object_class_property_set_description(oc, "size",
+        "capacity the guest sees, a multiple of 256 MiB");
+    object_class_property_set_description(oc, "cache-size",
+        "local cache of the remote memory (default 64 MiB, or 'size' "
+        "without a memory node)");
+    object_class_property_set_description(oc, "block-size",
+        "fetch unit, a power of two from 64 B to 2 MiB");
+    object_class_property_set_description(oc, "memnode",
+        "memory node holding the media: unix:PATH or tcp:HOST:PORT");
+    object_class_property_set_description(oc, "rackctl",
+        "rack controller that places the media on memory nodes");
+    object_class_property_set_description(oc, "volume",
+        "name of the remote allocation, to reattach to it later");
+    object_class_property_set_description(oc, "policy",
+        "built-in eviction policy: clock, fifo or random");
+    object_class_property_set_description(oc, "fetch-latency-ns",
+        "extra modelled network latency per fetch");
+    object_class_property_set_description(oc, "timeout-ms",
+        "how long to wait for a memory node per request");
     kona_cxl_stats_add_properties(oc);
 }
 
@@ -222,6 +378,7 @@ static const TypeInfo kona_cxl_info = {
     .name = TYPE_KONA_CXL,
     .parent = TYPE_CXL_TYPE3,
     .instance_size = sizeof(KonaCxlState),
+    .instance_init = kona_cxl_instance_init,
     .class_size = sizeof(KonaCxlClass),
     .class_init = kona_cxl_class_init,
 };

@@ -2,8 +2,10 @@
  * Kona-CXL statistics as QOM properties, readable through QMP:
  *   { "execute": "qom-get",
  *     "arguments": { "path": "/machine/peripheral/kona0", "property": "stats" } }
- * returns every counter as one object; each counter is also a property of
- * its own ("stat-reads", ...).
+ * returns every counter, the amplification ratios and the histogram of
+ * dirty lines per 4 KiB page as one object; each counter is also a property
+ * of its own ("stat-reads", ...), and "stats-text" is the same as text for
+ * HMP: qom-get /machine/peripheral/kona0 stats-text
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -20,27 +22,80 @@ const char *const kona_stat_names[KONA_DEV_STAT__COUNT] = {
     [KONA_DEV_STAT_WRITE_BYTES] = "write-bytes",
     [KONA_DEV_STAT_DIRTY_LINES] = "dirty-lines",
     [KONA_DEV_STAT_LINES_DIRTIED] = "lines-dirtied",
+    [KONA_DEV_STAT_HITS] = "hits",
+    [KONA_DEV_STAT_MISSES] = "misses",
+    [KONA_DEV_STAT_FETCHES] = "fetches",
+    [KONA_DEV_STAT_FETCH_BYTES] = "fetch-bytes",
+    [KONA_DEV_STAT_EVICTIONS] = "evictions",
+    [KONA_DEV_STAT_FORCED_EVICTIONS] = "forced-evictions",
+    [KONA_DEV_STAT_GUEST_EVICTIONS] = "guest-evictions",
+    [KONA_DEV_STAT_WRITEBACKS] = "writebacks",
+    [KONA_DEV_STAT_WRITEBACK_LINES] = "writeback-lines",
+    [KONA_DEV_STAT_WRITEBACK_BYTES] = "writeback-bytes",
+    [KONA_DEV_STAT_PAGE_WB_BYTES] = "page-writeback-bytes",
+    [KONA_DEV_STAT_HUGE_WB_BYTES] = "hugepage-writeback-bytes",
+    [KONA_DEV_STAT_STALL_NS] = "stall-ns",
+    [KONA_DEV_STAT_RESIDENT_BLOCKS] = "resident-blocks",
+    [KONA_DEV_STAT_DIRTY_BLOCKS] = "dirty-blocks",
+    [KONA_DEV_STAT_REMOTE_ERRORS] = "remote-errors",
 };
 
-static uint64_t kona_stat_value(KonaCxlState *s, unsigned i)
+/* Lock held, or a racy but harmless read of naturally aligned words. */
+uint64_t kona_stat_get(KonaCxlState *s, unsigned stat)
 {
-    return i == KONA_DEV_STAT_DIRTY_LINES ? s->lines.dirty : s->stats[i];
+    switch (stat) {
+    case KONA_DEV_STAT_DIRTY_LINES:
+        return qatomic_read(&s->cache.dirty_lines);
+    case KONA_DEV_STAT_RESIDENT_BLOCKS:
+        return s->cache.nframes - qatomic_read(&s->cache.nfree);
+    case KONA_DEV_STAT_DIRTY_BLOCKS:
+        return qatomic_read(&s->cache.dirty_frames);
+    default:
+        return qatomic_read(&s->stats[stat]);
+    }
+}
+
+/* Bytes a page-granular runtime would write back per byte we write back. */
+static double kona_amplification(KonaCxlState *s, unsigned stat)
+{
+    uint64_t ours = kona_stat_get(s, KONA_DEV_STAT_WRITEBACK_BYTES);
+
+    return ours ? (double)kona_stat_get(s, stat) / ours : 0.0;
 }
 
 static void kona_get_stats(Object *obj, Visitor *v, const char *name,
                            void *opaque, Error **errp)
 {
     KonaCxlState *s = KONA_CXL(obj);
-    bool ok;
+    double page_amp = kona_amplification(s, KONA_DEV_STAT_PAGE_WB_BYTES);
+    double huge_amp = kona_amplification(s, KONA_DEV_STAT_HUGE_WB_BYTES);
+    bool ok = true;
     unsigned i;
 
     if (!visit_start_struct(v, name, NULL, 0, errp)) {
         return;
     }
-    for (i = 0, ok = true; ok && i < KONA_DEV_STAT__COUNT; i++) {
-        uint64_t val = kona_stat_value(s, i);
+    for (i = 0; ok && i < KONA_DEV_STAT__COUNT; i++) {
+        uint64_t val = kona_stat_get(s, i);
 
         ok = visit_type_uint64(v, kona_stat_names[i], &val, errp);
+    }
+    ok = ok && visit_type_number(v, "page-amplification", &page_amp, errp);
+    ok = ok && visit_type_number(v, "hugepage-amplification", &huge_amp,
+                                 errp);
+    /* dirty-lines-per-page[n]: pages written back with n dirty lines */
+    if (ok && visit_start_list(v, "dirty-lines-per-page", NULL, 0, errp)) {
+        for (i = 0; ok && i < KONA_HIST_BUCKETS; i++) {
+            uint64_t val = qatomic_read(&s->hist[i]);
+
+            ok = visit_type_uint64(v, NULL, &val, errp);
+        }
+        if (ok) {
+            ok = visit_check_list(v, errp);
+        }
+        visit_end_list(v, NULL);
+    } else {
+        ok = false;
     }
     if (ok) {
         visit_check_struct(v, errp);
@@ -51,9 +106,42 @@ static void kona_get_stats(Object *obj, Visitor *v, const char *name,
 static void kona_get_one_stat(Object *obj, Visitor *v, const char *name,
                               void *opaque, Error **errp)
 {
-    uint64_t val = kona_stat_value(KONA_CXL(obj), GPOINTER_TO_UINT(opaque));
+    uint64_t val = kona_stat_get(KONA_CXL(obj), GPOINTER_TO_UINT(opaque));
 
     visit_type_uint64(v, name, &val, errp);
+}
+
+static char *kona_get_stats_text(Object *obj, Error **errp)
+{
+    KonaCxlState *s = KONA_CXL(obj);
+    GString *out = g_string_new(NULL);
+    unsigned i;
+
+    g_string_append_printf(out, "kona-cxl %s: size %" PRIu64 " cache %"
+                           PRIu64 " block %u policy %s remote %s\n",
+                           DEVICE(s)->id ?: "(no id)", s->size, s->cache_size,
+                           s->cache.block_size, s->policy,
+                           s->memnode ?: s->rackctl ?: "none");
+    for (i = 0; i < KONA_DEV_STAT__COUNT; i++) {
+        g_string_append_printf(out, "  %-26s %" PRIu64 "\n",
+                               kona_stat_names[i], kona_stat_get(s, i));
+    }
+    g_string_append_printf(out, "  %-26s %.3f\n  %-26s %.3f\n",
+                           "page-amplification",
+                           kona_amplification(s, KONA_DEV_STAT_PAGE_WB_BYTES),
+                           "hugepage-amplification",
+                           kona_amplification(s, KONA_DEV_STAT_HUGE_WB_BYTES));
+    g_string_append(out, "  dirty lines per 4 KiB page at write-back "
+                    "(lines: pages):");
+    for (i = 1; i < KONA_HIST_BUCKETS; i++) {
+        uint64_t n = qatomic_read(&s->hist[i]);
+
+        if (n) {
+            g_string_append_printf(out, " %u:%" PRIu64, i, n);
+        }
+    }
+    g_string_append_c(out, '\n');
+    return g_string_free(out, false);
 }
 
 void kona_cxl_stats_add_properties(ObjectClass *oc)
@@ -62,6 +150,8 @@ void kona_cxl_stats_add_properties(ObjectClass *oc)
 
     object_class_property_add(oc, "stats", "KonaStats", kona_get_stats,
                               NULL, NULL, NULL);
+    object_class_property_add_str(oc, "stats-text", kona_get_stats_text,
+                                  NULL);
     for (i = 0; i < KONA_DEV_STAT__COUNT; i++) {
         g_autofree char *name = g_strdup_printf("stat-%s", kona_stat_names[i]);
 
@@ -73,4 +163,5 @@ void kona_cxl_stats_add_properties(ObjectClass *oc)
 void kona_cxl_stats_reset(KonaCxlState *s)
 {
     memset(s->stats, 0, sizeof(s->stats));
+    memset(s->hist, 0, sizeof(s->hist));
 }

@@ -152,16 +152,20 @@ static void test_dirty_lines_exact(void)
     g_assert_cmphex(dirty_group(&t, 99), ==, 0);
     g_assert_cmphex(dirty_group(&t, 101), ==, 0);
 
-    /* COUNT_DIRTY and CLEAR_DIRTY agree with the log. */
+    /* COUNT_DIRTY and CLEAN agree with the log. */
     g_assert_cmpuint(kona_cmd(&t, KONA_CMD_COUNT_DIRTY, 0, 4096, &result),
                      ==, KONA_CMD_STATUS_OK);
     g_assert_cmpuint(result, ==, 5);    /* lines 0, 5, 6, 7 and 63 */
     g_assert_cmpuint(kona_cmd(&t, KONA_CMD_COUNT_DIRTY, 0, 8192, &result),
                      ==, KONA_CMD_STATUS_OK);
     g_assert_cmpuint(result, ==, 6);
-    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_CLEAR_DIRTY, 0, 8192, &result),
+    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_CLEAN, 0, 8192, &result),
                      ==, KONA_CMD_STATUS_OK);
     g_assert_cmpuint(result, ==, 6);
+    /* Two blocks (pages) written back: 6 lines, against 2 whole pages. */
+    g_assert_cmpuint(kona_qmp_stat(&t, "writebacks"), ==, 2);
+    g_assert_cmpuint(kona_qmp_stat(&t, "writeback-bytes"), ==, 6 * 64);
+    g_assert_cmpuint(kona_qmp_stat(&t, "page-writeback-bytes"), ==, 8192);
     g_assert_cmpuint(kona_qmp_stat(&t, "dirty-lines"), ==, nlines - 6);
     g_assert_cmphex(dirty_group(&t, 0), ==, 0);
 
@@ -194,7 +198,7 @@ static void test_registers(void)
                     0x123456789abcdef0ull);
 
     /* Ranges outside the media and unknown commands are refused. */
-    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_CLEAR_DIRTY, 256 * MiB - 64, 128,
+    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_CLEAN, 256 * MiB - 64, 128,
                               &result), ==, KONA_CMD_STATUS_INVALID_ARG);
     g_assert_cmpuint(kona_cmd(&t, KONA_CMD_COUNT_DIRTY, UINT64_MAX - 63, 128,
                               &result), ==, KONA_CMD_STATUS_INVALID_ARG);
@@ -227,7 +231,7 @@ static void test_register_garbage(void)
             uint64_t val = (uint64_t)g_rand_int(rnd) << 32 | g_rand_int(rnd);
 
             if (off == KONA_REG_CMD && round == 0) {
-                val = KONA_CMD_CLEAR_DIRTY;     /* a valid command, too */
+                val = KONA_CMD_CLEAN;     /* a valid command, too */
             }
             if (off % 8 == 0 && g_rand_boolean(rnd)) {
                 kona_reg_writeq(&t, off, val);

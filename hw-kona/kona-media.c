@@ -1,0 +1,353 @@
+/*
+ * Kona-CXL: the media access path.
+ *
+ * Every guest load and store of the media arrives here (1..8 bytes, any
+ * alignment) with the BQL held.  A hit is served from the local cache; a
+ * miss fetches the block from its memory node, first making room by
+ * writing back a victim's dirty lines (only those) and dropping it.
+ *
+ * Waiting on the network with the BQL held would stop every other vCPU and
+ * the main loop, so network I/O happens with the BQL released (as
+ * hw/remote/mpqemu-link.c does) and the device's own lock held.  A thread
+ * holding the BQL never blocks on that lock: it try-locks, and on failure
+ * releases the BQL before waiting (kona_lock).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "qemu/coroutine.h"
+#include "qapi/error.h"
+#include "kona-cxl.h"
+#include "trace.h"
+
+void kona_lock(KonaCxlState *s, KonaLockState *ls)
+{
+    ls->bql_dropped = false;
+    if (qemu_mutex_trylock(&s->lock) == 0) {
+        return;
+    }
+    if (bql_locked() && !qemu_in_coroutine()) {
+        bql_unlock();
+        ls->bql_dropped = true;
+    }
+    qemu_mutex_lock(&s->lock);
+}
+
+void kona_unlock(KonaCxlState *s, KonaLockState *ls)
+{
+    qemu_mutex_unlock(&s->lock);
+    if (ls->bql_dropped) {
+        bql_lock();
+        ls->bql_dropped = false;
+    }
+}
+
+/* Before blocking on a memory node: let the rest of QEMU run. */
+static void kona_release_bql(KonaLockState *ls)
+{
+    if (!ls->bql_dropped && bql_locked() && !qemu_in_coroutine()) {
+        bql_unlock();
+        ls->bql_dropped = true;
+    }
+}
+
+static void kona_remote_failed(KonaCxlState *s, Error *err)
+{
+    s->stats[KONA_DEV_STAT_REMOTE_ERRORS]++;
+    s->remote_error = true;
+    error_report_err(err);
+}
+
+/* Write back @frame's dirty lines, if any, and account for them. */
+static int kona_writeback(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
+                          Error **errp)
+{
+    KonaCache *c = &s->cache;
+    uint32_t npages = kona_cache_block_pages(c);
+    uint64_t masks[KONA_CACHE_MAX_BLOCK / KONA_CACHE_PAGE_SIZE];
+    uint64_t block = c->frames[frame].block;
+    uint64_t block_start = block << c->block_shift;
+    KonaWriteback wb;
+
+    if (c->frames[frame].ndirty == 0) {
+        return 0;
+    }
+    if (kona_remote_present(&s->remote)) {
+        int64_t t0 = get_clock();
+        int ret;
+
+        for (uint32_t p = 0; p < npages; p++) {
+            masks[p] = kona_cache_page_mask(c, frame, p);
+        }
+        kona_release_bql(ls);
+        ret = kona_remote_write_lines(&s->remote,
+                                      kona_cache_page_base(c, frame), npages,
+                                      masks, kona_cache_frame_mem(c, frame),
+                                      block_start, errp);
+        s->stats[KONA_DEV_STAT_STALL_NS] += get_clock() - t0;
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    wb = kona_cache_clean(c, frame, s->hist);
+    s->stats[KONA_DEV_STAT_WRITEBACKS]++;
+    s->stats[KONA_DEV_STAT_WRITEBACK_LINES] += wb.lines;
+    s->stats[KONA_DEV_STAT_WRITEBACK_BYTES] += wb.lines * KONA_DEV_LINE_SIZE;
+    s->stats[KONA_DEV_STAT_PAGE_WB_BYTES] += wb.pages * KONA_CACHE_PAGE_SIZE;
+    s->stats[KONA_DEV_STAT_HUGE_WB_BYTES] += wb.huge_pages *
+                                             KONA_CACHE_HUGE_SIZE;
+    trace_kona_writeback(block, frame, wb.lines, wb.pages);
+    return 0;
+}
+
+int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
+                     bool forced, Error **errp)
+{
+    KonaCache *c = &s->cache;
+    int ret;
+
+    if (!kona_remote_present(&s->remote)) {
+        /* The cache is the only copy: nothing can be dropped. */
+        error_setg(errp, "kona-cxl: no memory node to evict to");
+        return -ENOTSUP;
+    }
+    ret = kona_writeback(s, ls, frame, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    trace_kona_evict(c->frames[frame].block, frame, forced);
+    kona_cache_drop(c, frame);
+    s->stats[KONA_DEV_STAT_EVICTIONS]++;
+    s->stats[forced ? KONA_DEV_STAT_FORCED_EVICTIONS
+                    : KONA_DEV_STAT_GUEST_EVICTIONS]++;
+    return 0;
+}
+
+/* The modelled extra network latency of one fetch (property). */
+static void kona_model_latency(KonaCxlState *s)
+{
+    if (s->fetch_latency_ns) {
+        struct timespec ts = {
+            .tv_sec = s->fetch_latency_ns / NANOSECONDS_PER_SECOND,
+            .tv_nsec = s->fetch_latency_ns % NANOSECONDS_PER_SECOND,
+        };
+
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+            /* sleep the rest */
+        }
+    }
+}
+
+/*
+ * Make room for one more block: in DEVICE mode, a fetch that would take
+ * the cache past HIGH_WM first evicts down to LOW_WM; in any mode, a full
+ * cache evicts one victim.  Returns a free frame or KONA_NO_FRAME.
+ */
+static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
+{
+    KonaCache *c = &s->cache;
+    uint32_t target = kona_cache_resident(c);
+    Error *err = NULL;
+
+    if (s->policy_mode == KONA_MODE_DEVICE && target + 1 > s->high_wm) {
+        target = s->low_wm;
+    }
+    target = MIN(target, c->nframes - 1);
+    while (kona_cache_resident(c) > target) {
+        if (kona_evict_frame(s, ls, kona_cache_pick_victim(c), true,
+                             &err) < 0) {
+            kona_remote_failed(s, err);
+            break;
+        }
+    }
+    return kona_cache_take_free(c);
+}
+
+/* Make @block resident; returns its frame, or KONA_NO_FRAME on failure. */
+static uint32_t kona_fault(KonaCxlState *s, KonaLockState *ls, uint64_t block)
+{
+    KonaCache *c = &s->cache;
+    uint32_t frame = kona_make_room(s, ls);
+    Error *err = NULL;
+    int64_t t0;
+
+    if (frame == KONA_NO_FRAME) {
+        return KONA_NO_FRAME;
+    }
+    if (kona_remote_present(&s->remote)) {
+        t0 = get_clock();
+        kona_release_bql(ls);
+        if (kona_remote_read(&s->remote, block << c->block_shift,
+                             kona_cache_frame_mem(c, frame), c->block_size,
+                             &err) < 0) {
+            kona_cache_put_free(c, frame);
+            kona_remote_failed(s, err);
+            return KONA_NO_FRAME;
+        }
+        kona_model_latency(s);
+        s->stats[KONA_DEV_STAT_STALL_NS] += get_clock() - t0;
+        s->stats[KONA_DEV_STAT_FETCHES]++;
+        s->stats[KONA_DEV_STAT_FETCH_BYTES] += c->block_size;
+    } else {
+        /* Local media: a block's first touch finds zeroes. */
+        memset(kona_cache_frame_mem(c, frame), 0, c->block_size);
+    }
+    kona_cache_install(c, frame, block);
+    trace_kona_fetch(block, frame);
+    return frame;
+}
+
+/* One access that does not cross a block boundary. */
+static bool kona_access_block(KonaCxlState *s, KonaLockState *ls,
+                              uint64_t addr, uint8_t *buf, unsigned len,
+                              bool write)
+{
+    KonaCache *c = &s->cache;
+    uint64_t block = kona_cache_block_of(c, addr);
+    uint32_t off = addr & (c->block_size - 1);
+    uint32_t frame = kona_cache_frame_of(c, block);
+    uint8_t *p;
+
+    if (likely(frame != KONA_NO_FRAME)) {
+        s->stats[KONA_DEV_STAT_HITS]++;
+    } else {
+        s->stats[KONA_DEV_STAT_MISSES]++;
+        frame = kona_fault(s, ls, block);
+        if (frame == KONA_NO_FRAME) {
+            return false;
+        }
+    }
+    p = kona_cache_frame_mem(c, frame) + off;
+    kona_cache_touch(c, frame);
+    if (write) {
+        memcpy(p, buf, len);
+        s->stats[KONA_DEV_STAT_LINES_DIRTIED] +=
+            kona_cache_mark_dirty(c, frame, off, len);
+    } else {
+        memcpy(buf, p, len);
+    }
+    return true;
+}
+
+static MemTxResult kona_access(KonaCxlState *s, KonaLockState *ls,
+                               uint64_t addr, uint8_t *buf, unsigned len,
+                               bool write)
+{
+    uint32_t bs = s->cache.block_size;
+    unsigned first = MIN(len, bs - (addr & (bs - 1)));
+    bool ok;
+
+    s->stats[write ? KONA_DEV_STAT_WRITES : KONA_DEV_STAT_READS]++;
+    s->stats[write ? KONA_DEV_STAT_WRITE_BYTES : KONA_DEV_STAT_READ_BYTES] +=
+        len;
+    ok = kona_access_block(s, ls, addr, buf, first, write);
+    if (ok && first < len) {
+        /* Unaligned, across a block boundary: the rest is the next block. */
+        ok = kona_access_block(s, ls, addr + first, buf + first, len - first,
+                               write);
+    }
+    return ok ? MEMTX_OK : MEMTX_ERROR;
+}
+
+static MemTxResult kona_media_read(void *opaque, hwaddr addr, uint64_t *data,
+                                   unsigned size, MemTxAttrs attrs)
+{
+    KonaCxlState *s = opaque;
+    KonaLockState ls;
+    uint8_t buf[8];
+    MemTxResult r;
+
+    kona_lock(s, &ls);
+    r = kona_access(s, &ls, addr, buf, size, false);
+    kona_unlock(s, &ls);
+    /* A block that cannot be fetched reads as all ones, like no device. */
+    *data = r == MEMTX_OK ? ldn_le_p(buf, size) : MAKE_64BIT_MASK(0, 8 * size);
+    trace_kona_media_read(addr, size, *data);
+    return r;
+}
+
+static MemTxResult kona_media_write(void *opaque, hwaddr addr, uint64_t data,
+                                    unsigned size, MemTxAttrs attrs)
+{
+    KonaCxlState *s = opaque;
+    KonaLockState ls;
+    uint8_t buf[8];
+    MemTxResult r;
+
+    stn_le_p(buf, size, data);
+    kona_lock(s, &ls);
+    r = kona_access(s, &ls, addr, buf, size, true);
+    kona_unlock(s, &ls);
+    trace_kona_media_write(addr, size, data);
+    return r;
+}
+
+const MemoryRegionOps kona_media_ops = {
+    .read_with_attrs = kona_media_read,
+    .write_with_attrs = kona_media_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    /* Whatever the CXL window forwards: 1..8 bytes at any alignment. */
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+        .unaligned = true,
+    },
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+        .unaligned = true,
+    },
+};
+
+int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
+                     uint64_t len, bool evict, uint64_t *count, Error **errp)
+{
+    KonaCache *c = &s->cache;
+    uint64_t first, last;
+
+    *count = 0;
+    if (len == 0) {
+        return 0;
+    }
+    first = kona_cache_block_of(c, addr);
+    last = kona_cache_block_of(c, addr + len - 1);
+    /* Only resident blocks can need work: visit the frames. */
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        KonaFrame *fr = &c->frames[f];
+        uint32_t lines = fr->ndirty;
+        int ret;
+
+        if (!fr->resident || fr->block < first || fr->block > last) {
+            continue;
+        }
+        ret = evict ? kona_evict_frame(s, ls, f, false, errp)
+                    : kona_writeback(s, ls, f, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        *count += evict ? 1 : lines;
+    }
+    return 0;
+}
+
+int kona_flush_all(KonaCxlState *s, KonaLockState *ls, uint64_t *lines,
+                   Error **errp)
+{
+    uint64_t before = s->stats[KONA_DEV_STAT_WRITEBACK_LINES];
+    uint64_t count;
+    int ret;
+
+    ret = kona_clean_range(s, ls, 0, s->size, false, &count, errp);
+    if (ret == 0 && kona_remote_present(&s->remote)) {
+        kona_release_bql(ls);
+        ret = kona_remote_flush(&s->remote, errp);
+    }
+    if (lines) {
+        *lines = s->stats[KONA_DEV_STAT_WRITEBACK_LINES] - before;
+    }
+    return ret;
+}

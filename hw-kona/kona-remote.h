@@ -1,0 +1,71 @@
+/*
+ * Kona-CXL: where the media really lives.
+ *
+ * The media is laid out over extents, each a slab on one memory node:
+ * either one slab on the memnode named by property 'memnode', or the
+ * placements the rack controller named by 'rackctl' hands out.  With
+ * neither, the device has no remote memory: blocks start zero-filled and
+ * write-back has nowhere to go, so the cache must hold the whole media.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef KONA_REMOTE_H
+#define KONA_REMOTE_H
+
+#include "hw/kona-memnode/kona-link.h"
+
+typedef struct KonaExtent {
+    uint64_t offset;            /* media range [offset, offset + size) */
+    uint64_t size;
+    uint64_t slab_id;
+    KonaLink *link;             /* owned by KonaRemote.links */
+} KonaExtent;
+
+typedef struct KonaRemote {
+    KonaLink *rack;             /* controller link, keeps the allocation */
+    GPtrArray *links;           /* KonaLink *, one per memnode */
+    KonaExtent *extents;
+    unsigned nextents;
+    uint64_t reconnects_seen;
+    /* Write-back staging: masks and packed lines of one request. */
+    uint64_t *masks;
+    uint8_t *lines;
+} KonaRemote;
+
+typedef struct KonaRemoteConfig {
+    const char *memnode;        /* "unix:PATH" | "tcp:HOST:PORT" */
+    const char *rackctl;
+    const char *volume;         /* named allocation: survives QEMU */
+    uint64_t size;
+    uint32_t block_size;
+    unsigned timeout_ms;
+} KonaRemoteConfig;
+
+/* Connect and get the media's slabs; errors name the property at fault. */
+bool kona_remote_open(KonaRemote *r, const KonaRemoteConfig *cfg,
+                      Error **errp);
+void kona_remote_close(KonaRemote *r);
+
+static inline bool kona_remote_present(const KonaRemote *r)
+{
+    return r->nextents > 0;
+}
+
+/* Read media [offset, offset + len) (inside one extent) into @buf. */
+int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
+                     Error **errp);
+
+/*
+ * Write the lines set in @masks (one per 4 KiB page from @page_base) to
+ * the memnode; the data of line i of page p is at
+ * @data + (page_base + p * 4096 + i * 64 - data_base).
+ */
+int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
+                            uint32_t npages, const uint64_t *masks,
+                            const uint8_t *data, uint64_t data_base,
+                            Error **errp);
+
+/* Every write so far is in the memnodes' memory (FLUSH on each link). */
+int kona_remote_flush(KonaRemote *r, Error **errp);
+
+#endif /* KONA_REMOTE_H */

@@ -1,0 +1,530 @@
+/*
+ * QTest for kona-cxl backed by real kona-memnode processes: data survives
+ * eviction and re-fetch, write-back carries exactly the dirty lines, the
+ * page-granular counterfactual, the guest-policy registers, flush on exit,
+ * and property errors.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/units.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "kona-regs.h"
+#include "kona-link.h"
+#include "mn-testutil.h"
+#include "kona-qtest-util.h"
+
+typedef struct RemoteFixture {
+    MnProc *memnode;
+    char *dir;              /* holds the memnode's socket */
+    char *addr;             /* the memnode's unix socket address */
+    KonaQTest t;
+} RemoteFixture;
+
+static void memnode_start(RemoteFixture *fx)
+{
+    g_autofree char *listen = NULL;
+
+    fx->dir = mn_tmpdir();
+    listen = g_strdup_printf("--listen=unix:%s/mn.sock", fx->dir);
+    const char *argv[] = { listen, NULL };
+
+    fx->memnode = mn_proc_start(mn_memnode_bin(), argv);
+    fx->addr = g_strdup(fx->memnode->addrs[0]);
+}
+
+/* Boot QEMU with kona-cxl on a fresh memnode; @props after memnode=. */
+static void remote_start(RemoteFixture *fx, const char *props)
+{
+    g_autofree char *all = NULL;
+
+    memnode_start(fx);
+    all = g_strdup_printf("size=256M,memnode=%s,%s", fx->addr, props);
+    kona_qtest_start(&fx->t, all);
+}
+
+static void remote_stop(RemoteFixture *fx)
+{
+    if (fx->t.qts) {
+        kona_qtest_stop(&fx->t);
+    }
+    g_assert_cmpint(mn_proc_stop(fx->memnode), ==, 0);
+    mn_proc_free(fx->memnode);
+    mn_rm_rf(fx->dir);
+    g_free(fx->dir);
+    g_free(fx->addr);
+}
+
+static KonaMemnodeStats stats_at(const char *addr);
+
+static KonaMemnodeStats memnode_stats(RemoteFixture *fx)
+{
+    return stats_at(fx->addr);
+}
+
+static uint64_t hist(KonaQTest *t, unsigned lines)
+{
+    return kona_reg_readq(t, KONA_REG_HIST + 8 * lines);
+}
+
+/*
+ * Write a pseudo-random pattern over many times the cache, then read it
+ * back: every block was evicted and fetched again along the way.
+ */
+static void test_evict_refetch(gconstpointer data)
+{
+    const char *props = data;
+    const size_t chunk = 64 * KiB;
+    g_autofree uint8_t *buf = g_malloc(chunk);
+    g_autofree uint8_t *back = g_malloc(chunk);
+    RemoteFixture fx = { 0 };
+    size_t total;
+
+    remote_start(&fx, props);
+    /* Four times the cache: every block is evicted at least once. */
+    total = 4 * kona_reg_readq(&fx.t, KONA_REG_CACHE_SIZE);
+    /* Every other chunk starts one byte late: unaligned accesses. */
+    for (size_t off = 0; off < total; off += chunk) {
+        size_t skew = off / chunk % 2;
+
+        mn_fill(buf, chunk, off);
+        qtest_bufwrite(fx.t.qts, fx.t.window + off + skew, buf, chunk - skew);
+    }
+    for (size_t off = 0; off < total; off += chunk) {
+        size_t skew = off / chunk % 2;
+
+        mn_fill(buf, chunk, off);
+        qtest_bufread(fx.t.qts, fx.t.window + off + skew, back, chunk - skew);
+        if (memcmp(buf, back, chunk - skew)) {
+            g_error("%s: data at 0x%zx changed after eviction", props, off);
+        }
+    }
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "evictions"), >, 0);
+    /* Each block once to write it, again unless still resident to read. */
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "fetches"), >=,
+                     2 * total / kona_reg_readl(&fx.t, KONA_REG_BLOCK_SIZE) -
+                     kona_reg_readl(&fx.t, KONA_REG_NFRAMES));
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "resident-blocks"), <=,
+                     kona_reg_readl(&fx.t, KONA_REG_NFRAMES));
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "remote-errors"), ==, 0);
+    remote_stop(&fx);
+}
+
+/* Write-back is exactly the dirty lines, and the memnode agrees. */
+static void test_writeback_exact(void)
+{
+    GRand *rnd = g_rand_new_with_seed(7);
+    g_autoptr(GHashTable) lines = g_hash_table_new(g_direct_hash,
+                                                   g_direct_equal);
+    g_autoptr(GHashTable) pages = g_hash_table_new(g_direct_hash,
+                                                   g_direct_equal);
+    RemoteFixture fx = { 0 };
+    KonaMemnodeStats before, after;
+    uint64_t result, offs[300];
+    const uint64_t span = 16 * MiB;     /* 16 x the 1 MiB cache */
+
+    remote_start(&fx, "cache-size=1M");
+    before = memnode_stats(&fx);
+    for (int i = 0; i < G_N_ELEMENTS(offs); i++) {
+        /* Aligned 8-byte values, each in a line of its own. */
+        do {
+            offs[i] = g_rand_int_range(rnd, 0, span / 8) * 8;
+        } while (g_hash_table_contains(lines,
+                                       GSIZE_TO_POINTER(offs[i] / 64 + 1)));
+        qtest_writeq(fx.t.qts, fx.t.window + offs[i], offs[i] ^ 0xa5a5);
+        g_hash_table_add(lines, GSIZE_TO_POINTER(offs[i] / 64 + 1));
+        g_hash_table_add(pages, GSIZE_TO_POINTER(offs[i] / 4096 + 1));
+    }
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_EVICT, 0, 256 * MiB, &result),
+                     ==, KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "resident-blocks"), ==, 0);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "dirty-lines"), ==, 0);
+
+    /* Ours: 64 B per distinct dirty line, across every write-back. */
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "writeback-lines"), ==,
+                     g_hash_table_size(lines));
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "writeback-bytes"), ==,
+                     64 * g_hash_table_size(lines));
+    /*
+     * A page is written back once per stay in the cache that dirtied it:
+     * at least once, at most once per line.  (test_amplification checks
+     * exact numbers on a pattern without forced evictions.)
+     */
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "page-writeback-bytes"), >=,
+                     4096 * g_hash_table_size(pages));
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "page-writeback-bytes"), <=,
+                     4096 * g_hash_table_size(lines));
+    /* The memnode's: the same lines, and nothing else. */
+    after = memnode_stats(&fx);
+    g_assert_cmpuint(after.lines_written - before.lines_written, ==,
+                     g_hash_table_size(lines));
+    g_assert_cmpuint(after.bytes_written - before.bytes_written, ==,
+                     64 * g_hash_table_size(lines));
+
+    /* And the values came back from the memnode. */
+    for (int i = 0; i < G_N_ELEMENTS(offs); i++) {
+        g_assert_cmphex(qtest_readq(fx.t.qts, fx.t.window + offs[i]), ==,
+                        offs[i] ^ 0xa5a5);
+    }
+    g_rand_free(rnd);
+    remote_stop(&fx);
+}
+
+/* The 4 KiB-page counterfactual and histogram on a known pattern. */
+static void test_amplification(void)
+{
+    RemoteFixture fx = { 0 };
+    uint8_t page[4096];
+    uint64_t result;
+    double amp;
+    QDict *rsp;
+
+    remote_start(&fx, "cache-size=1M");
+    /* Page 0: one line.  Page 5: three lines.  Page 9: all 64 lines. */
+    qtest_writeq(fx.t.qts, fx.t.window + 8, 1);
+    qtest_writeq(fx.t.qts, fx.t.window + 5 * 4096, 2);
+    qtest_writel(fx.t.qts, fx.t.window + 5 * 4096 + 640, 3);
+    qtest_writeb(fx.t.qts, fx.t.window + 5 * 4096 + 4095, 4);
+    memset(page, 0x77, sizeof(page));
+    qtest_bufwrite(fx.t.qts, fx.t.window + 9 * 4096, page, sizeof(page));
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_EVICT, 0, 16 * 4096, &result),
+                     ==, KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(result, ==, 3);
+
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "writeback-bytes"), ==, 68 * 64);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "page-writeback-bytes"), ==,
+                     3 * 4096);
+    g_assert_cmpuint(hist(&fx.t, 1), ==, 1);
+    g_assert_cmpuint(hist(&fx.t, 3), ==, 1);
+    g_assert_cmpuint(hist(&fx.t, 64), ==, 1);
+    g_assert_cmpuint(hist(&fx.t, 2), ==, 0);
+
+    rsp = qtest_qmp(fx.t.qts, "{ 'execute': 'qom-get', 'arguments': "
+                    "{ 'path': '/machine/peripheral/kona0', "
+                    "'property': 'stats' } }");
+    amp = qdict_get_double(qdict_get_qdict(rsp, "return"),
+                           "page-amplification");
+    g_assert_cmpfloat_with_epsilon(amp, 3.0 * 4096 / (68 * 64), 1e-9);
+    qobject_unref(rsp);
+    remote_stop(&fx);
+}
+
+/* 16 KiB blocks: one write-back covers four pages. */
+static void test_amplification_big_blocks(void)
+{
+    RemoteFixture fx = { 0 };
+    uint64_t result;
+
+    remote_start(&fx, "cache-size=1M,block-size=16K");
+    qtest_writeq(fx.t.qts, fx.t.window + 0, 1);
+    qtest_writeq(fx.t.qts, fx.t.window + 64, 1);
+    qtest_writeq(fx.t.qts, fx.t.window + 3 * 4096, 1);
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_CLEAN, 0, 16384, &result),
+                     ==, KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(result, ==, 3);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "writebacks"), ==, 1);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "page-writeback-bytes"), ==,
+                     2 * 4096);
+    g_assert_cmpuint(hist(&fx.t, 2), ==, 1);
+    g_assert_cmpuint(hist(&fx.t, 1), ==, 1);
+    /* CLEAN keeps the block resident. */
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "resident-blocks"), ==, 1);
+    remote_stop(&fx);
+}
+
+/* The guest runtime's view: frames, access bits, its own evictions. */
+static void test_guest_policy(void)
+{
+    RemoteFixture fx = { 0 };
+    uint64_t result, st;
+    uint32_t nframes;
+    int resident = 0;
+
+    remote_start(&fx, "cache-size=64K");       /* 16 frames of 4 KiB */
+    nframes = kona_reg_readl(&fx.t, KONA_REG_NFRAMES);
+    g_assert_cmpuint(nframes, ==, 16);
+    kona_reg_writel(&fx.t, KONA_REG_POLICY_MODE, KONA_MODE_GUEST);
+    g_assert_cmpuint(kona_reg_readl(&fx.t, KONA_REG_POLICY_MODE), ==,
+                     KONA_MODE_GUEST);
+    for (int b = 0; b < 8; b++) {
+        qtest_writeb(fx.t.qts, fx.t.window + b * 4096 + b, b);
+    }
+    kona_reg_writeq(&fx.t, KONA_REG_FRAME_SEL, 0);
+    for (uint32_t f = 0; f < nframes; f++) {
+        st = kona_reg_readq(&fx.t, KONA_REG_FRAME_STATE + 8 * f);
+        if (st & KONA_FRAME_RESIDENT) {
+            resident++;
+            g_assert_true(st & KONA_FRAME_ACCESSED);
+            g_assert_cmpuint(KONA_FRAME_DIRTY(st), ==, 1);
+            g_assert_cmpuint(KONA_FRAME_BLOCK(st), <, 8);
+        }
+    }
+    g_assert_cmpint(resident, ==, 8);
+
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_CLEAR_ACCESSED, 0, nframes,
+                              &result), ==, KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(result, ==, 8);
+    st = kona_reg_readq(&fx.t, KONA_REG_FRAME_STATE);
+    g_assert_false(st & KONA_FRAME_ACCESSED);
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_CLEAR_ACCESSED, 10, 7, NULL),
+                     ==, KONA_CMD_STATUS_INVALID_ARG);
+
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_EVICT_FRAME, 0, 0, &result),
+                     ==, KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(result, ==, 1);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "guest-evictions"), ==, 1);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "resident-blocks"), ==, 7);
+
+    /* Past the cache's end the device evicts by itself (forced). */
+    for (int b = 8; b < 40; b++) {
+        qtest_writeb(fx.t.qts, fx.t.window + b * 4096, b);
+    }
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "forced-evictions"), ==,
+                     40 - 1 - 16);
+    for (int b = 0; b < 40; b++) {
+        g_assert_cmpuint(qtest_readb(fx.t.qts, fx.t.window + b * 4096 +
+                                     (b < 8 ? b : 0)), ==, b);
+    }
+    remote_stop(&fx);
+}
+
+/* DEVICE mode keeps the cache between the watermarks. */
+static void test_watermarks(void)
+{
+    RemoteFixture fx = { 0 };
+
+    remote_start(&fx, "cache-size=64K");
+    /* A bad pair (low > high) is ignored. */
+    kona_reg_writeq(&fx.t, KONA_REG_LOW_WM, 9 | (uint64_t)4 << 32);
+    g_assert_cmpuint(kona_reg_readl(&fx.t, KONA_REG_HIGH_WM), ==, 16);
+    kona_reg_writeq(&fx.t, KONA_REG_LOW_WM, 4 | (uint64_t)8 << 32);
+    g_assert_cmpuint(kona_reg_readl(&fx.t, KONA_REG_LOW_WM), ==, 4);
+    for (int b = 0; b < 30; b++) {
+        qtest_writeb(fx.t.qts, fx.t.window + b * 4096, b);
+        g_assert_cmpuint(kona_reg_readl(&fx.t, KONA_REG_RESIDENT), <=, 8);
+    }
+    g_assert_false(kona_reg_readl(&fx.t, KONA_REG_STATUS) &
+                   KONA_STATUS_ABOVE_HIGH);
+    for (int b = 0; b < 30; b++) {
+        g_assert_cmpuint(qtest_readb(fx.t.qts, fx.t.window + b * 4096), ==,
+                         b);
+    }
+    remote_stop(&fx);
+}
+
+/* At QEMU exit every dirty line reaches the memnode: reattach by name. */
+static void test_flush_on_exit(void)
+{
+    RemoteFixture fx = { 0 };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) l = NULL;
+    uint8_t buf[4096], back[4096];
+    uint64_t slab, size;
+    bool created;
+
+    remote_start(&fx, "cache-size=1M,volume=flush-test");
+    mn_fill(buf, sizeof(buf), 99);
+    for (int i = 0; i < 8; i++) {
+        qtest_bufwrite(fx.t.qts, fx.t.window + i * 1 * MiB, buf, sizeof(buf));
+    }
+    kona_qtest_stop(&fx.t);
+
+    l = kona_link_connect(fx.addr, 5000, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(kona_link_slab_attach(l, "flush-test", 256 * MiB, false,
+                                          &slab, &size, &created, &err),
+                    ==, 0);
+    g_assert_false(created);
+    for (int i = 0; i < 8; i++) {
+        g_assert_cmpint(kona_link_read(l, slab, i * 1 * MiB, back,
+                                       sizeof(back), &err), ==, 0);
+        g_assert_cmpmem(buf, sizeof(buf), back, sizeof(back));
+    }
+    remote_stop(&fx);
+}
+
+/* Random register writes, commands included, with a memnode behind. */
+static void test_register_fuzz(void)
+{
+    GRand *rnd = g_rand_new_with_seed(1234);
+    RemoteFixture fx = { 0 };
+
+    remote_start(&fx, "cache-size=64K");
+    qtest_writeq(fx.t.qts, fx.t.window + 12345 * 8, 0xfeedface);
+    for (int i = 0; i < 3000; i++) {
+        uint32_t off = g_rand_int_range(rnd, 0, KONA_REGS_SIZE / 4) * 4;
+        uint64_t val = (uint64_t)g_rand_int(rnd) << 32 | g_rand_int(rnd);
+
+        if (i % 10 == 0) {
+            /* A real command with random arguments. */
+            kona_cmd(&fx.t, g_rand_int_range(rnd, 0, 9), val,
+                     g_rand_int_range(rnd, 0, 1 << 20), NULL);
+        } else if (off % 8 == 0 && g_rand_boolean(rnd)) {
+            kona_reg_writeq(&fx.t, off, val);
+        } else {
+            kona_reg_writel(&fx.t, off, val);
+        }
+        kona_reg_readl(&fx.t, g_rand_int_range(rnd, 0, KONA_REGS_SIZE / 4) * 4);
+        if (i % 100 == 0) {
+            qtest_writeb(fx.t.qts, fx.t.window + g_rand_int_range(rnd, 0, 1 << 24),
+                         i);
+        }
+    }
+    g_rand_free(rnd);
+    g_assert_cmphex(kona_reg_readl(&fx.t, KONA_REG_MAGIC), ==,
+                    KONA_REGS_MAGIC_VALUE);
+    g_assert_cmphex(qtest_readq(fx.t.qts, fx.t.window + 12345 * 8), ==,
+                    0xfeedface);
+    remote_stop(&fx);
+}
+
+static KonaMemnodeStats stats_at(const char *addr)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) l = kona_link_connect(addr, 5000, &err);
+    KonaMemnodeStats st;
+
+    g_assert_no_error(err);
+    g_assert_cmpint(kona_link_stats(l, &st, &err), ==, 0);
+    return st;
+}
+
+/*
+ * Through the rack controller: the media is striped over two memnodes in
+ * 4 MiB slabs, and data written over many times the cache comes back.
+ */
+static void test_rackctl(void)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *ctl_listen = g_strdup_printf("--listen=unix:%s/ctl.sock",
+                                                  dir);
+    const char *ctl_argv[] = { ctl_listen, "--slab-size=4M", NULL };
+    MnProc *ctl = mn_proc_start(mn_rackctl_bin(), ctl_argv);
+    g_autofree char *ctl_opt = g_strdup_printf("--controller=%s",
+                                               ctl->addrs[0]);
+    g_autofree char *props = g_strdup_printf("size=256M,rackctl=%s,"
+                                             "cache-size=512K", ctl->addrs[0]);
+    const size_t total = 16 * MiB;
+    uint8_t buf[4096], back[4096];
+    MnProc *node[2];
+    KonaQTest t;
+
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *l = g_strdup_printf("--listen=unix:%s/n%d.sock",
+                                             dir, i);
+        const char *argv[] = { l, ctl_opt, "--capacity=512M", NULL };
+
+        node[i] = mn_proc_start(mn_memnode_bin(), argv);
+    }
+    kona_qtest_start(&t, props);
+    for (size_t off = 0; off < total; off += 64 * KiB) {
+        mn_fill(buf, sizeof(buf), off);
+        qtest_bufwrite(t.qts, t.window + off, buf, sizeof(buf));
+    }
+    for (size_t off = 0; off < total; off += 64 * KiB) {
+        mn_fill(buf, sizeof(buf), off);
+        qtest_bufread(t.qts, t.window + off, back, sizeof(back));
+        g_assert_cmpmem(buf, sizeof(buf), back, sizeof(back));
+    }
+    g_assert_cmpuint(kona_qmp_stat(&t, "remote-errors"), ==, 0);
+    /* Both memnodes hold part of the data the device wrote back. */
+    for (int i = 0; i < 2; i++) {
+        g_assert_cmpuint(stats_at(node[i]->addrs[0]).bytes_written, >, 0);
+    }
+    kona_qtest_stop(&t);
+    for (int i = 0; i < 2; i++) {
+        g_assert_cmpint(mn_proc_stop(node[i]), ==, 0);
+        mn_proc_free(node[i]);
+    }
+    g_assert_cmpint(mn_proc_stop(ctl), ==, 0);
+    mn_proc_free(ctl);
+    mn_rm_rf(dir);
+}
+
+#define TOPOLOGY \
+    "-machine q35,cxl=on " \
+    "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 " \
+    "-device cxl-rp,port=0,bus=cxl.1,id=rp0,chassis=0,slot=2 " \
+    "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G "
+
+static void expect_failure(const char *props, const char *needle)
+{
+    g_autofree char *args = g_strdup_printf(
+        TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,%s", props);
+    g_autofree char *err = NULL;
+
+    g_assert_false(kona_qemu_starts(args, &err));
+    if (!strstr(err, needle)) {
+        g_error("'%s': expected '%s' in QEMU's error, got: %s", props,
+                needle, err);
+    }
+}
+
+static void test_bad_remote_properties(void)
+{
+    RemoteFixture fx = { 0 };
+    g_autofree char *ok = NULL, *err = NULL, *props = NULL;
+
+    memnode_start(&fx);
+    ok = g_strdup_printf(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
+                         "memnode=%s,cache-size=4M", fx.addr);
+    if (!kona_qemu_starts(ok, &err)) {
+        g_error("valid remote configuration failed to start: %s", err);
+    }
+    expect_failure("memnode=unix:/nonexistent/kona.sock",
+                   "property 'memnode': cannot reach memory node "
+                   "'unix:/nonexistent/kona.sock'");
+    expect_failure("memnode=bogus", "property 'memnode'");
+    expect_failure("rackctl=tcp:127.0.0.1:1", "property 'rackctl'");
+    props = g_strdup_printf("memnode=%s,rackctl=%s", fx.addr, fx.addr);
+    expect_failure(props, "properties 'memnode' and 'rackctl' exclude");
+    g_free(props);
+    props = g_strdup_printf("memnode=%s,cache-size=512M", fx.addr);
+    expect_failure(props, "property 'cache-size' (536870912)");
+    g_free(props);
+    props = g_strdup_printf("memnode=%s,block-size=3000", fx.addr);
+    expect_failure(props, "property 'block-size' (3000) must be a power "
+                   "of two");
+    g_free(props);
+    props = g_strdup_printf("memnode=%s,policy=lru", fx.addr);
+    expect_failure(props, "property 'policy' must be clock, fifo or random");
+    expect_failure("cache-size=64M", "property 'cache-size' must equal "
+                   "'size' without 'memnode'");
+    expect_failure("volume=v1", "property 'volume' needs 'memnode'");
+    remote_stop(&fx);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const variants[][2] = {
+        { "clock-4k", "cache-size=1M" },
+        { "fifo-4k", "cache-size=512K,policy=fifo" },
+        { "random-4k", "cache-size=512K,policy=random" },
+        { "clock-64b", "cache-size=64K,block-size=64" },
+        { "clock-1k", "cache-size=256K,block-size=1K" },
+        { "clock-64k", "cache-size=1M,block-size=64K" },
+        { "clock-2m", "cache-size=4M,block-size=2M" },
+    };
+
+    g_test_init(&argc, &argv, NULL);
+    g_assert(qtest_has_device("kona-cxl"));
+    for (int i = 0; i < G_N_ELEMENTS(variants); i++) {
+        g_autofree char *name = g_strdup_printf("/kona-remote/evict-refetch/%s",
+                                                variants[i][0]);
+
+        qtest_add_data_func(name, variants[i][1], test_evict_refetch);
+    }
+    qtest_add_func("/kona-remote/writeback-exact", test_writeback_exact);
+    qtest_add_func("/kona-remote/amplification", test_amplification);
+    qtest_add_func("/kona-remote/amplification-16k",
+                   test_amplification_big_blocks);
+    qtest_add_func("/kona-remote/guest-policy", test_guest_policy);
+    qtest_add_func("/kona-remote/watermarks", test_watermarks);
+    qtest_add_func("/kona-remote/flush-on-exit", test_flush_on_exit);
+    qtest_add_func("/kona-remote/register-fuzz", test_register_fuzz);
+    qtest_add_func("/kona-remote/bad-properties", test_bad_remote_properties);
+    qtest_add_func("/kona-remote/rackctl", test_rackctl);
+    return g_test_run();
+}
