@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Minimal QMP client for Kona-CXL scripts (no dependency beyond python3).
 
-    qmp.py SOCKET stats [DEVICE-ID]      print the kona-cxl statistics
+    qmp.py SOCKET stats [DEVICE-ID]      print the kona-cxl counters
+    qmp.py SOCKET text [DEVICE-ID]       the device's statistics report
     qmp.py SOCKET json '{"execute": ...}' run one command, print its result
     qmp.py SOCKET quit
 """
@@ -51,11 +52,16 @@ def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
     qmp = Qmp(argv[1])
+    dev = argv[3] if len(argv) > 3 else "kona0"
     if argv[2] == "stats":
-        stats = kona_stats(qmp, argv[3] if len(argv) > 3 else "kona0")
+        stats = kona_stats(qmp, dev)
         width = max(len(k) for k in stats)
         for key, val in stats.items():
-            print(f"  {key:<{width}}  {val}")
+            if not isinstance(val, list):
+                print(f"  {key:<{width}}  {val}")
+    elif argv[2] == "text":
+        print(qmp.cmd("qom-get", path=f"/machine/peripheral/{dev}",
+                      property="stats-text"), end="")
     elif argv[2] == "json":
         print(json.dumps(qmp.raw(json.loads(argv[3])), indent=2))
     elif argv[2] == "quit":

@@ -21,6 +21,7 @@
 #   KONA_VM_OVERLAY=DIR      files copied into the guest's / for this run (no image rebuild)
 #   KONA_VM_VERBOSE=1        also stream the serial console to stderr
 #   KONA_VM_DEVICE=kona-cxl  default device type for kona_vm_memdev_args
+#   KONA_VM_KONA_PROPS=...   extra kona-cxl properties (memnode=..., cache-size=...)
 #   KONA_VM_QMP=PATH         QMP socket for the run; with it, QEMU is kept
 #                            alive after the guest command ends, so that
 #   KONA_VM_ON_RESULT="cmd"  runs (on the host) once the guest printed its
@@ -69,10 +70,10 @@ kona_vm_memdev_args() {
             ) ;;
         kona-cxl)
             # kona-cxl makes its own media backend, sized by 'size' (it
-            # rejects memdev/volatile-memdev); the memory-node properties go
-            # here once the device has them.
+            # rejects memdev/volatile-memdev). KONA_VM_KONA_PROPS adds
+            # properties, e.g. "memnode=unix:/run/mn.sock,cache-size=32M".
             KONA_VM_MEMDEV_ARGS=(
-                -device "kona-cxl,bus=$KONA_VM_ROOT_PORT,size=$size,id=kona$id"
+                -device "kona-cxl,bus=$KONA_VM_ROOT_PORT,size=$size,id=kona$id${KONA_VM_KONA_PROPS:+,$KONA_VM_KONA_PROPS}"
             ) ;;
         *) die "kona_vm_memdev_args: unknown device type '$type' (kona-cxl or cxl-type3)" ;;
     esac
