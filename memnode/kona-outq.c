@@ -215,3 +215,21 @@ void kona_outq_clear(KonaOutq *q)
         pop_ent(q);
     }
 }
+
+uint8_t *kona_outq_reply(KonaOutq *q, const KonaHdr *h, uint32_t len)
+{
+    uint8_t *p = kona_outq_reserve(q, KONA_HDR_SIZE + len);
+
+    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, 0, len);
+    return p + KONA_HDR_SIZE;
+}
+
+void kona_outq_reply_error(KonaOutq *q, const KonaHdr *h, int err,
+                           const char *msg)
+{
+    uint32_t len = MIN(strlen(msg), (size_t)KONA_MAX_ERRMSG);
+    uint8_t *p = kona_outq_reserve(q, KONA_HDR_SIZE + len);
+
+    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, -err, len);
+    memcpy(p + KONA_HDR_SIZE, msg, len);
+}

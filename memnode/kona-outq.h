@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "kona-proto.h"
+
 typedef struct KonaOutEnt {
     uint8_t *base;              /* next unsent byte */
     size_t len;                 /* unsent bytes */
@@ -36,6 +38,14 @@ typedef struct KonaOutq {
 } KonaOutq;
 
 void kona_outq_init(KonaOutq *q, size_t arena_cap);
+
+/* Queue the header of the reply to @h with @len payload bytes to follow;
+ * returns where the caller writes those bytes. */
+uint8_t *kona_outq_reply(KonaOutq *q, const KonaHdr *h, uint32_t len);
+/* Queue an error reply to @h: status -@err and @msg (cut to
+ * KONA_MAX_ERRMSG bytes) as its payload. */
+void kona_outq_reply_error(KonaOutq *q, const KonaHdr *h, int err,
+                           const char *msg);
 void kona_outq_destroy(KonaOutq *q);
 
 /* Append @len bytes to the queue and return them for the caller to fill. */

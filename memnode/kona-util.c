@@ -4,9 +4,13 @@
 #include "kona-util.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 GQuark kona_error_quark(void)
 {
@@ -93,4 +97,39 @@ int kona_set_nonblock(int fd, bool on)
     }
     fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
     return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
+void kona_die(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: error: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+void kona_announce_ready(const char *prog, const char *addrs,
+                         const char *pid_file, int ready_fd)
+{
+    if (pid_file) {
+        g_autofree char *pid = g_strdup_printf("%d\n", (int)getpid());
+        g_autoptr(GError) err = NULL;
+
+        if (!g_file_set_contents(pid_file, pid, -1, &err)) {
+            kona_die(prog, "%s", err->message);
+        }
+    }
+    printf("%s ready: pid %d listening on %s\n", prog, (int)getpid(), addrs);
+    fflush(stdout);
+    if (ready_fd >= 0) {
+        g_autofree char *line = g_strdup_printf("READY %s\n", addrs);
+
+        if (write(ready_fd, line, strlen(line)) < 0) {
+            kona_die(prog, "--ready-fd %d: %s", ready_fd, g_strerror(errno));
+        }
+        close(ready_fd);
+    }
 }

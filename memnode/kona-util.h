@@ -31,4 +31,16 @@ const char *kona_format_size(uint64_t n, char *buf, size_t len);
 
 int kona_set_nonblock(int fd, bool on);
 
+/*
+ * A server is listening on @addrs: write the pid file (if any), print
+ * "PROG ready: pid N listening on ADDRS" on stdout and, for a parent
+ * waiting on @ready_fd (>= 0), "READY ADDRS"; exits on failure.
+ */
+void kona_announce_ready(const char *prog, const char *addrs,
+                         const char *pid_file, int ready_fd);
+
+/* "PROG: error: MESSAGE" on stderr, then exit(1): for command-line tools. */
+void G_GNUC_PRINTF(2, 3) G_GNUC_NORETURN
+kona_die(const char *prog, const char *fmt, ...);
+
 #endif /* KONA_UTIL_H */

@@ -135,17 +135,7 @@ static GOptionEntry entries[] = {
     { 0 }
 };
 
-static void G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "kona-memnode: error: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
+#define die(...) kona_die("kona-memnode", __VA_ARGS__)
 
 static void epoll_set(Memnode *mn, int fd, uint32_t events, void *ptr,
                       int op)
@@ -372,23 +362,7 @@ static void announce_ready(Memnode *mn)
         Listener *ls = g_ptr_array_index(mn->listeners, i);
         g_string_append_printf(addrs, "%s%s", i ? " " : "", ls->addr);
     }
-    if (opt.pid_file) {
-        g_autofree char *pid = g_strdup_printf("%d\n", (int)getpid());
-        g_autoptr(GError) err = NULL;
-        if (!g_file_set_contents(opt.pid_file, pid, -1, &err)) {
-            die("%s", err->message);
-        }
-    }
-    printf("kona-memnode ready: pid %d listening on %s\n", (int)getpid(),
-           addrs->str);
-    fflush(stdout);
-    if (opt.ready_fd >= 0) {
-        g_autofree char *line = g_strdup_printf("READY %s\n", addrs->str);
-        if (write(opt.ready_fd, line, strlen(line)) < 0) {
-            die("--ready-fd %d: %s", opt.ready_fd, g_strerror(errno));
-        }
-        close(opt.ready_fd);
-    }
+    kona_announce_ready("kona-memnode", addrs->str, opt.pid_file, opt.ready_fd);
     g_string_free(addrs, TRUE);
 }
 

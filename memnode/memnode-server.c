@@ -160,10 +160,7 @@ int mn_conn_flush(MnConn *c)
 
 static uint8_t *reply(MnConn *c, const KonaHdr *h, uint32_t len)
 {
-    uint8_t *p = kona_outq_reserve(&c->out, KONA_HDR_SIZE + len);
-
-    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, 0, len);
-    return p + KONA_HDR_SIZE;
+    return kona_outq_reply(&c->out, h, len);
 }
 
 static void G_GNUC_PRINTF(4, 5)
@@ -171,16 +168,11 @@ reply_err(MnConn *c, const KonaHdr *h, int err, const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
     va_list ap;
-    size_t len;
-    uint8_t *p;
 
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    len = MIN(strlen(msg), (size_t)KONA_MAX_ERRMSG);
-    p = kona_outq_reserve(&c->out, KONA_HDR_SIZE + len);
-    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, -err, (uint32_t)len);
-    memcpy(p + KONA_HDR_SIZE, msg, len);
+    kona_outq_reply_error(&c->out, h, err, msg);
     c->srv->stats[KONA_STAT_REFUSED]++;
     if (c->srv->cfg.verbose) {
         fprintf(stderr, "kona-memnode: %s: %s refused: %s\n", c->peer,

@@ -129,17 +129,7 @@ static GOptionEntry entries[] = {
     { 0 }
 };
 
-static void G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "kona-rackctl: error: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
+#define die(...) kona_die("kona-rackctl", __VA_ARGS__)
 
 static void G_GNUC_PRINTF(1, 2) vlog(const char *fmt, ...)
 {
@@ -159,10 +149,7 @@ static void G_GNUC_PRINTF(1, 2) vlog(const char *fmt, ...)
 
 static uint8_t *reply(RcConn *c, const KonaHdr *h, uint32_t len)
 {
-    uint8_t *p = kona_outq_reserve(&c->out, KONA_HDR_SIZE + len);
-
-    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, 0, len);
-    return p + KONA_HDR_SIZE;
+    return kona_outq_reply(&c->out, h, len);
 }
 
 static void G_GNUC_PRINTF(4, 5)
@@ -170,16 +157,11 @@ reply_err(RcConn *c, const KonaHdr *h, int err, const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
     va_list ap;
-    size_t len;
-    uint8_t *p;
 
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    len = MIN(strlen(msg), (size_t)KONA_MAX_ERRMSG);
-    p = kona_outq_reserve(&c->out, KONA_HDR_SIZE + len);
-    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, -err, (uint32_t)len);
-    memcpy(p + KONA_HDR_SIZE, msg, len);
+    kona_outq_reply_error(&c->out, h, err, msg);
     vlog("%s: %s refused: %s", c->peer, kona_op_name(h->op), msg);
 }
 
@@ -731,22 +713,7 @@ static void announce_ready(void)
         Listener *ls = g_ptr_array_index(rack.listeners, i);
         g_string_append_printf(addrs, "%s%s", i ? " " : "", ls->addr);
     }
-    if (opt.pid_file) {
-        g_autofree char *pid = g_strdup_printf("%d\n", (int)getpid());
-        if (!g_file_set_contents(opt.pid_file, pid, -1, NULL)) {
-            die("cannot write %s", opt.pid_file);
-        }
-    }
-    printf("kona-rackctl ready: pid %d listening on %s\n", (int)getpid(),
-           addrs->str);
-    fflush(stdout);
-    if (opt.ready_fd >= 0) {
-        g_autofree char *line = g_strdup_printf("READY %s\n", addrs->str);
-        if (write(opt.ready_fd, line, strlen(line)) < 0) {
-            die("--ready-fd %d: %s", opt.ready_fd, g_strerror(errno));
-        }
-        close(opt.ready_fd);
-    }
+    kona_announce_ready("kona-rackctl", addrs->str, opt.pid_file, opt.ready_fd);
     g_string_free(addrs, TRUE);
 }
 

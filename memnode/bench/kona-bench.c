@@ -30,17 +30,7 @@ static const char *const size_names[] = { "64B", "4KiB", "64KiB" };
 static double lat_secs = 1.0;   /* per latency measurement */
 static double tput_secs = 1.5;  /* per throughput measurement */
 
-static void G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "kona-bench: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
+#define die(...) kona_die("kona-bench", __VA_ARGS__)
 
 static int cmp_i64(const void *a, const void *b)
 {
