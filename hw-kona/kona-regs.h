@@ -154,6 +154,33 @@ enum KonaDevStat {
 
 #define KONA_REG_STATS_END      (KONA_REG_STATS + 8 * KONA_DEV_STAT__COUNT)
 
+/* Names of the statistics, as QMP and konactl print them:
+ * static const char *const names[] = KONA_DEV_STAT_NAMES; */
+#define KONA_DEV_STAT_NAMES { \
+    [KONA_DEV_STAT_READS] = "reads", \
+    [KONA_DEV_STAT_WRITES] = "writes", \
+    [KONA_DEV_STAT_READ_BYTES] = "read-bytes", \
+    [KONA_DEV_STAT_WRITE_BYTES] = "write-bytes", \
+    [KONA_DEV_STAT_DIRTY_LINES] = "dirty-lines", \
+    [KONA_DEV_STAT_LINES_DIRTIED] = "lines-dirtied", \
+    [KONA_DEV_STAT_HITS] = "hits", \
+    [KONA_DEV_STAT_MISSES] = "misses", \
+    [KONA_DEV_STAT_FETCHES] = "fetches", \
+    [KONA_DEV_STAT_FETCH_BYTES] = "fetch-bytes", \
+    [KONA_DEV_STAT_EVICTIONS] = "evictions", \
+    [KONA_DEV_STAT_FORCED_EVICTIONS] = "forced-evictions", \
+    [KONA_DEV_STAT_GUEST_EVICTIONS] = "guest-evictions", \
+    [KONA_DEV_STAT_WRITEBACKS] = "writebacks", \
+    [KONA_DEV_STAT_WRITEBACK_LINES] = "writeback-lines", \
+    [KONA_DEV_STAT_WRITEBACK_BYTES] = "writeback-bytes", \
+    [KONA_DEV_STAT_PAGE_WB_BYTES] = "page-writeback-bytes", \
+    [KONA_DEV_STAT_HUGE_WB_BYTES] = "hugepage-writeback-bytes", \
+    [KONA_DEV_STAT_STALL_NS] = "stall-ns", \
+    [KONA_DEV_STAT_RESIDENT_BLOCKS] = "resident-blocks", \
+    [KONA_DEV_STAT_DIRTY_BLOCKS] = "dirty-blocks", \
+    [KONA_DEV_STAT_REMOTE_ERRORS] = "remote-errors", \
+}
+
 /*
  * Histogram of dirty lines per 4 KiB page at write-back: HIST + 8 * n
  * counts the pages written back with n dirty lines (1 <= n <= 64).

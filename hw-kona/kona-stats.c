@@ -15,30 +15,7 @@
 #include "qapi/visitor.h"
 #include "kona-cxl.h"
 
-const char *const kona_stat_names[KONA_DEV_STAT__COUNT] = {
-    [KONA_DEV_STAT_READS] = "reads",
-    [KONA_DEV_STAT_WRITES] = "writes",
-    [KONA_DEV_STAT_READ_BYTES] = "read-bytes",
-    [KONA_DEV_STAT_WRITE_BYTES] = "write-bytes",
-    [KONA_DEV_STAT_DIRTY_LINES] = "dirty-lines",
-    [KONA_DEV_STAT_LINES_DIRTIED] = "lines-dirtied",
-    [KONA_DEV_STAT_HITS] = "hits",
-    [KONA_DEV_STAT_MISSES] = "misses",
-    [KONA_DEV_STAT_FETCHES] = "fetches",
-    [KONA_DEV_STAT_FETCH_BYTES] = "fetch-bytes",
-    [KONA_DEV_STAT_EVICTIONS] = "evictions",
-    [KONA_DEV_STAT_FORCED_EVICTIONS] = "forced-evictions",
-    [KONA_DEV_STAT_GUEST_EVICTIONS] = "guest-evictions",
-    [KONA_DEV_STAT_WRITEBACKS] = "writebacks",
-    [KONA_DEV_STAT_WRITEBACK_LINES] = "writeback-lines",
-    [KONA_DEV_STAT_WRITEBACK_BYTES] = "writeback-bytes",
-    [KONA_DEV_STAT_PAGE_WB_BYTES] = "page-writeback-bytes",
-    [KONA_DEV_STAT_HUGE_WB_BYTES] = "hugepage-writeback-bytes",
-    [KONA_DEV_STAT_STALL_NS] = "stall-ns",
-    [KONA_DEV_STAT_RESIDENT_BLOCKS] = "resident-blocks",
-    [KONA_DEV_STAT_DIRTY_BLOCKS] = "dirty-blocks",
-    [KONA_DEV_STAT_REMOTE_ERRORS] = "remote-errors",
-};
+const char *const kona_stat_names[KONA_DEV_STAT__COUNT] = KONA_DEV_STAT_NAMES;
 
 /* Lock held, or a racy but harmless read of naturally aligned words. */
 uint64_t kona_stat_get(KonaCxlState *s, unsigned stat)
