@@ -55,11 +55,18 @@ static void kona_release_bql(KonaLockState *ls)
     }
 }
 
-static void kona_remote_failed(KonaCxlState *s, Error *err)
+void kona_remote_failed(KonaCxlState *s, Error *err)
 {
-    s->stats[KONA_DEV_STAT_REMOTE_ERRORS]++;
+    uint64_t n = ++s->stats[KONA_DEV_STAT_REMOTE_ERRORS];
+
     s->remote_error = true;
-    error_report_err(err);
+    /* A guest can hammer a dead memory node: log the 1st, 2nd, 4th, ... */
+    if (!(n & (n - 1))) {
+        error_prepend(&err, "(remote error %" PRIu64 ") ", n);
+        error_report_err(err);
+    } else {
+        error_free(err);
+    }
 }
 
 /* Write back @frame's dirty lines, if any, and account for them. */

@@ -64,9 +64,7 @@ static uint32_t kona_run_io_command(KonaCxlState *s, KonaLockState *ls,
         return KONA_CMD_STATUS_UNKNOWN_CMD;
     }
     if (ret < 0) {
-        error_report_err(err);
-        s->stats[KONA_DEV_STAT_REMOTE_ERRORS]++;
-        s->remote_error = true;
+        kona_remote_failed(s, err);
         return KONA_CMD_STATUS_REMOTE_ERROR;
     }
     return KONA_CMD_STATUS_OK;

@@ -13,6 +13,7 @@
 #include "qobject/qdict.h"
 #include "kona-regs.h"
 #include "kona-link.h"
+#include "kona-sock.h"
 #include "mn-testutil.h"
 #include "kona-qtest-util.h"
 
@@ -443,6 +444,156 @@ static void test_rackctl(void)
     mn_rm_rf(dir);
 }
 
+/* A memnode behind kona-faultproxy, and a control line to the proxy. */
+typedef struct FaultFixture {
+    RemoteFixture mn;
+    MnProc *proxy;
+    int control;
+} FaultFixture;
+
+static const char *faultproxy_bin(void)
+{
+    const char *bin = g_getenv("KONA_FAULTPROXY");
+
+    g_assert(bin);
+    return bin;
+}
+
+static void proxy_command(FaultFixture *ff, const char *cmd)
+{
+    g_autofree char *line = g_strdup_printf("%s\n", cmd);
+    char buf[128];
+    ssize_t n;
+
+    g_assert_cmpint(write(ff->control, line, strlen(line)), ==,
+                    strlen(line));
+    n = read(ff->control, buf, sizeof(buf) - 1);
+    g_assert_cmpint(n, >, 0);
+    buf[n] = 0;
+    g_assert_cmpstr(buf, ==, "ok\n");
+}
+
+static void fault_start(FaultFixture *ff, const char *props)
+{
+    g_autofree char *listen = NULL, *control = NULL, *target = NULL;
+    g_autofree char *all = NULL;
+    g_autoptr(GError) err = NULL;
+
+    memnode_start(&ff->mn);
+    listen = g_strdup_printf("--listen=unix:%s/proxy.sock", ff->mn.dir);
+    control = g_strdup_printf("--control=unix:%s/control.sock", ff->mn.dir);
+    target = g_strdup_printf("--target=%s", ff->mn.addr);
+    const char *argv[] = { listen, control, target, NULL };
+    ff->proxy = mn_proc_start(faultproxy_bin(), argv);
+    ff->control = kona_connect(ff->proxy->addrs[1], 5000, &err);
+    g_assert_no_error(err);
+    /* Short timeouts: a vanished memnode is noticed within seconds. */
+    all = g_strdup_printf("size=256M,memnode=%s,timeout-ms=1000,%s",
+                          ff->proxy->addrs[0], props);
+    kona_qtest_start(&ff->mn.t, all);
+}
+
+static void fault_stop(FaultFixture *ff)
+{
+    close(ff->control);
+    kona_qtest_stop(&ff->mn.t);
+    g_assert_cmpint(mn_proc_stop(ff->proxy), ==, 0);
+    mn_proc_free(ff->proxy);
+    remote_stop(&ff->mn);
+}
+
+/* Fetch blocks [first, first + n) by writing one byte in each. */
+static void touch_blocks(KonaQTest *t, int first, int n)
+{
+    for (int b = first; b < first + n; b++) {
+        qtest_writeb(t->qts, t->window + b * 4096 + 7, b);
+    }
+}
+
+static void check_blocks(KonaQTest *t, int first, int n)
+{
+    for (int b = first; b < first + n; b++) {
+        g_assert_cmpuint(qtest_readb(t->qts, t->window + b * 4096 + 7), ==,
+                         b & 0xff);
+    }
+}
+
+/* A slow network stalls accesses (counted) but loses nothing. */
+static void test_slow_network(void)
+{
+    FaultFixture ff = { 0 };
+    KonaQTest *t = &ff.mn.t;
+    uint64_t stall0, fetch0;
+    int64_t t0;
+
+    fault_start(&ff, "cache-size=64K");
+    touch_blocks(t, 0, 20);
+    stall0 = kona_qmp_stat(t, "stall-ns");
+    fetch0 = kona_qmp_stat(t, "fetches");
+    proxy_command(&ff, "delay 50");
+    t0 = g_get_monotonic_time();
+    touch_blocks(t, 20, 10);
+    /* Each fetch waits for the delayed request and the delayed reply. */
+    g_assert_cmpuint(kona_qmp_stat(t, "fetches") - fetch0, ==, 10);
+    g_assert_cmpuint(kona_qmp_stat(t, "stall-ns") - stall0, >=,
+                     10 * 100 * 1000000ull);
+    g_assert_cmpint(g_get_monotonic_time() - t0, >=, 10 * 100 * 1000);
+    proxy_command(&ff, "pass");
+    check_blocks(t, 0, 30);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+    fault_stop(&ff);
+}
+
+/*
+ * The memnode vanishes: accesses that need it fail (counted, reads give
+ * all ones), QEMU stays up, dirty data stays in the cache; when it is back
+ * the device reconnects and nothing was lost.
+ */
+static void test_memnode_gone(void)
+{
+    FaultFixture ff = { 0 };
+    KonaQTest *t = &ff.mn.t;
+    QDict *rsp;
+
+    fault_start(&ff, "cache-size=64K");
+    touch_blocks(t, 0, 16);             /* fills the 16 frames, dirty */
+    proxy_command(&ff, "refuse on");
+    proxy_command(&ff, "cut");
+    /* Needs a victim written back and a fetch: both impossible. */
+    g_assert_cmphex(qtest_readq(t->qts, t->window + 100 * 4096), ==,
+                    UINT64_MAX);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), >, 0);
+    g_assert_true(kona_reg_readl(t, KONA_REG_STATUS) &
+                  KONA_STATUS_REMOTE_ERR);
+    rsp = qtest_qmp(t->qts, "{ 'execute': 'query-status' }");
+    g_assert(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    /* Resident data is still served without the memnode. */
+    check_blocks(t, 0, 16);
+
+    proxy_command(&ff, "pass");
+    touch_blocks(t, 16, 16);            /* evicts all of 0..15 */
+    check_blocks(t, 0, 32);
+    fault_stop(&ff);
+}
+
+/* A reply cut mid-frame: kona-link reconnects, the device retries. */
+static void test_truncated_reply(void)
+{
+    FaultFixture ff = { 0 };
+    KonaQTest *t = &ff.mn.t;
+    uint64_t errors;
+
+    fault_start(&ff, "cache-size=64K");
+    touch_blocks(t, 0, 16);
+    errors = kona_qmp_stat(t, "remote-errors");
+    proxy_command(&ff, "truncate 1000");    /* inside the next 4 KiB reply */
+    touch_blocks(t, 16, 4);
+    check_blocks(t, 0, 20);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, errors);
+    fault_stop(&ff);
+}
+
 #define TOPOLOGY \
     "-machine q35,cxl=on " \
     "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 " \
@@ -526,5 +677,8 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/register-fuzz", test_register_fuzz);
     qtest_add_func("/kona-remote/bad-properties", test_bad_remote_properties);
     qtest_add_func("/kona-remote/rackctl", test_rackctl);
+    qtest_add_func("/kona-remote/fault/slow-network", test_slow_network);
+    qtest_add_func("/kona-remote/fault/memnode-gone", test_memnode_gone);
+    qtest_add_func("/kona-remote/fault/truncated-reply", test_truncated_reply);
     return g_test_run();
 }

@@ -1,0 +1,356 @@
+/*
+ * kona-faultproxy: a TCP/unix proxy that sits between kona-cxl (or any
+ * kona-link client) and a memory node and injects network faults on
+ * command, for tests of slow, broken and vanishing memory nodes.
+ *
+ *   kona-faultproxy --listen ADDR --target ADDR --control ADDR
+ *
+ * Every connection accepted on --listen is relayed to --target.  Commands,
+ * one per line on a --control connection, each answered "ok" or "error:":
+ *   delay MS        hold each relayed chunk MS milliseconds (both ways)
+ *   blackhole on|off  swallow relayed data: the peer hears nothing
+ *   cut             close every relayed connection now
+ *   refuse on|off   close new connections as soon as they are accepted
+ *   truncate N      relay N more bytes towards the client, then cut
+ *   pass            clear every fault
+ *   stats           "connections N bytes N cuts N"
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <errno.h>
+#include <glib.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kona-sock.h"
+#include "kona-util.h"
+
+#define die(...) kona_die("kona-faultproxy", __VA_ARGS__)
+#define CHUNK (64 * 1024)
+#define POLL_MS 50
+
+/* The faults in force; read by relay threads under @lock. */
+static struct {
+    GMutex lock;
+    unsigned delay_ms;
+    bool blackhole;
+    bool refuse;
+    int64_t truncate_left;      /* < 0: no truncation armed */
+    uint64_t cut_generation;    /* bumped by "cut" */
+    uint64_t connections, bytes, cuts;
+} faults = { .truncate_left = -1 };
+
+static char *opt_listen, *opt_target, *opt_control;
+static int opt_ready_fd = -1;
+
+static GOptionEntry entries[] = {
+    { "listen", 'l', 0, G_OPTION_ARG_STRING, &opt_listen,
+      "Accept clients at ADDR (unix:PATH or tcp:HOST:PORT)", "ADDR" },
+    { "target", 't', 0, G_OPTION_ARG_STRING, &opt_target,
+      "Relay them to the memory node at ADDR", "ADDR" },
+    { "control", 'c', 0, G_OPTION_ARG_STRING, &opt_control,
+      "Take fault commands at ADDR", "ADDR" },
+    { "ready-fd", 0, 0, G_OPTION_ARG_INT, &opt_ready_fd,
+      "Write 'READY listen-addr control-addr' to FD once listening", "FD" },
+    { 0 }
+};
+
+typedef struct Relay {
+    int from, to;
+    bool towards_client;
+    uint64_t generation;        /* cut_generation when it started */
+    struct Relay *twin;
+} Relay;
+
+static bool relay_cut(Relay *r)
+{
+    bool cut;
+
+    g_mutex_lock(&faults.lock);
+    cut = faults.cut_generation != r->generation;
+    g_mutex_unlock(&faults.lock);
+    return cut;
+}
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Decide what to do with @n bytes just read; returns bytes to forward,
+ * sets *then_cut when a truncation ends here. */
+static size_t apply_faults(Relay *r, size_t n, unsigned *delay,
+                           bool *then_cut)
+{
+    g_mutex_lock(&faults.lock);
+    *delay = faults.delay_ms;
+    *then_cut = false;
+    if (faults.blackhole) {
+        n = 0;
+    } else if (r->towards_client && faults.truncate_left >= 0) {
+        if ((int64_t)n >= faults.truncate_left) {
+            n = (size_t)faults.truncate_left;
+            faults.truncate_left = -1;
+            *then_cut = true;
+        } else {
+            faults.truncate_left -= (int64_t)n;
+        }
+    }
+    faults.bytes += n;
+    g_mutex_unlock(&faults.lock);
+    return n;
+}
+
+static void *relay_thread(void *opaque)
+{
+    Relay *r = opaque;
+    g_autofree uint8_t *buf = g_malloc(CHUNK);
+
+    for (;;) {
+        struct pollfd pfd = { .fd = r->from, .events = POLLIN };
+        unsigned delay;
+        bool then_cut;
+        ssize_t n;
+        size_t fwd;
+
+        if (relay_cut(r)) {
+            break;
+        }
+        if (poll(&pfd, 1, POLL_MS) <= 0) {
+            continue;
+        }
+        n = recv(r->from, buf, CHUNK, 0);
+        if (n <= 0) {
+            break;
+        }
+        fwd = apply_faults(r, (size_t)n, &delay, &then_cut);
+        if (delay) {
+            g_usleep(delay * 1000ull);
+        }
+        if (relay_cut(r) || !write_all(r->to, buf, fwd) || then_cut) {
+            break;
+        }
+    }
+    /* Wake the twin: both directions end together. */
+    shutdown(r->from, SHUT_RDWR);
+    shutdown(r->to, SHUT_RDWR);
+    return NULL;
+}
+
+/* Relay one client until either side closes or a fault cuts it. */
+static void *connection_thread(void *opaque)
+{
+    int client = GPOINTER_TO_INT(opaque);
+    g_autoptr(GError) err = NULL;
+    int server = kona_connect(opt_target, 5000, &err);
+    Relay up, down;
+    pthread_t t;
+
+    if (server < 0) {
+        fprintf(stderr, "kona-faultproxy: %s\n", err->message);
+        close(client);
+        return NULL;
+    }
+    g_mutex_lock(&faults.lock);
+    up = (Relay) { .from = client, .to = server,
+                   .generation = faults.cut_generation };
+    g_mutex_unlock(&faults.lock);
+    down = up;
+    down.from = server;
+    down.to = client;
+    down.towards_client = true;
+    pthread_create(&t, NULL, relay_thread, &up);
+    relay_thread(&down);
+    pthread_join(t, NULL);
+    close(client);
+    close(server);
+    return NULL;
+}
+
+static const char *run_command(char *line)
+{
+    g_auto(GStrv) w = g_strsplit_set(g_strstrip(line), " \t", -1);
+    unsigned n = g_strv_length(w);
+    static char reply[128];
+
+    if (n == 0 || !w[0][0]) {
+        return "error: empty command";
+    }
+    g_mutex_lock(&faults.lock);
+    if (g_str_equal(w[0], "delay") && n == 2) {
+        faults.delay_ms = (unsigned)g_ascii_strtoull(w[1], NULL, 10);
+    } else if (g_str_equal(w[0], "blackhole") && n == 2) {
+        faults.blackhole = g_str_equal(w[1], "on");
+    } else if (g_str_equal(w[0], "refuse") && n == 2) {
+        faults.refuse = g_str_equal(w[1], "on");
+    } else if (g_str_equal(w[0], "truncate") && n == 2) {
+        faults.truncate_left = (int64_t)g_ascii_strtoull(w[1], NULL, 10);
+    } else if (g_str_equal(w[0], "cut") && n == 1) {
+        faults.cut_generation++;
+        faults.cuts++;
+    } else if (g_str_equal(w[0], "pass") && n == 1) {
+        faults.delay_ms = 0;
+        faults.blackhole = faults.refuse = false;
+        faults.truncate_left = -1;
+    } else if (g_str_equal(w[0], "stats") && n == 1) {
+        snprintf(reply, sizeof(reply), "connections %" G_GUINT64_FORMAT
+                 " bytes %" G_GUINT64_FORMAT " cuts %" G_GUINT64_FORMAT,
+                 faults.connections, faults.bytes, faults.cuts);
+        g_mutex_unlock(&faults.lock);
+        return reply;
+    } else {
+        g_mutex_unlock(&faults.lock);
+        return "error: unknown command";
+    }
+    g_mutex_unlock(&faults.lock);
+    return "ok";
+}
+
+/* One control client: read lines, answer each. */
+static void *control_thread(void *opaque)
+{
+    int fd = GPOINTER_TO_INT(opaque);
+    char buf[512];
+    size_t got = 0;
+
+    for (;;) {
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        char *nl;
+
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        buf[got] = 0;
+        while ((nl = strchr(buf, '\n'))) {
+            g_autofree char *answer = NULL;
+
+            *nl = 0;
+            answer = g_strdup_printf("%s\n", run_command(buf));
+            if (!write_all(fd, (uint8_t *)answer, strlen(answer))) {
+                goto out;
+            }
+            got -= (size_t)(nl + 1 - buf);
+            memmove(buf, nl + 1, got + 1);
+        }
+        if (got == sizeof(buf) - 1) {
+            break;      /* a line too long to be a command */
+        }
+    }
+out:
+    close(fd);
+    return NULL;
+}
+
+/* Unix socket files to remove when told to stop. */
+static char *socket_paths[2];
+
+static void on_terminate(int sig)
+{
+    for (int i = 0; i < 2; i++) {
+        if (socket_paths[i]) {
+            unlink(socket_paths[i]);
+        }
+    }
+    _exit(0);
+}
+
+static void spawn_detached(void *(*fn)(void *), int fd)
+{
+    pthread_t t;
+
+    if (pthread_create(&t, NULL, fn, GINT_TO_POINTER(fd)) != 0) {
+        close(fd);
+        return;
+    }
+    pthread_detach(t);
+}
+
+int main(int argc, char **argv)
+{
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- fault injector");
+    g_autoptr(GError) err = NULL;
+    g_autofree char *listen_addr = NULL, *control_addr = NULL;
+    g_autofree char *addrs = NULL;
+    struct pollfd pfd[2];
+    bool loopback;
+
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        die("%s (see --help)", err->message);
+    }
+    if (!opt_listen || !opt_target || !opt_control) {
+        die("--listen, --target and --control are required (see --help)");
+    }
+    signal(SIGPIPE, SIG_IGN);
+    pfd[0].fd = kona_listen(opt_listen, &listen_addr, &loopback, &err);
+    if (pfd[0].fd < 0) {
+        die("--listen: %s", err->message);
+    }
+    pfd[1].fd = kona_listen(opt_control, &control_addr, &loopback, &err);
+    if (pfd[1].fd < 0) {
+        die("--control: %s", err->message);
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *a = i ? control_addr : listen_addr;
+
+        if (g_str_has_prefix(a, "unix:")) {
+            socket_paths[i] = g_strdup(a + 5);
+        }
+    }
+    signal(SIGTERM, on_terminate);
+    signal(SIGINT, on_terminate);
+    addrs = g_strdup_printf("%s %s", listen_addr, control_addr);
+    kona_announce_ready("kona-faultproxy", addrs, NULL, opt_ready_fd);
+
+    pfd[0].events = pfd[1].events = POLLIN;
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            die("poll: %s", g_strerror(errno));
+        }
+        for (int i = 0; i < 2; i++) {
+            int fd;
+
+            if (!(pfd[i].revents & POLLIN)) {
+                continue;
+            }
+            fd = accept(pfd[i].fd, NULL, NULL);
+            if (fd < 0) {
+                continue;
+            }
+            if (i == 1) {
+                spawn_detached(control_thread, fd);
+                continue;
+            }
+            g_mutex_lock(&faults.lock);
+            faults.connections++;
+            if (faults.refuse) {
+                g_mutex_unlock(&faults.lock);
+                close(fd);
+                continue;
+            }
+            g_mutex_unlock(&faults.lock);
+            spawn_detached(connection_thread, fd);
+        }
+    }
+}
