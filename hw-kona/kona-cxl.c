@@ -240,7 +240,8 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     KonaCxlState *s = KONA_CXL(pci_dev);
     KonaCxlClass *kc = KONA_CXL_GET_CLASS(pci_dev);
     KonaRemoteConfig rcfg = {
-        .memnode = s->memnode, .rackctl = s->rackctl, .volume = s->volume,
+        .memnode = s->memnode, .replica = s->replica,
+        .rackctl = s->rackctl, .volume = s->volume,
         .size = s->size, .block_size = s->block_size,
         .timeout_ms = s->timeout_ms,
     };
@@ -250,7 +251,6 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
         !kona_check_cache(s, &policy, errp)) {
         return;
     }
-    rcfg.block_size = s->block_size;
     if (!kona_remote_open(&s->remote, &rcfg, errp)) {
         return;
     }
@@ -325,6 +325,7 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_SIZE("block-size", KonaCxlState, block_size,
                      KONA_DEFAULT_BLOCK_SIZE),
     DEFINE_PROP_STRING("memnode", KonaCxlState, memnode),
+    DEFINE_PROP_STRING("replica", KonaCxlState, replica),
     DEFINE_PROP_STRING("rackctl", KonaCxlState, rackctl),
     DEFINE_PROP_STRING("volume", KonaCxlState, volume),
     DEFINE_PROP_STRING("policy", KonaCxlState, policy),
@@ -361,6 +362,8 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
         "fetch unit, a power of two from 64 B to 2 MiB");
     object_class_property_set_description(oc, "memnode",
         "memory node holding the media: unix:PATH or tcp:HOST:PORT");
+    object_class_property_set_description(oc, "replica",
+        "second memory node keeping a copy of the media (with 'memnode')");
     object_class_property_set_description(oc, "rackctl",
         "rack controller that places the media on memory nodes");
     object_class_property_set_description(oc, "volume",

@@ -31,6 +31,7 @@ struct KonaCxlState {
     uint64_t cache_size;
     uint64_t block_size;
     char *memnode;
+    char *replica;
     char *rackctl;
     char *volume;
     char *policy;

@@ -149,6 +149,9 @@ enum KonaDevStat {
     KONA_DEV_STAT_RESIDENT_BLOCKS,  /* gauge */
     KONA_DEV_STAT_DIRTY_BLOCKS,     /* gauge: resident blocks with dirt */
     KONA_DEV_STAT_REMOTE_ERRORS,    /* failed fetches and write-backs */
+    KONA_DEV_STAT_FAILOVERS,        /* copies declared dead (replica) */
+    KONA_DEV_STAT_RESYNCS,          /* copies brought back */
+    KONA_DEV_STAT_RESYNC_BYTES,
     KONA_DEV_STAT__COUNT
 };
 
@@ -179,6 +182,9 @@ enum KonaDevStat {
     [KONA_DEV_STAT_RESIDENT_BLOCKS] = "resident-blocks", \
     [KONA_DEV_STAT_DIRTY_BLOCKS] = "dirty-blocks", \
     [KONA_DEV_STAT_REMOTE_ERRORS] = "remote-errors", \
+    [KONA_DEV_STAT_FAILOVERS] = "failovers", \
+    [KONA_DEV_STAT_RESYNCS] = "resyncs", \
+    [KONA_DEV_STAT_RESYNC_BYTES] = "resync-bytes", \
 }
 
 /*

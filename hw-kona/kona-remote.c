@@ -8,6 +8,8 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/timer.h"
 #include "qapi/error.h"
 #include "hw/kona-memnode/kona-rack.h"
 #include "kona-remote.h"
@@ -17,10 +19,10 @@
 #define KONA_REMOTE_TRIES 3
 /* Chunks of one fetch: blocks are at most 2 MiB, a READ at most 1 MiB. */
 #define KONA_REMOTE_MAX_CHUNKS 2
+#define KONA_RESYNC_INTERVAL_MS 1000
 
 static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
-                                 unsigned timeout_ms, const char *prop,
-                                 Error **errp)
+                                 const char *prop, Error **errp)
 {
     g_autoptr(GError) gerr = NULL;
     KonaLink *l;
@@ -31,7 +33,7 @@ static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
             return l;
         }
     }
-    l = kona_link_connect(addr, timeout_ms, &gerr);
+    l = kona_link_connect(addr, r->cfg.timeout_ms, &gerr);
     if (!l) {
         error_setg(errp, "kona-cxl: property '%s': cannot reach memory node "
                    "'%s': %s", prop, addr, gerr->message);
@@ -41,79 +43,98 @@ static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
     return l;
 }
 
-static bool remote_open_memnode(KonaRemote *r, const KonaRemoteConfig *cfg,
-                                Error **errp)
+/* The media's slab on @l: the named volume, or a fresh slab. */
+static int remote_get_slab(KonaRemote *r, KonaLink *l, uint64_t *slab,
+                           const char *prop, Error **errp)
 {
     g_autoptr(GError) gerr = NULL;
-    KonaLink *l = remote_link_for(r, cfg->memnode, cfg->timeout_ms,
-                                  "memnode", errp);
-    uint64_t slab, size = cfg->size;
+    uint64_t size = r->cfg.size;
     bool created = true;
     int ret;
 
-    if (!l) {
-        return false;
-    }
-    if (cfg->volume) {
-        ret = kona_link_slab_attach(l, cfg->volume, cfg->size, true, &slab,
-                                    &size, &created, &gerr);
+    if (r->cfg.volume) {
+        ret = kona_link_slab_attach(l, r->cfg.volume, r->cfg.size, true,
+                                    slab, &size, &created, &gerr);
     } else {
-        ret = kona_link_slab_alloc(l, cfg->size, &slab, &gerr);
+        ret = kona_link_slab_alloc(l, r->cfg.size, slab, &gerr);
     }
     if (ret < 0) {
         error_setg(errp, "kona-cxl: property '%s': memory node '%s' gave no "
-                   "slab of %" PRIu64 " bytes: %s",
-                   cfg->volume ? "volume" : "memnode", cfg->memnode,
-                   cfg->size, gerr->message);
-        return false;
+                   "slab of %" PRIu64 " bytes: %s", prop, kona_link_addr(l),
+                   r->cfg.size, gerr->message);
+        return ret;
     }
-    if (size != cfg->size) {
+    if (size != r->cfg.size) {
         error_setg(errp, "kona-cxl: property 'volume': volume '%s' on '%s' "
                    "holds %" PRIu64 " bytes but property 'size' is %" PRIu64,
-                   cfg->volume, cfg->memnode, size, cfg->size);
+                   r->cfg.volume, kona_link_addr(l), size, r->cfg.size);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool remote_open_memnode(KonaRemote *r, Error **errp)
+{
+    const char *addrs[KONA_MAX_COPIES] = { r->cfg.memnode, r->cfg.replica };
+    const char *props[KONA_MAX_COPIES] = { "memnode", "replica" };
+    KonaExtent *e;
+
+    if (r->cfg.replica && g_str_equal(r->cfg.replica, r->cfg.memnode)) {
+        error_setg(errp, "kona-cxl: property 'replica' must name another "
+                   "memory node than 'memnode'");
         return false;
     }
     r->extents = g_new0(KonaExtent, 1);
-    r->extents[0] = (KonaExtent) {
-        .offset = 0, .size = size, .slab_id = slab, .link = l,
-    };
     r->nextents = 1;
-    trace_kona_remote_extent(0, size, cfg->memnode, slab);
+    e = &r->extents[0];
+    e->size = r->cfg.size;
+    for (unsigned i = 0; i < KONA_MAX_COPIES && addrs[i]; i++) {
+        KonaCopy *c = &e->copies[e->ncopies];
+
+        c->link = remote_link_for(r, addrs[i], props[i], errp);
+        if (!c->link || remote_get_slab(r, c->link, &c->slab_id, props[i],
+                                        errp) < 0) {
+            return false;
+        }
+        c->addr = g_strdup(addrs[i]);
+        c->live = true;
+        e->ncopies++;
+        trace_kona_remote_extent(0, e->size, addrs[i], c->slab_id);
+    }
     return true;
 }
 
-static bool remote_open_rack(KonaRemote *r, const KonaRemoteConfig *cfg,
-                             Error **errp)
+static bool remote_open_rack(KonaRemote *r, Error **errp)
 {
     g_autoptr(GError) gerr = NULL;
     g_autoptr(KonaRackAlloc) alloc = NULL;
-    uint64_t align = MAX(cfg->block_size, 4096);
+    uint64_t align = MAX(r->cfg.block_size, 4096);
 
-    r->rack = kona_link_connect(cfg->rackctl, cfg->timeout_ms, &gerr);
+    r->rack = kona_link_connect(r->cfg.rackctl, r->cfg.timeout_ms, &gerr);
     if (!r->rack) {
         error_setg(errp, "kona-cxl: property 'rackctl': cannot reach rack "
-                   "controller '%s': %s", cfg->rackctl, gerr->message);
+                   "controller '%s': %s", r->cfg.rackctl, gerr->message);
         return false;
     }
-    if (kona_rack_alloc(r->rack, cfg->size, 0, cfg->volume, &alloc,
+    if (kona_rack_alloc(r->rack, r->cfg.size, 0, r->cfg.volume, &alloc,
                         &gerr) < 0) {
         error_setg(errp, "kona-cxl: property 'rackctl': rack controller "
-                   "'%s' refused %" PRIu64 " bytes: %s", cfg->rackctl,
-                   cfg->size, gerr->message);
+                   "'%s' refused %" PRIu64 " bytes: %s", r->cfg.rackctl,
+                   r->cfg.size, gerr->message);
         return false;
     }
     r->extents = g_new0(KonaExtent, alloc->count);
     for (unsigned i = 0; i < alloc->count; i++) {
         KonaRackPlacementInfo *p = &alloc->placements[i];
         KonaExtent *e = &r->extents[i];
+        KonaCopy *c = &e->copies[0];
         uint64_t size;
 
-        e->link = remote_link_for(r, p->addr, cfg->timeout_ms, "rackctl",
-                                  errp);
-        if (!e->link) {
+        c->link = remote_link_for(r, p->addr, "rackctl", errp);
+        if (!c->link) {
             return false;
         }
-        if (kona_link_slab_open(e->link, p->slab_id, p->key, &size,
+        if (kona_link_slab_open(c->link, p->slab_id, p->key, &size,
                                 &gerr) < 0) {
             error_setg(errp, "kona-cxl: property 'rackctl': cannot open slab "
                        "%" PRIu64 " on '%s': %s", p->slab_id, p->addr,
@@ -127,19 +148,21 @@ static bool remote_open_rack(KonaRemote *r, const KonaRemoteConfig *cfg,
                        p->slab_id, p->addr, p->size, p->offset, align);
             return false;
         }
-        *e = (KonaExtent) {
-            .offset = p->offset, .size = p->size, .slab_id = p->slab_id,
-            .link = e->link,
-        };
+        e->offset = p->offset;
+        e->size = p->size;
+        c->addr = g_strdup(p->addr);
+        c->slab_id = p->slab_id;
+        c->live = true;
+        e->ncopies = 1;
         r->nextents++;
         trace_kona_remote_extent(p->offset, p->size, p->addr, p->slab_id);
     }
     if (!r->nextents ||
         r->extents[r->nextents - 1].offset +
-        r->extents[r->nextents - 1].size < cfg->size) {
+        r->extents[r->nextents - 1].size < r->cfg.size) {
         error_setg(errp, "kona-cxl: property 'rackctl': the placements of "
-                   "'%s' do not cover %" PRIu64 " bytes", cfg->rackctl,
-                   cfg->size);
+                   "'%s' do not cover %" PRIu64 " bytes", r->cfg.rackctl,
+                   r->cfg.size);
         return false;
     }
     return true;
@@ -151,15 +174,23 @@ bool kona_remote_open(KonaRemote *r, const KonaRemoteConfig *cfg,
     bool ok = true;
 
     memset(r, 0, sizeof(*r));
+    r->cfg = *cfg;
+    r->cfg.memnode = g_strdup(cfg->memnode);
+    r->cfg.replica = g_strdup(cfg->replica);
+    r->cfg.rackctl = g_strdup(cfg->rackctl);
+    r->cfg.volume = g_strdup(cfg->volume);
     r->links = g_ptr_array_new_with_free_func((GDestroyNotify)kona_link_close);
     if (cfg->memnode && cfg->rackctl) {
         error_setg(errp, "kona-cxl: properties 'memnode' and 'rackctl' "
                    "exclude each other");
         ok = false;
+    } else if (cfg->replica && !cfg->memnode) {
+        error_setg(errp, "kona-cxl: property 'replica' needs 'memnode'");
+        ok = false;
     } else if (cfg->memnode) {
-        ok = remote_open_memnode(r, cfg, errp);
+        ok = remote_open_memnode(r, errp);
     } else if (cfg->rackctl) {
-        ok = remote_open_rack(r, cfg, errp);
+        ok = remote_open_rack(r, errp);
     } else if (cfg->volume) {
         error_setg(errp, "kona-cxl: property 'volume' needs 'memnode' or "
                    "'rackctl'");
@@ -176,11 +207,21 @@ bool kona_remote_open(KonaRemote *r, const KonaRemoteConfig *cfg,
 
 void kona_remote_close(KonaRemote *r)
 {
+    for (unsigned i = 0; r->extents && i < r->nextents; i++) {
+        for (unsigned j = 0; j < r->extents[i].ncopies; j++) {
+            g_free(r->extents[i].copies[j].addr);
+        }
+    }
     g_clear_pointer(&r->links, g_ptr_array_unref);
     g_clear_pointer(&r->rack, kona_link_close);
     g_clear_pointer(&r->extents, g_free);
     g_clear_pointer(&r->masks, g_free);
     g_clear_pointer(&r->lines, g_free);
+    g_free((char *)r->cfg.memnode);
+    g_free((char *)r->cfg.replica);
+    g_free((char *)r->cfg.rackctl);
+    g_free((char *)r->cfg.volume);
+    memset(&r->cfg, 0, sizeof(r->cfg));
     r->nextents = 0;
 }
 
@@ -198,12 +239,61 @@ static KonaExtent *remote_extent(KonaRemote *r, uint64_t offset,
     return NULL;
 }
 
+/* A copy failed even after retries: run on the others from now on. */
+static void remote_copy_failed(KonaRemote *r, KonaExtent *e, KonaCopy *c,
+                               const char *what, GError *gerr)
+{
+    unsigned live = 0;
+
+    for (unsigned i = 0; i < e->ncopies; i++) {
+        live += e->copies[i].live;
+    }
+    if (e->ncopies > 1 && live > 1) {
+        c->live = false;
+        r->failovers++;
+        warn_report("kona-cxl: %s on '%s' failed (%s): running on the other "
+                    "copy until it is back", what, c->addr,
+                    gerr ? gerr->message : "error");
+        trace_kona_remote_failover(c->addr, what);
+    }
+}
+
+static int remote_read_copy(KonaCopy *c, uint64_t off, void *buf,
+                            uint32_t len, GError **gerr)
+{
+    uint64_t ids[KONA_REMOTE_MAX_CHUNKS];
+    unsigned n = 0;
+    int ret;
+
+    /* Pipelined: every chunk of a large block in flight at once. */
+    for (uint32_t done = 0; done < len; done += KONA_MAX_IO) {
+        ids[n] = kona_link_submit_read(c->link, c->slab_id, off + done,
+                                       (uint8_t *)buf + done,
+                                       MIN(len - done, KONA_MAX_IO), gerr);
+        if (!ids[n]) {
+            break;
+        }
+        n++;
+    }
+    ret = *gerr ? -EIO : 0;
+    /* Every submitted request is waited for, even after a failure. */
+    for (unsigned i = 0; i < n; i++) {
+        int r2 = kona_link_wait(c->link, ids[i], *gerr ? NULL : gerr);
+
+        ret = ret ? ret : r2;
+    }
+    return ret;
+}
+
+static void remote_try_resync(KonaRemote *r);
+
 int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
                      Error **errp)
 {
     KonaExtent *e = remote_extent(r, offset, len);
     g_autoptr(GError) gerr = NULL;
-    int ret = -EINVAL;
+    const char *addr = "none";
+    int ret = -EIO;
 
     if (!e) {
         error_setg(errp, "kona-cxl: no extent holds [0x%" PRIx64 ", +%u)",
@@ -211,38 +301,27 @@ int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
         return -EINVAL;
     }
     g_assert(len <= KONA_REMOTE_MAX_CHUNKS * KONA_MAX_IO);
-    for (int t = 0; t < KONA_REMOTE_TRIES; t++) {
-        uint64_t ids[KONA_REMOTE_MAX_CHUNKS];
-        unsigned n = 0;
+    remote_try_resync(r);
+    for (unsigned i = 0; i < e->ncopies; i++) {
+        KonaCopy *c = &e->copies[i];
 
-        g_clear_error(&gerr);
-        /* Pipelined: every chunk of a large block in flight at once. */
-        for (uint32_t done = 0; done < len; done += KONA_MAX_IO) {
-            ids[n] = kona_link_submit_read(e->link, e->slab_id,
-                                           offset - e->offset + done,
-                                           (uint8_t *)buf + done,
-                                           MIN(len - done, KONA_MAX_IO),
-                                           &gerr);
-            if (!ids[n]) {
-                break;
+        if (!c->live) {
+            continue;
+        }
+        addr = c->addr;
+        for (int t = 0; t < KONA_REMOTE_TRIES; t++) {
+            g_clear_error(&gerr);
+            ret = remote_read_copy(c, offset - e->offset, buf, len, &gerr);
+            if (ret == 0) {
+                return 0;
             }
-            n++;
+            trace_kona_remote_retry("read", offset, gerr ? gerr->message : "");
         }
-        ret = gerr ? -EIO : 0;
-        /* Every submitted request is waited for, even after a failure. */
-        for (unsigned i = 0; i < n; i++) {
-            int r2 = kona_link_wait(e->link, ids[i], gerr ? NULL : &gerr);
-
-            ret = ret ? ret : r2;
-        }
-        if (ret == 0) {
-            return 0;
-        }
-        trace_kona_remote_retry("read", offset, gerr ? gerr->message : "");
+        remote_copy_failed(r, e, c, "fetch", gerr);
     }
     error_setg(errp, "kona-cxl: fetch of [0x%" PRIx64 ", +%u) from '%s' "
-               "failed: %s", offset, len, kona_link_addr(e->link),
-               gerr ? gerr->message : "error");
+               "failed: %s", offset, len, addr,
+               gerr ? gerr->message : "no live copy");
     return ret;
 }
 
@@ -268,40 +347,65 @@ static size_t remote_pack(KonaRemote *r, uint64_t page_base, uint32_t npages,
     return out;
 }
 
+/* Send the packed lines to one copy, with retries. */
+static int remote_write_copy(KonaCopy *c, uint64_t off, uint32_t npages,
+                             const uint64_t *masks, const uint8_t *lines,
+                             GError **gerr)
+{
+    int ret = -EIO;
+
+    for (int t = 0; t < KONA_REMOTE_TRIES; t++) {
+        g_clear_error(gerr);
+        ret = kona_link_write_lines(c->link, c->slab_id, off, npages, masks,
+                                    lines, gerr);
+        if (ret == 0) {
+            return 0;
+        }
+        trace_kona_remote_retry("write", off, (*gerr)->message);
+    }
+    return ret;
+}
+
 int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
                             uint32_t npages, const uint64_t *masks,
                             const uint8_t *data, uint64_t data_base,
                             Error **errp)
 {
     KonaExtent *e = remote_extent(r, page_base, (uint64_t)npages * 4096);
-    g_autoptr(GError) gerr = NULL;
-    int ret = -EINVAL;
 
     if (!e) {
         error_setg(errp, "kona-cxl: no extent holds pages [0x%" PRIx64
                    ", +%u)", page_base, npages);
         return -EINVAL;
     }
+    remote_try_resync(r);
     for (uint32_t done = 0; done < npages;) {
         uint32_t n = MIN(npages - done, KONA_MAX_WRITE_PAGES);
         uint64_t base = page_base + (uint64_t)done * 4096;
+        g_autoptr(GError) gerr = NULL;
+        unsigned written = 0;
 
         remote_pack(r, base, n, masks + done, data, data_base);
-        for (int t = 0; t < KONA_REMOTE_TRIES; t++) {
-            g_clear_error(&gerr);
-            ret = kona_link_write_lines(e->link, e->slab_id,
-                                        base - e->offset, n, masks + done,
-                                        r->lines, &gerr);
-            if (ret == 0) {
-                break;
+        /* Complete when every live copy has it. */
+        for (unsigned i = 0; i < e->ncopies; i++) {
+            KonaCopy *c = &e->copies[i];
+
+            if (!c->live) {
+                continue;
             }
-            trace_kona_remote_retry("write", base, gerr->message);
+            g_clear_error(&gerr);
+            if (remote_write_copy(c, base - e->offset, n, masks + done,
+                                  r->lines, &gerr) == 0) {
+                written++;
+            } else {
+                remote_copy_failed(r, e, c, "write-back", gerr);
+            }
         }
-        if (ret < 0) {
+        if (!written) {
             error_setg(errp, "kona-cxl: write-back of pages [0x%" PRIx64
-                       ", +%u) to '%s' failed: %s", base, n,
-                       kona_link_addr(e->link), gerr->message);
-            return ret;
+                       ", +%u) failed: %s", base, n,
+                       gerr ? gerr->message : "no live copy");
+            return -EIO;
         }
         done += n;
     }
@@ -310,15 +414,104 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
 
 int kona_remote_flush(KonaRemote *r, Error **errp)
 {
-    for (guint i = 0; r->links && i < r->links->len; i++) {
-        KonaLink *l = g_ptr_array_index(r->links, i);
-        g_autoptr(GError) gerr = NULL;
+    for (unsigned i = 0; i < r->nextents; i++) {
+        KonaExtent *e = &r->extents[i];
 
-        if (kona_link_flush(l, &gerr) < 0) {
-            error_setg(errp, "kona-cxl: flush of '%s' failed: %s",
-                       kona_link_addr(l), gerr->message);
-            return -EIO;
+        for (unsigned j = 0; j < e->ncopies; j++) {
+            KonaCopy *c = &e->copies[j];
+            g_autoptr(GError) gerr = NULL;
+
+            if (!c->live || kona_link_flush(c->link, &gerr) == 0) {
+                continue;
+            }
+            remote_copy_failed(r, e, c, "flush", gerr);
+            if (c->live) {
+                error_setg(errp, "kona-cxl: flush of '%s' failed: %s",
+                           c->addr, gerr->message);
+                return -EIO;
+            }
         }
     }
     return 0;
+}
+
+/* Copy the whole extent from a live copy to @to (on link @l, slab). */
+static int remote_copy_extent(KonaRemote *r, KonaExtent *e, KonaCopy *from,
+                              KonaLink *l, uint64_t slab, GError **gerr)
+{
+    uint64_t full[KONA_MAX_WRITE_PAGES];
+    g_autofree uint8_t *buf = g_malloc(KONA_MAX_IO);
+
+    memset(full, 0xff, sizeof(full));
+    for (uint64_t off = 0; off < e->size; off += KONA_MAX_IO) {
+        uint32_t len = MIN(e->size - off, KONA_MAX_IO);
+        int ret = kona_link_read(from->link, from->slab_id, off, buf, len,
+                                 gerr);
+
+        if (ret == 0) {
+            ret = kona_link_write_lines(l, slab, off, len / 4096, full, buf,
+                                        gerr);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    r->resync_bytes += e->size;
+    return kona_link_flush(l, gerr);
+}
+
+/*
+ * Bring dead copies back: at most once a second, reconnect to a dead
+ * copy's memnode; if it answers, give the copy a slab there (the volume by
+ * name, or a new one) and fill it from a live copy.
+ */
+static void remote_try_resync(KonaRemote *r)
+{
+    int64_t now = get_clock() / SCALE_MS;
+
+    if (now < r->next_resync_ms) {
+        return;
+    }
+    r->next_resync_ms = now + KONA_RESYNC_INTERVAL_MS;
+    for (unsigned i = 0; i < r->nextents; i++) {
+        KonaExtent *e = &r->extents[i];
+        KonaCopy *from = NULL;
+
+        for (unsigned j = 0; j < e->ncopies; j++) {
+            from = e->copies[j].live ? &e->copies[j] : from;
+        }
+        for (unsigned j = 0; from && j < e->ncopies; j++) {
+            KonaCopy *c = &e->copies[j];
+            g_autoptr(GError) gerr = NULL;
+            Error *err = NULL;
+            KonaLink *l;
+            uint64_t slab;
+
+            if (c->live) {
+                continue;
+            }
+            l = kona_link_connect(c->addr, r->cfg.timeout_ms, &gerr);
+            if (!l) {
+                continue;
+            }
+            if (remote_get_slab(r, l, &slab, "replica", &err) < 0 ||
+                remote_copy_extent(r, e, from, l, slab, &gerr) < 0) {
+                warn_report("kona-cxl: resync of '%s' failed: %s", c->addr,
+                            err ? error_get_pretty(err) : gerr->message);
+                error_free(err);
+                kona_link_close(l);
+                continue;
+            }
+            /* The new connection replaces the dead one. */
+            g_ptr_array_remove(r->links, c->link);
+            g_ptr_array_add(r->links, l);
+            c->link = l;
+            c->slab_id = slab;
+            c->live = true;
+            r->resyncs++;
+            info_report("kona-cxl: '%s' is back and resynced (%" PRIu64
+                        " bytes)", c->addr, e->size);
+            trace_kona_remote_resync(c->addr, e->size);
+        }
+    }
 }

@@ -2,10 +2,16 @@
  * Kona-CXL: where the media really lives.
  *
  * The media is laid out over extents, each a slab on one memory node:
- * either one slab on the memnode named by property 'memnode', or the
- * placements the rack controller named by 'rackctl' hands out.  With
- * neither, the device has no remote memory: blocks start zero-filled and
- * write-back has nowhere to go, so the cache must hold the whole media.
+ * either one slab on the memnode named by property 'memnode' (and, with
+ * 'replica', a second copy on another memnode), or the placements the rack
+ * controller named by 'rackctl' hands out.  With neither, the device has no
+ * remote memory: blocks start zero-filled and write-back has nowhere to go,
+ * so the cache must hold the whole media.
+ *
+ * Replication: a write-back completes once every live copy has it; a copy
+ * whose memnode fails is declared dead and the device runs on the others
+ * (failovers); a dead copy's memnode is retried at most once a second and,
+ * once it answers, gets a fresh slab filled from a live copy (resync).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -14,32 +20,44 @@
 
 #include "hw/kona-memnode/kona-link.h"
 
+#define KONA_MAX_COPIES 2
+
+typedef struct KonaCopy {
+    KonaLink *link;             /* owned by KonaRemote.links */
+    char *addr;
+    uint64_t slab_id;
+    bool live;
+} KonaCopy;
+
 typedef struct KonaExtent {
     uint64_t offset;            /* media range [offset, offset + size) */
     uint64_t size;
-    uint64_t slab_id;
-    KonaLink *link;             /* owned by KonaRemote.links */
+    KonaCopy copies[KONA_MAX_COPIES];
+    unsigned ncopies;
 } KonaExtent;
-
-typedef struct KonaRemote {
-    KonaLink *rack;             /* controller link, keeps the allocation */
-    GPtrArray *links;           /* KonaLink *, one per memnode */
-    KonaExtent *extents;
-    unsigned nextents;
-    uint64_t reconnects_seen;
-    /* Write-back staging: masks and packed lines of one request. */
-    uint64_t *masks;
-    uint8_t *lines;
-} KonaRemote;
 
 typedef struct KonaRemoteConfig {
     const char *memnode;        /* "unix:PATH" | "tcp:HOST:PORT" */
+    const char *replica;        /* a second memnode for a second copy */
     const char *rackctl;
     const char *volume;         /* named allocation: survives QEMU */
     uint64_t size;
     uint32_t block_size;
     unsigned timeout_ms;
 } KonaRemoteConfig;
+
+typedef struct KonaRemote {
+    KonaRemoteConfig cfg;       /* strings owned */
+    KonaLink *rack;             /* controller link, keeps the allocation */
+    GPtrArray *links;           /* KonaLink *, one per memnode */
+    KonaExtent *extents;
+    unsigned nextents;
+    int64_t next_resync_ms;
+    uint64_t failovers, resyncs, resync_bytes;
+    /* Write-back staging: masks and packed lines of one request. */
+    uint64_t *masks;
+    uint8_t *lines;
+} KonaRemote;
 
 /* Connect and get the media's slabs; errors name the property at fault. */
 bool kona_remote_open(KonaRemote *r, const KonaRemoteConfig *cfg,

@@ -27,6 +27,12 @@ uint64_t kona_stat_get(KonaCxlState *s, unsigned stat)
         return s->cache.nframes - qatomic_read(&s->cache.nfree);
     case KONA_DEV_STAT_DIRTY_BLOCKS:
         return qatomic_read(&s->cache.dirty_frames);
+    case KONA_DEV_STAT_FAILOVERS:
+        return qatomic_read(&s->remote.failovers);
+    case KONA_DEV_STAT_RESYNCS:
+        return qatomic_read(&s->remote.resyncs);
+    case KONA_DEV_STAT_RESYNC_BYTES:
+        return qatomic_read(&s->remote.resync_bytes);
     default:
         return qatomic_read(&s->stats[stat]);
     }
@@ -99,6 +105,9 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
                            DEVICE(s)->id ?: "(no id)", s->size, s->cache_size,
                            s->cache.block_size, s->policy,
                            s->memnode ?: s->rackctl ?: "none");
+    if (s->replica) {
+        g_string_append_printf(out, "  replica %s\n", s->replica);
+    }
     for (i = 0; i < KONA_DEV_STAT__COUNT; i++) {
         g_string_append_printf(out, "  %-26s %" PRIu64 "\n",
                                kona_stat_names[i], kona_stat_get(s, i));

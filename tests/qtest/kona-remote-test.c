@@ -594,6 +594,62 @@ static void test_truncated_reply(void)
     fault_stop(&ff);
 }
 
+static MnProc *memnode_at(const char *dir, const char *name)
+{
+    g_autofree char *l = g_strdup_printf("--listen=unix:%s/%s.sock", dir,
+                                         name);
+    const char *argv[] = { l, NULL };
+
+    return mn_proc_start(mn_memnode_bin(), argv);
+}
+
+/*
+ * With a replica: the primary dies (SIGKILL) and the guest's data keeps
+ * flowing from the replica; a new primary is resynced from the replica;
+ * then the replica dies and everything is still there, from the primary.
+ */
+static void test_replica_failover_resync(void)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *props = NULL;
+    MnProc *primary = memnode_at(dir, "primary");
+    MnProc *replica = memnode_at(dir, "replica");
+    KonaQTest t;
+
+    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=2000,"
+                            "memnode=%s,replica=%s", primary->addrs[0],
+                            replica->addrs[0]);
+    kona_qtest_start(&t, props);
+    touch_blocks(&t, 0, 64);
+
+    mn_proc_kill(primary);
+    mn_proc_free(primary);
+    touch_blocks(&t, 64, 64);
+    check_blocks(&t, 0, 128);
+    g_assert_cmpuint(kona_qmp_stat(&t, "failovers"), ==, 1);
+    g_assert_cmpuint(kona_qmp_stat(&t, "remote-errors"), ==, 0);
+
+    /* A new primary at the same address: resynced at most 1 s later. */
+    primary = memnode_at(dir, "primary");
+    g_usleep(1100 * 1000);
+    touch_blocks(&t, 128, 8);
+    g_assert_cmpuint(kona_qmp_stat(&t, "resyncs"), ==, 1);
+    g_assert_cmpuint(kona_qmp_stat(&t, "resync-bytes"), ==, 256 * MiB);
+
+    mn_proc_kill(replica);
+    mn_proc_free(replica);
+    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    check_blocks(&t, 0, 136);
+    g_assert_cmpuint(kona_qmp_stat(&t, "failovers"), ==, 2);
+    g_assert_cmpuint(kona_qmp_stat(&t, "remote-errors"), ==, 0);
+
+    kona_qtest_stop(&t);
+    g_assert_cmpint(mn_proc_stop(primary), ==, 0);
+    mn_proc_free(primary);
+    mn_rm_rf(dir);
+}
+
 #define TOPOLOGY \
     "-machine q35,cxl=on " \
     "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 " \
@@ -680,5 +736,7 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/fault/slow-network", test_slow_network);
     qtest_add_func("/kona-remote/fault/memnode-gone", test_memnode_gone);
     qtest_add_func("/kona-remote/fault/truncated-reply", test_truncated_reply);
+    qtest_add_func("/kona-remote/fault/replica-failover-resync",
+                   test_replica_failover_resync);
     return g_test_run();
 }
