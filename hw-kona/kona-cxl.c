@@ -242,6 +242,7 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     KonaRemoteConfig rcfg = {
         .memnode = s->memnode, .replica = s->replica,
         .rackctl = s->rackctl, .volume = s->volume,
+        .secret_file = s->secret_file,
         .size = s->size, .block_size = s->block_size,
         .timeout_ms = s->timeout_ms,
     };
@@ -328,6 +329,7 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_STRING("replica", KonaCxlState, replica),
     DEFINE_PROP_STRING("rackctl", KonaCxlState, rackctl),
     DEFINE_PROP_STRING("volume", KonaCxlState, volume),
+    DEFINE_PROP_STRING("secret-file", KonaCxlState, secret_file),
     DEFINE_PROP_STRING("policy", KonaCxlState, policy),
     DEFINE_PROP_UINT64("fetch-latency-ns", KonaCxlState, fetch_latency_ns, 0),
     DEFINE_PROP_UINT32("timeout-ms", KonaCxlState, timeout_ms, 10000),
@@ -368,6 +370,9 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
         "rack controller that places the media on memory nodes");
     object_class_property_set_description(oc, "volume",
         "name of the remote allocation, to reattach to it later");
+    object_class_property_set_description(oc, "secret-file",
+        "file holding the secret shared with the memory nodes (required "
+        "by memory nodes off loopback)");
     object_class_property_set_description(oc, "policy",
         "built-in eviction policy: clock, fifo or random");
     object_class_property_set_description(oc, "fetch-latency-ns",

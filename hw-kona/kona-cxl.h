@@ -34,6 +34,7 @@ struct KonaCxlState {
     char *replica;
     char *rackctl;
     char *volume;
+    char *secret_file;
     char *policy;
     uint64_t fetch_latency_ns;
     uint32_t timeout_ms;

@@ -11,6 +11,7 @@
 #include "qemu/error-report.h"
 #include "qemu/timer.h"
 #include "qapi/error.h"
+#include "hw/kona-memnode/kona-auth.h"
 #include "hw/kona-memnode/kona-rack.h"
 #include "kona-remote.h"
 #include "trace.h"
@@ -20,6 +21,24 @@
 /* Chunks of one fetch: blocks are at most 2 MiB, a READ at most 1 MiB. */
 #define KONA_REMOTE_MAX_CHUNKS 2
 #define KONA_RESYNC_INTERVAL_MS 1000
+
+/* Every connection of the device: same timeouts, same secret. */
+static KonaLink *remote_connect(KonaRemote *r, const char *addr,
+                                GError **gerr)
+{
+    KonaLinkOptions o = {
+        .connect_timeout_ms = r->cfg.timeout_ms,
+        .timeout_ms = r->cfg.timeout_ms,
+        .name = "kona-cxl",
+    };
+    gsize len = 0;
+
+    if (r->secret) {
+        o.secret = g_bytes_get_data(r->secret, &len);
+        o.secret_len = len;
+    }
+    return kona_link_connect_opts(addr, &o, gerr);
+}
 
 static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
                                  const char *prop, Error **errp)
@@ -33,7 +52,7 @@ static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
             return l;
         }
     }
-    l = kona_link_connect(addr, r->cfg.timeout_ms, &gerr);
+    l = remote_connect(r, addr, &gerr);
     if (!l) {
         error_setg(errp, "kona-cxl: property '%s': cannot reach memory node "
                    "'%s': %s", prop, addr, gerr->message);
@@ -110,7 +129,7 @@ static bool remote_open_rack(KonaRemote *r, Error **errp)
     g_autoptr(KonaRackAlloc) alloc = NULL;
     uint64_t align = MAX(r->cfg.block_size, 4096);
 
-    r->rack = kona_link_connect(r->cfg.rackctl, r->cfg.timeout_ms, &gerr);
+    r->rack = remote_connect(r, r->cfg.rackctl, &gerr);
     if (!r->rack) {
         error_setg(errp, "kona-cxl: property 'rackctl': cannot reach rack "
                    "controller '%s': %s", r->cfg.rackctl, gerr->message);
@@ -179,7 +198,19 @@ bool kona_remote_open(KonaRemote *r, const KonaRemoteConfig *cfg,
     r->cfg.replica = g_strdup(cfg->replica);
     r->cfg.rackctl = g_strdup(cfg->rackctl);
     r->cfg.volume = g_strdup(cfg->volume);
+    r->cfg.secret_file = g_strdup(cfg->secret_file);
     r->links = g_ptr_array_new_with_free_func((GDestroyNotify)kona_link_close);
+    if (cfg->secret_file) {
+        g_autoptr(GError) gerr = NULL;
+
+        r->secret = kona_auth_load_secret(cfg->secret_file, &gerr);
+        if (!r->secret) {
+            error_setg(errp, "kona-cxl: property 'secret-file': %s",
+                       gerr->message);
+            kona_remote_close(r);
+            return false;
+        }
+    }
     if (cfg->memnode && cfg->rackctl) {
         error_setg(errp, "kona-cxl: properties 'memnode' and 'rackctl' "
                    "exclude each other");
@@ -221,6 +252,8 @@ void kona_remote_close(KonaRemote *r)
     g_free((char *)r->cfg.replica);
     g_free((char *)r->cfg.rackctl);
     g_free((char *)r->cfg.volume);
+    g_free((char *)r->cfg.secret_file);
+    g_clear_pointer(&r->secret, g_bytes_unref);
     memset(&r->cfg, 0, sizeof(r->cfg));
     r->nextents = 0;
 }
@@ -490,7 +523,7 @@ static void remote_try_resync(KonaRemote *r)
             if (c->live) {
                 continue;
             }
-            l = kona_link_connect(c->addr, r->cfg.timeout_ms, &gerr);
+            l = remote_connect(r, c->addr, &gerr);
             if (!l) {
                 continue;
             }

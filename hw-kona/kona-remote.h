@@ -41,6 +41,7 @@ typedef struct KonaRemoteConfig {
     const char *replica;        /* a second memnode for a second copy */
     const char *rackctl;
     const char *volume;         /* named allocation: survives QEMU */
+    const char *secret_file;    /* shared secret for memnode AUTH */
     uint64_t size;
     uint32_t block_size;
     unsigned timeout_ms;
@@ -48,6 +49,7 @@ typedef struct KonaRemoteConfig {
 
 typedef struct KonaRemote {
     KonaRemoteConfig cfg;       /* strings owned */
+    GBytes *secret;
     KonaLink *rack;             /* controller link, keeps the allocation */
     GPtrArray *links;           /* KonaLink *, one per memnode */
     KonaExtent *extents;

@@ -17,6 +17,12 @@
 #include "mn-testutil.h"
 #include "kona-qtest-util.h"
 
+#define TOPOLOGY \
+    "-machine q35,cxl=on " \
+    "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 " \
+    "-device cxl-rp,port=0,bus=cxl.1,id=rp0,chassis=0,slot=2 " \
+    "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G "
+
 typedef struct RemoteFixture {
     MnProc *memnode;
     char *dir;              /* holds the memnode's socket */
@@ -650,11 +656,87 @@ static void test_replica_failover_resync(void)
     mn_rm_rf(dir);
 }
 
-#define TOPOLOGY \
-    "-machine q35,cxl=on " \
-    "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 " \
-    "-device cxl-rp,port=0,bus=cxl.1,id=rp0,chassis=0,slot=2 " \
-    "-M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G "
+/*
+ * QEMU dies (SIGKILL) after a FLUSH: a new QEMU with the same volume sees
+ * every line written back before, and not the dirty lines that were only
+ * in the dead QEMU's cache.
+ */
+static void test_crash_reattach(void)
+{
+    RemoteFixture fx = { 0 };
+    g_autofree char *props = NULL;
+    KonaQTest t2;
+    int status;
+
+    remote_start(&fx, "cache-size=64K,volume=crash-test");
+    touch_blocks(&fx.t, 0, 32);                 /* beyond the 16 frames */
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    qtest_writeb(fx.t.qts, fx.t.window + 40 * 4096 + 7, 0x55);  /* unflushed */
+
+    qtest_remove_abrt_handler(fx.t.qts);
+    kill(qtest_pid(fx.t.qts), SIGKILL);
+    waitpid(qtest_pid(fx.t.qts), &status, 0);
+    g_assert_true(WIFSIGNALED(status));
+    fx.t.qts = NULL;        /* dead: its QTestState is left alone */
+
+    props = g_strdup_printf("size=256M,memnode=%s,cache-size=64K,"
+                            "volume=crash-test", fx.addr);
+    kona_qtest_start(&t2, props);
+    check_blocks(&t2, 0, 32);
+    g_assert_cmpuint(qtest_readb(t2.qts, t2.window + 40 * 4096 + 7), ==, 0);
+    kona_qtest_stop(&t2);
+    remote_stop(&fx);
+}
+
+/* Authentication towards a memnode that requires it. */
+static void test_auth(void)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *secret = g_build_filename(dir, "secret", NULL);
+    g_autofree char *wrong = g_build_filename(dir, "wrong", NULL);
+    g_autofree char *opt = g_strdup_printf("--secret-file=%s", secret);
+    g_autofree char *args = NULL, *err = NULL;
+    const char *argv[] = { "--listen=tcp:127.0.0.1:0", opt, "--auth-all",
+                           NULL };
+    MnProc *mn;
+
+    g_assert_true(g_file_set_contents(secret, "kona-test-secret-0123456789",
+                                      -1, NULL));
+    g_assert_true(g_file_set_contents(wrong, "not-the-secret-0123456789xx",
+                                      -1, NULL));
+    g_assert_cmpint(chmod(secret, 0600), ==, 0);
+    g_assert_cmpint(chmod(wrong, 0600), ==, 0);
+    mn = mn_proc_start(mn_memnode_bin(), argv);
+
+    args = g_strdup_printf(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
+                           "memnode=%s,secret-file=%s", mn->addrs[0], secret);
+    if (!kona_qemu_starts(args, &err)) {
+        g_error("kona-cxl with the right secret failed: %s", err);
+    }
+    g_free(args);
+    g_free(err);
+    args = g_strdup_printf(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
+                           "memnode=%s", mn->addrs[0]);
+    g_assert_false(kona_qemu_starts(args, &err));
+    g_assert_nonnull(strstr(err, "property 'memnode'"));
+    g_free(args);
+    g_free(err);
+    args = g_strdup_printf(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
+                           "memnode=%s,secret-file=%s", mn->addrs[0], wrong);
+    g_assert_false(kona_qemu_starts(args, &err));
+    g_assert_nonnull(strstr(err, "property 'memnode'"));
+    g_free(args);
+    g_free(err);
+    args = g_strdup_printf(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
+                           "memnode=%s,secret-file=%s/none", mn->addrs[0],
+                           dir);
+    g_assert_false(kona_qemu_starts(args, &err));
+    g_assert_nonnull(strstr(err, "property 'secret-file'"));
+    g_assert_cmpint(mn_proc_stop(mn), ==, 0);
+    mn_proc_free(mn);
+    mn_rm_rf(dir);
+}
 
 static void expect_failure(const char *props, const char *needle)
 {
@@ -738,5 +820,7 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/fault/truncated-reply", test_truncated_reply);
     qtest_add_func("/kona-remote/fault/replica-failover-resync",
                    test_replica_failover_resync);
+    qtest_add_func("/kona-remote/fault/crash-reattach", test_crash_reattach);
+    qtest_add_func("/kona-remote/auth", test_auth);
     return g_test_run();
 }
