@@ -12,6 +12,9 @@
  *   cut             close every relayed connection now
  *   refuse on|off   close new connections as soon as they are accepted
  *   truncate N      relay N more bytes towards the client, then cut
+ *   drop N          swallow the next N reply frames (whole frames)
+ *   reorder on|off  swap each pair of reply frames that are in flight
+ *                   together (a lone frame goes out after 200 ms)
  *   pass            clear every fault
  *   stats           "connections N bytes N cuts N"
  *
@@ -33,6 +36,8 @@
 #define die(...) kona_die("kona-faultproxy", __VA_ARGS__)
 #define CHUNK (64 * 1024)
 #define POLL_MS 50
+#define HOLD_MS 200
+#define HDR_SIZE 24             /* kona-proto.h: u32 len first */
 
 /* The faults in force; read by relay threads under @lock. */
 static struct {
@@ -41,6 +46,8 @@ static struct {
     bool blackhole;
     bool refuse;
     int64_t truncate_left;      /* < 0: no truncation armed */
+    unsigned drop_frames;
+    bool reorder;
     uint64_t cut_generation;    /* bumped by "cut" */
     uint64_t connections, bytes, cuts;
 } faults = { .truncate_left = -1 };
@@ -64,7 +71,10 @@ typedef struct Relay {
     int from, to;
     bool towards_client;
     uint64_t generation;        /* cut_generation when it started */
-    struct Relay *twin;
+    /* Towards the client the stream is cut into frames, for drop/reorder. */
+    GByteArray *pending;        /* bytes of an incomplete frame */
+    GByteArray *held;           /* a frame kept back by reorder */
+    int64_t held_since;
 } Relay;
 
 static bool relay_cut(Relay *r)
@@ -118,19 +128,95 @@ static size_t apply_faults(Relay *r, size_t n, unsigned *delay,
     return n;
 }
 
+/* Send @n bytes through the byte-level faults; false: end the relay. */
+static bool relay_send(Relay *r, const uint8_t *buf, size_t n)
+{
+    unsigned delay;
+    bool then_cut;
+    size_t fwd = apply_faults(r, n, &delay, &then_cut);
+
+    if (delay) {
+        g_usleep(delay * 1000ull);
+    }
+    return !relay_cut(r) && write_all(r->to, buf, fwd) && !then_cut;
+}
+
+/* One whole reply frame: drop it, hold it back, or send it. */
+static bool relay_frame(Relay *r, const uint8_t *frame, size_t len)
+{
+    bool drop, reorder;
+
+    g_mutex_lock(&faults.lock);
+    drop = faults.drop_frames > 0;
+    faults.drop_frames -= drop;
+    reorder = faults.reorder;
+    g_mutex_unlock(&faults.lock);
+    if (drop) {
+        return true;
+    }
+    if (reorder && !r->held->len) {
+        g_byte_array_append(r->held, frame, len);
+        r->held_since = g_get_monotonic_time();
+        return true;
+    }
+    if (!relay_send(r, frame, len)) {
+        return false;
+    }
+    /* The frame that came second went first; now the held one. */
+    if (r->held->len) {
+        bool ok = relay_send(r, r->held->data, r->held->len);
+
+        g_byte_array_set_size(r->held, 0);
+        return ok;
+    }
+    return true;
+}
+
+/* Cut the client-bound stream into frames as they complete. */
+static bool relay_frames(Relay *r, const uint8_t *buf, size_t n)
+{
+    g_byte_array_append(r->pending, buf, n);
+    while (r->pending->len >= HDR_SIZE) {
+        const uint8_t *p = r->pending->data;
+        size_t len = HDR_SIZE + (p[0] | p[1] << 8 | p[2] << 16 |
+                                 (uint32_t)p[3] << 24);
+
+        if (r->pending->len < len) {
+            break;
+        }
+        if (!relay_frame(r, p, len)) {
+            return false;
+        }
+        g_byte_array_remove_range(r->pending, 0, len);
+    }
+    return true;
+}
+
+/* A held frame waits for a partner at most HOLD_MS. */
+static bool relay_release_held(Relay *r)
+{
+    bool ok = true;
+
+    if (r->held->len &&
+        g_get_monotonic_time() - r->held_since >= HOLD_MS * 1000) {
+        ok = relay_send(r, r->held->data, r->held->len);
+        g_byte_array_set_size(r->held, 0);
+    }
+    return ok;
+}
+
 static void *relay_thread(void *opaque)
 {
     Relay *r = opaque;
     g_autofree uint8_t *buf = g_malloc(CHUNK);
 
+    r->pending = g_byte_array_new();
+    r->held = g_byte_array_new();
     for (;;) {
         struct pollfd pfd = { .fd = r->from, .events = POLLIN };
-        unsigned delay;
-        bool then_cut;
         ssize_t n;
-        size_t fwd;
 
-        if (relay_cut(r)) {
+        if (relay_cut(r) || !relay_release_held(r)) {
             break;
         }
         if (poll(&pfd, 1, POLL_MS) <= 0) {
@@ -140,14 +226,13 @@ static void *relay_thread(void *opaque)
         if (n <= 0) {
             break;
         }
-        fwd = apply_faults(r, (size_t)n, &delay, &then_cut);
-        if (delay) {
-            g_usleep(delay * 1000ull);
-        }
-        if (relay_cut(r) || !write_all(r->to, buf, fwd) || then_cut) {
+        if (!(r->towards_client ? relay_frames(r, buf, (size_t)n)
+                                : relay_send(r, buf, (size_t)n))) {
             break;
         }
     }
+    g_byte_array_unref(r->pending);
+    g_byte_array_unref(r->held);
     /* Wake the twin: both directions end together. */
     shutdown(r->from, SHUT_RDWR);
     shutdown(r->to, SHUT_RDWR);
@@ -202,13 +287,18 @@ static const char *run_command(char *line)
         faults.refuse = g_str_equal(w[1], "on");
     } else if (g_str_equal(w[0], "truncate") && n == 2) {
         faults.truncate_left = (int64_t)g_ascii_strtoull(w[1], NULL, 10);
+    } else if (g_str_equal(w[0], "drop") && n == 2) {
+        faults.drop_frames = (unsigned)g_ascii_strtoull(w[1], NULL, 10);
+    } else if (g_str_equal(w[0], "reorder") && n == 2) {
+        faults.reorder = g_str_equal(w[1], "on");
     } else if (g_str_equal(w[0], "cut") && n == 1) {
         faults.cut_generation++;
         faults.cuts++;
     } else if (g_str_equal(w[0], "pass") && n == 1) {
         faults.delay_ms = 0;
-        faults.blackhole = faults.refuse = false;
+        faults.blackhole = faults.refuse = faults.reorder = false;
         faults.truncate_left = -1;
+        faults.drop_frames = 0;
     } else if (g_str_equal(w[0], "stats") && n == 1) {
         snprintf(reply, sizeof(reply), "connections %" G_GUINT64_FORMAT
                  " bytes %" G_GUINT64_FORMAT " cuts %" G_GUINT64_FORMAT,

@@ -656,6 +656,49 @@ static void test_replica_failover_resync(void)
     mn_rm_rf(dir);
 }
 
+/* A lost reply: the request times out and is retried on a new connection. */
+static void test_dropped_reply(void)
+{
+    FaultFixture ff = { 0 };
+    KonaQTest *t = &ff.mn.t;
+    uint64_t stall0;
+
+    fault_start(&ff, "cache-size=64K");
+    touch_blocks(t, 0, 16);
+    stall0 = kona_qmp_stat(t, "stall-ns");
+    proxy_command(&ff, "drop 1");
+    touch_blocks(t, 16, 1);
+    check_blocks(t, 0, 17);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+    /* It waited for the 1 s request timeout. */
+    g_assert_cmpuint(kona_qmp_stat(t, "stall-ns") - stall0, >=,
+                     1000 * 1000000ull);
+    fault_stop(&ff);
+}
+
+/*
+ * Replies swapped in flight (a 2 MiB block is fetched as two pipelined
+ * reads): the device must never take one chunk for the other.  The fetch
+ * fails (all ones, counted) while the fault lasts and works after.
+ */
+static void test_reordered_replies(void)
+{
+    FaultFixture ff = { 0 };
+    KonaQTest *t = &ff.mn.t;
+    const uint64_t second = 4 * MiB + 1 * MiB + 8;  /* 2nd chunk of a block */
+
+    fault_start(&ff, "cache-size=4M,block-size=2M");
+    qtest_writeq(t->qts, t->window + second, 0x1234);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    proxy_command(&ff, "reorder on");
+    g_assert_cmphex(qtest_readq(t->qts, t->window + second), ==, UINT64_MAX);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), >, 0);
+    proxy_command(&ff, "pass");
+    g_assert_cmphex(qtest_readq(t->qts, t->window + second), ==, 0x1234);
+    fault_stop(&ff);
+}
+
 /*
  * QEMU dies (SIGKILL) after a FLUSH: a new QEMU with the same volume sees
  * every line written back before, and not the dirty lines that were only
@@ -821,6 +864,9 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/fault/replica-failover-resync",
                    test_replica_failover_resync);
     qtest_add_func("/kona-remote/fault/crash-reattach", test_crash_reattach);
+    qtest_add_func("/kona-remote/fault/dropped-reply", test_dropped_reply);
+    qtest_add_func("/kona-remote/fault/reordered-replies",
+                   test_reordered_replies);
     qtest_add_func("/kona-remote/auth", test_auth);
     return g_test_run();
 }
