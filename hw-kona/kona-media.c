@@ -22,6 +22,7 @@
 #include "qemu/coroutine.h"
 #include "qapi/error.h"
 #include "kona-cxl.h"
+#include "kona-poison.h"
 #include "trace.h"
 
 void kona_lock(KonaCxlState *s, KonaLockState *ls)
@@ -271,7 +272,13 @@ static MemTxResult kona_media_read(void *opaque, hwaddr addr, uint64_t *data,
     kona_lock(s, &ls);
     r = kona_access(s, &ls, addr, buf, size, false);
     kona_unlock(s, &ls);
-    /* A block that cannot be fetched reads as all ones, like no device. */
+    /*
+     * A block that cannot be fetched reads as all ones, like no device,
+     * and the vCPU gets a memory error for it: never silent bad data.
+     */
+    if (r != MEMTX_OK) {
+        kona_report_poison(CXL_TYPE3(s), addr);
+    }
     *data = r == MEMTX_OK ? ldn_le_p(buf, size) : MAKE_64BIT_MASK(0, 8 * size);
     trace_kona_media_read(addr, size, *data);
     return r;
@@ -289,6 +296,10 @@ static MemTxResult kona_media_write(void *opaque, hwaddr addr, uint64_t data,
     kona_lock(s, &ls);
     r = kona_access(s, &ls, addr, buf, size, true);
     kona_unlock(s, &ls);
+    if (r != MEMTX_OK) {
+        /* The store is lost with its block: report it like a bad read. */
+        kona_report_poison(CXL_TYPE3(s), addr);
+    }
     trace_kona_media_write(addr, size, data);
     return r;
 }
