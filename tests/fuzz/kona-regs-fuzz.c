@@ -172,7 +172,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         g_autofree char *qarg = g_strdup_printf("unix:%s", qt_sock);
         char *args[] = {
             (char *)qemu, "-machine", "q35,cxl=on", "-accel", "qtest",
-            "-qtest", qarg, "-display", "none", "-nodefaults",
+            "-qtest", qarg, "-qtest-log", "/dev/null",
+            "-display", "none", "-nodefaults",
             "-m", "512M", "-device",
             "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1,hdm_for_passthrough=on",
             "-device", "cxl-rp,port=0,bus=cxl.1,id=rp0,chassis=0,slot=2",
