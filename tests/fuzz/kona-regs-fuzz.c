@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -104,13 +105,20 @@ static void cleanup(void)
     }
 }
 
+/* Children die with the harness, however it ends. */
+static void die_with_parent(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static GPid spawn(char **argv)
 {
     g_autoptr(GError) err = NULL;
     GPid pid;
 
     if (!g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
-                       G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, &pid, &err)) {
+                       G_SPAWN_STDOUT_TO_DEV_NULL, die_with_parent, NULL,
+                       &pid, &err)) {
         fprintf(stderr, "kona-regs-fuzz: %s\n", err->message);
         exit(1);
     }
