@@ -41,17 +41,25 @@ static GPid qemu_pid, memnode_pid;
 static const char *qt(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 static const char *qt(const char *fmt, ...)
 {
-    static char line[4096];
+    static char line[4096], last[256];
     va_list ap;
 
     va_start(ap, fmt);
-    vfprintf(qt_out, fmt, ap);
+    vsnprintf(last, sizeof(last) - 1, fmt, ap);
     va_end(ap);
-    fputc('\n', qt_out);
+    strcat(last, "\n");
+    fputs(last, qt_out);
     fflush(qt_out);
     do {
         if (!fgets(line, sizeof(line), qt_in)) {
-            fprintf(stderr, "kona-regs-fuzz: QEMU went away\n");
+            int status = 0;
+
+            waitpid(qemu_pid, &status, 0);
+            qemu_pid = 0;
+            fprintf(stderr, "kona-regs-fuzz: QEMU went away (%s %d) after: "
+                    "%s", WIFSIGNALED(status) ? "signal" : "exit status",
+                    WIFSIGNALED(status) ? WTERMSIG(status)
+                                        : WEXITSTATUS(status), last);
             abort();
         }
     } while (g_str_has_prefix(line, "IRQ"));    /* asynchronous events */
