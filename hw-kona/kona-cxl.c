@@ -276,11 +276,20 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     qemu_mutex_init(&s->lock);
     memory_region_init_io(&s->media_io, OBJECT(s), &kona_media_ops, s,
                           "kona-media", s->size);
+    /*
+     * QEMU refuses an access to a device while another access to it is in
+     * flight (its re-entrancy guard).  Ours release the BQL to wait on
+     * memory nodes, so another vCPU's access would be refused: a load
+     * would read 0, a store vanish.  The device lock serialises them, and
+     * the handlers never access the device again, so the guard is off.
+     */
+    s->media_io.disable_reentrancy_guard = true;
     memory_region_add_subregion_overlap(
         host_memory_backend_get_memory(s->media_backend), 0, &s->media_io, 1);
 
     memory_region_init_io(&s->regs, OBJECT(s), &kona_regs_ops, s,
                           "kona-regs", KONA_REGS_SIZE);
+    s->regs.disable_reentrancy_guard = true;
     pci_register_bar(pci_dev, KONA_REGS_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
                      &s->regs);
 
