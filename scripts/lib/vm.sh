@@ -12,11 +12,29 @@
 #   125  QEMU ended without a KONA-RESULT (guest panic, bad QEMU arguments...)
 # and sets KONA_VM_STATUS (ok|timeout|noresult), KONA_VM_QEMU_RC,
 # KONA_VM_BOOT_S (host seconds from QEMU start to KONA-BEGIN, i.e. the command
-# starting) and KONA_VM_ELAPSED_S (host seconds QEMU ran).
+# starting), KONA_VM_ELAPSED_S (host seconds QEMU ran), KONA_VM_FAIL_STEP
+# (the step named by the guest's last "KONA-FAIL step='...'" marker, see
+# guest-runtime/kona-lib.sh) and KONA_VM_REENTRANT (1 if QEMU reported
+# "Blocked re-entrant IO" on the kona-cxl device: a guest access was
+# dropped; kona-cxl turns QEMU's re-entrancy guard off for its regions, so
+# this would be a regression).
 #
 # Environment knobs:
 #   KONA_VM_APPEND="..."     extra kernel command line (e.g. memhp_default_state=offline)
 #   KONA_VM_MEM=2G KONA_VM_MAXMEM=8G KONA_VM_SMP=2
+#   KONA_VM_ACCEL=tcg        or kvm (where /dev/kvm works; never the default:
+#                            code cannot run from the MMIO-backed Kona node)
+#   KONA_VM_HOSTFWD=HOST:GUEST  user-mode networking (libslirp) with a
+#                            virtio-net NIC (the guest is 10.0.2.15) and host
+#                            127.0.0.1:HOST forwarded to guest port GUEST;
+#                            HOST=0 picks a free port; the port used is in
+#                            KONA_VM_HOSTFWD_PORT
+#   KONA_VM_PROGRESS=1       show progress on stderr: boot, the guest's
+#                            KONA-STEP markers, a line every 30 s
+#   KONA_VM_ON_READY="cmd"   run cmd (in the background, on the host) when
+#                            the guest prints KONA-READY, e.g. to drive a
+#                            workload through KONA_VM_HOSTFWD; killed at the
+#                            end of the run if still running
 #   KONA_VM_FMW_SIZE=4G      size of the CXL fixed memory window
 #   KONA_VM_OVERLAY=DIR      files copied into the guest's / for this run (no image rebuild)
 #   KONA_VM_VERBOSE=1        also stream the serial console to stderr
@@ -38,14 +56,20 @@ KONA_VM_ROOT_PORT=root_port13
 kona_vm_base_args() {
     local initrd=$1
     # shellcheck disable=SC2054  # commas are QEMU's, not array separators
+    local accel=${KONA_VM_ACCEL:-tcg}
+    case "$accel" in
+        tcg) ;;
+        kvm) [ -w /dev/kvm ] || die "KONA_VM_ACCEL=kvm: /dev/kvm is missing or not writable" ;;
+        *) die "KONA_VM_ACCEL=$accel: tcg or kvm" ;;
+    esac
     KONA_VM_BASE_ARGS=(
-        -M q35,cxl=on -accel tcg
+        -M q35,cxl=on -accel "$accel"
         # hypervisor=off: with the flag, region commit fails (ENXIO) because
         # the kernel cannot invalidate CPU caches for the new region.
-        -cpu max,hypervisor=off
+        -cpu "$([ "$accel" = kvm ] && echo host || echo max),hypervisor=off"
         -m "${KONA_VM_MEM:-2G},maxmem=${KONA_VM_MAXMEM:-8G},slots=4" -smp "${KONA_VM_SMP:-2}"
         # -nodefaults: q35's default empty CD-ROM costs SeaBIOS ~32 s under TCG.
-        -nodefaults -serial mon:stdio -display none -net none
+        -nodefaults -serial mon:stdio -display none
         # A guest panic or reboot ends QEMU instead of looping.
         -no-reboot
         "${QEMU_FW_ARGS[@]}"
@@ -54,6 +78,36 @@ kona_vm_base_args() {
         -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1
         -device "cxl-rp,port=0,bus=cxl.1,id=$KONA_VM_ROOT_PORT,chassis=0,slot=2"
         -M "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=${KONA_VM_FMW_SIZE:-4G}"
+    )
+    _kona_vm_net_args
+    KONA_VM_BASE_ARGS+=("${_KONA_VM_NET_ARGS[@]}")
+}
+
+# A TCP port on 127.0.0.1 that nobody listens on now.
+kona_vm_free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The network part of the command line, in _KONA_VM_NET_ARGS: none, or
+# user-mode networking with one forwarded port (KONA_VM_HOSTFWD).
+_kona_vm_net_args() {
+    KONA_VM_HOSTFWD_PORT=
+    if [ -z "${KONA_VM_HOSTFWD:-}" ]; then
+        _KONA_VM_NET_ARGS=(-net none)
+        return
+    fi
+    local host=${KONA_VM_HOSTFWD%%:*} guest=${KONA_VM_HOSTFWD#*:}
+    case "$host:$guest" in
+        *[!0-9:]*|:*|*:) die "KONA_VM_HOSTFWD=$KONA_VM_HOSTFWD: want HOSTPORT:GUESTPORT" ;;
+    esac
+    [ "$host" = 0 ] && host=$(kona_vm_free_port)
+    KONA_VM_HOSTFWD_PORT=$host
+    # bus=pcie.0: otherwise QEMU picks the pxb-cxl bus, which takes only
+    # bridges. romfile=: no iPXE option ROM; SeaBIOS boots -kernel without.
+    # shellcheck disable=SC2054
+    _KONA_VM_NET_ARGS=(
+        -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$host-:$guest"
+        -device virtio-net-pci,netdev=n0,bus=pcie.0,romfile=
     )
 }
 
@@ -124,9 +178,17 @@ _kona_vm_trap_cmd() {
 # Microseconds to seconds with one decimal.
 _kona_vm_secs() { printf '%d.%d' $(($1 / 1000000)) $(($1 % 1000000 / 100000)); }
 
-# Kill what kona_vm_run started (QEMU and the log follower). Safe to call twice.
+# Kill what kona_vm_run started (QEMU, the log follower, the ready hook).
+# Safe to call twice.
 _kona_vm_cleanup() {
     local p
+    if [ -n "${_KONA_VM_HOOK_PID:-}" ]; then
+        # The hook is a subshell: end its children (e.g. a benchmark) too.
+        pkill -TERM -P "$_KONA_VM_HOOK_PID" 2>/dev/null || true
+        kill -TERM "$_KONA_VM_HOOK_PID" 2>/dev/null || true
+        wait "$_KONA_VM_HOOK_PID" 2>/dev/null || true
+        _KONA_VM_HOOK_PID=
+    fi
     for p in ${_KONA_VM_TAIL_PID:-} ${_KONA_VM_QEMU_PID:-}; do
         kill -TERM "$p" 2>/dev/null || true
     done
@@ -147,6 +209,53 @@ _kona_vm_cleanup() {
         rm -rf "$_KONA_VM_TMP"
     fi
     _KONA_VM_QEMU_PID='' _KONA_VM_TAIL_PID='' _KONA_VM_TMP=
+    return 0
+}
+
+# One console line, for kona_vm_run's watchdog (uses and sets its locals:
+# now, t0, begin_at, result_seen, last_step).
+_kona_vm_line() {
+    local l=${1%$'\r'}
+    case "$l" in
+        *KONA-BEGIN*)
+            [ -z "$begin_at" ] || return 0
+            begin_at=$now
+            last_step='guest command running'
+            if [ -n "${KONA_VM_PROGRESS:-}" ]; then
+                log "guest booted in $(_kona_vm_secs $((now - t0)))s"
+            fi
+            ;;
+        KONA-STEP\ *)
+            last_step=${l#KONA-STEP }
+            if [ -n "${KONA_VM_PROGRESS:-}" ]; then
+                log "guest, $(_kona_vm_secs $((now - t0)))s: $last_step"
+            fi
+            ;;
+        KONA-FAIL\ *)
+            KONA_VM_FAIL_STEP=${l#*step=\'}
+            KONA_VM_FAIL_STEP=${KONA_VM_FAIL_STEP%%\'*}
+            ;;
+        KONA-READY*)
+            if [ -n "${KONA_VM_ON_READY:-}" ] && [ -z "${_KONA_VM_HOOK_PID:-}" ]; then
+                ( eval "$KONA_VM_ON_READY" ) &
+                _KONA_VM_HOOK_PID=$!
+            fi
+            ;;
+        *KONA-RESULT*)
+            if [ -z "${KONA_VM_QMP:-}" ] || [ -n "$result_seen" ]; then
+                return 0
+            fi
+            result_seen=1
+            if [ -n "${KONA_VM_ON_RESULT:-}" ]; then
+                eval "$KONA_VM_ON_RESULT" || log "KONA_VM_ON_RESULT failed (status $?)"
+            fi
+            kill -TERM "$_KONA_VM_QEMU_PID" 2>/dev/null || true
+            ;;
+        *'Blocked re-entrant IO'*kona*)
+            KONA_VM_REENTRANT=1
+            log "WARNING: QEMU dropped a guest access to the kona-cxl device (re-entrancy guard): $l"
+            ;;
+    esac
     return 0
 }
 
@@ -199,30 +308,47 @@ kona_vm_run() {
         _KONA_VM_TAIL_PID=$!
     fi
 
-    # Watchdog: poll for exit, note when the guest command starts, and kill
-    # QEMU at the deadline.
-    KONA_VM_STATUS=
+    # Watchdog: follow the console line by line (a read, no fork, per
+    # poll), note when the guest command starts, show progress, run the
+    # hooks, and kill QEMU at the deadline.
+    KONA_VM_STATUS= KONA_VM_FAIL_STEP= KONA_VM_REENTRANT= KONA_VM_HOOK_RC=
+    local fd line partial='' last_note=$t0 last_step=booting
+    exec {fd}<"$logfile"
     while kill -0 "$_KONA_VM_QEMU_PID" 2>/dev/null; do
         now=${EPOCHREALTIME/./}
-        if [ -z "$begin_at" ] && grep -q 'KONA-BEGIN' "$logfile" 2>/dev/null; then
-            begin_at=$now
-        fi
-        if [ -n "${KONA_VM_QMP:-}" ] && [ -z "$result_seen" ] &&
-            grep -q 'KONA-RESULT' "$logfile" 2>/dev/null; then
-            result_seen=1
-            if [ -n "${KONA_VM_ON_RESULT:-}" ]; then
-                eval "$KONA_VM_ON_RESULT" || log "KONA_VM_ON_RESULT failed (status $?)"
-            fi
-            kill -TERM "$_KONA_VM_QEMU_PID" 2>/dev/null || true
+        while IFS= read -r -u "$fd" line; do
+            _kona_vm_line "$partial$line"
+            partial=
+        done
+        # At the end of the file read leaves the unfinished line in $line.
+        partial+=$line
+        if [ -n "${KONA_VM_PROGRESS:-}" ] && [ $((now - last_note)) -ge 30000000 ]; then
+            last_note=$now
+            log "... $(_kona_vm_secs $((now - t0)) | cut -d. -f1)s: $last_step"
         fi
         if [ $((now - t0)) -gt $((timeout * 1000000)) ]; then
             KONA_VM_STATUS=timeout
-            log "guest timed out after ${timeout}s; killing QEMU (log: $logfile)"
+            log "guest timed out after ${timeout}s during '$last_step'; killing QEMU (log: $logfile)"
             kill -TERM "$_KONA_VM_QEMU_PID" 2>/dev/null || true
             break
         fi
         sleep 0.1
     done
+    # The rest of the console, the last line even without a newline.
+    while IFS= read -r -u "$fd" line; do
+        _kona_vm_line "$partial$line"
+        partial=
+    done
+    partial+=$line
+    [ -z "$partial" ] || _kona_vm_line "$partial"
+    exec {fd}<&-
+    if [ -n "${_KONA_VM_HOOK_PID:-}" ] && ! kill -0 "$_KONA_VM_HOOK_PID" 2>/dev/null; then
+        wait "$_KONA_VM_HOOK_PID" && KONA_VM_HOOK_RC=0 || KONA_VM_HOOK_RC=$?
+        _KONA_VM_HOOK_PID=
+    elif [ -n "${_KONA_VM_HOOK_PID:-}" ]; then
+        log "KONA_VM_ON_READY hook still running when the VM ended; stopping it"
+        KONA_VM_HOOK_RC=killed
+    fi
     KONA_VM_QEMU_RC=0
     if [ "$KONA_VM_STATUS" = timeout ]; then
         _kona_vm_cleanup
