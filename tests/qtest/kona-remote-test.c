@@ -656,6 +656,23 @@ static void test_replica_failover_resync(void)
     mn_rm_rf(dir);
 }
 
+/* fetch-latency-ns models a slower network: every fetch waits that long. */
+static void test_fetch_latency(void)
+{
+    RemoteFixture fx = { 0 };
+    int64_t t0;
+
+    remote_start(&fx, "cache-size=64K,fetch-latency-ns=5000000");
+    t0 = g_get_monotonic_time();
+    touch_blocks(&fx.t, 0, 20);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "fetches"), ==, 20);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "stall-ns"), >=,
+                     20 * 5000000ull);
+    g_assert_cmpint(g_get_monotonic_time() - t0, >=, 20 * 5000);
+    check_blocks(&fx.t, 0, 20);
+    remote_stop(&fx);
+}
+
 /* A lost reply: the request times out and is retried on a new connection. */
 static void test_dropped_reply(void)
 {
@@ -868,5 +885,6 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/fault/reordered-replies",
                    test_reordered_replies);
     qtest_add_func("/kona-remote/auth", test_auth);
+    qtest_add_func("/kona-remote/fetch-latency", test_fetch_latency);
     return g_test_run();
 }
