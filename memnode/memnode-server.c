@@ -229,6 +229,19 @@ static MnSlab *conn_slab(MnConn *c, uint64_t id)
     return s;
 }
 
+/* The open slab @id, or NULL after refusing the request with -EACCES (the
+ * reply does not say whether the slab exists). */
+static MnSlab *conn_slab_or_refuse(MnConn *c, const KonaHdr *h, uint64_t id)
+{
+    MnSlab *s = conn_slab(c, id);
+
+    if (!s) {
+        reply_err(c, h, EACCES, "slab %" G_GUINT64_FORMAT
+                  " is not open on this connection", id);
+    }
+    return s;
+}
+
 static bool conn_add_slab(MnConn *c, const KonaHdr *h, MnSlab *s)
 {
     if (g_hash_table_contains(c->open, &s->id)) {
@@ -343,10 +356,8 @@ static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (why) {
         return bad_frame(c, h, why);
     }
-    s = conn_slab(c, req.slab_id);
+    s = conn_slab_or_refuse(c, h, req.slab_id);
     if (!s) {
-        reply_err(c, h, EACCES, "slab %" G_GUINT64_FORMAT
-                  " is not open on this connection", req.slab_id);
         return true;
     }
     if (req.offset > s->size || req.len > s->size - req.offset) {
@@ -374,10 +385,8 @@ static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (why) {
         return bad_frame(c, h, why);
     }
-    s = conn_slab(c, req.slab_id);
+    s = conn_slab_or_refuse(c, h, req.slab_id);
     if (!s) {
-        reply_err(c, h, EACCES, "slab %" G_GUINT64_FORMAT
-                  " is not open on this connection", req.slab_id);
         return true;
     }
     span = (uint64_t)req.npages * KONA_PAGE_SIZE;
@@ -456,10 +465,8 @@ static bool op_slab_free(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (why) {
         return bad_frame(c, h, why);
     }
-    s = conn_slab(c, req.slab_id);
+    s = conn_slab_or_refuse(c, h, req.slab_id);
     if (!s) {
-        reply_err(c, h, EACCES, "slab %" G_GUINT64_FORMAT
-                  " is not open on this connection", req.slab_id);
         return true;
     }
     detach_slab_refs(c->srv, s, NULL, NULL);
