@@ -15,6 +15,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <errno.h>
 #include <glib.h>
 #include <signal.h>
 #include <stdint.h>
@@ -54,7 +55,17 @@ static const char *qt(const char *fmt, ...)
         if (!fgets(line, sizeof(line), qt_in)) {
             int status = 0;
 
-            waitpid(qemu_pid, &status, 0);
+            if (ferror(qt_in) && errno == EINTR) {
+                /* libFuzzer's timer signal, not the end of QEMU. */
+                clearerr(qt_in);
+                line[0] = 0;
+                continue;
+            }
+            if (waitpid(qemu_pid, &status, WNOHANG) == 0) {
+                fprintf(stderr, "kona-regs-fuzz: the QTest connection "
+                        "closed but QEMU still runs, after: %s", last);
+                abort();
+            }
             qemu_pid = 0;
             fprintf(stderr, "kona-regs-fuzz: QEMU went away (%s %d) after: "
                     "%s", WIFSIGNALED(status) ? "signal" : "exit status",
@@ -62,7 +73,8 @@ static const char *qt(const char *fmt, ...)
                                         : WEXITSTATUS(status), last);
             abort();
         }
-    } while (g_str_has_prefix(line, "IRQ"));    /* asynchronous events */
+        /* "IRQ ..." lines are asynchronous events, not our reply. */
+    } while (!line[0] || g_str_has_prefix(line, "IRQ"));
     if (!g_str_has_prefix(line, "OK")) {
         fprintf(stderr, "kona-regs-fuzz: QTest said: %s", line);
         abort();
