@@ -43,6 +43,10 @@ static const char usage_text[] =
 "  reset-stats           zero the counters and the histogram\n"
 "  mode [device|guest]   show or set who decides evictions\n"
 "  watermarks [LOW HIGH] show or set the watermarks (frames, or N% of them)\n"
+"  windows [MS] [--json] per window of guest time: distinct 64 B lines, 4 KiB\n"
+"                        and 2 MiB pages written (the paper's amplification\n"
+"                        tracker); MS sets the window length and starts over\n"
+"                        (0: off)\n"
 "\n"
 "Options:\n"
 "  -d, --device BDF      the PCI device (default: the first kona-cxl)\n"
@@ -437,6 +441,77 @@ static int cmd_watermarks(KonaBar *b, int argc, char **argv)
     return 0;
 }
 
+/* Bytes page-granular tracking copies per byte line-granular tracking does. */
+static double window_amp(uint64_t units, uint64_t unit_size, uint64_t lines)
+{
+    return ratio(units * unit_size, lines * KONA_DEV_LINE_SIZE);
+}
+
+static int cmd_windows(KonaBar *b, int argc, char **argv)
+{
+    bool json = take_flag(&argc, argv, "--json");
+    uint64_t ms, ns, count, first, sum_lines = 0, sum_pages = 0;
+
+    if (argc == 1) {
+        if (!parse_arg("windows", argv[0], &ms)) {
+            return 2;
+        }
+        ns = ms * 1000000;
+        if (ms > KONA_WINDOW_NS_MAX / 1000000 ||
+            (ns && ns < KONA_WINDOW_NS_MIN)) {
+            return fail("windows: %s ms is not 0 or 1 .. %" PRIu64, argv[0],
+                        KONA_WINDOW_NS_MAX / 1000000);
+        }
+        kona_wr64(b, KONA_REG_WINDOW_NS, ns);
+        if (kona_rd64(b, KONA_REG_WINDOW_NS) != ns) {
+            return fail("windows: the device did not take %s ms (too little "
+                        "host memory for the tracker?)", argv[0]);
+        }
+        return 0;
+    }
+    kona_bar_lock(b);
+    ns = kona_rd64(b, KONA_REG_WINDOW_NS);
+    count = kona_rd64(b, KONA_REG_WINDOW_COUNT);
+    first = count > KONA_WINDOWS_KEPT ? count - KONA_WINDOWS_KEPT : 0;
+    if (json) {
+        printf("{\"device\": \"%s\", \"window-ns\": %" PRIu64
+               ", \"count\": %" PRIu64 ", \"first\": %" PRIu64
+               ", \"windows\": [", b->bdf, ns, count, first);
+    } else {
+        printf("windows of %.3f s of guest time: %" PRIu64 " closed\n"
+               "%8s %10s %8s %6s %8s %8s\n", ns / 1e9, count, "window",
+               "lines", "pages", "2M", "amp-4K", "amp-2M");
+    }
+    for (uint64_t i = first; i < count; i++) {
+        uint64_t lines, pages, huge;
+
+        kona_wr64(b, KONA_REG_WINDOW_SEL, i);
+        lines = kona_rd64(b, KONA_REG_WINDOW_LINES);
+        pages = kona_rd64(b, KONA_REG_WINDOW_PAGES);
+        huge = kona_rd64(b, KONA_REG_WINDOW_HUGE);
+        sum_lines += lines;
+        sum_pages += pages;
+        if (json) {
+            printf("%s[%" PRIu64 ", %" PRIu64 ", %" PRIu64 "]",
+                   i > first ? ", " : "", lines, pages, huge);
+        } else {
+            printf("%8" PRIu64 " %10" PRIu64 " %8" PRIu64 " %6" PRIu64
+                   " %8.2f %8.1f\n", i, lines, pages, huge,
+                   window_amp(pages, 4096, lines),
+                   window_amp(huge, 2 << 20, lines));
+        }
+    }
+    kona_bar_unlock(b);
+    if (json) {
+        printf("]}\n");
+    } else {
+        printf("all: %" PRIu64 " lines, %" PRIu64 " pages: 4 KiB "
+               "amplification %.2f\n", sum_lines, sum_pages,
+               window_amp(sum_pages, 4096, sum_lines));
+    }
+    return 0;
+}
+
 /* Arguments that are not flags (--json, --all). */
 static int count_positional(int argc, char **argv)
 {
@@ -463,6 +538,7 @@ static const Cmd commands[] = {
     { "reset-stats", 0, 0, cmd_reset_stats },
     { "mode", 0, 1, cmd_mode },
     { "watermarks", 0, 2, cmd_watermarks },
+    { "windows", 0, 1, cmd_windows },
 };
 
 int main(int argc, char **argv)

@@ -258,8 +258,11 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     if (!kona_create_cache(s, policy, errp)) {
         goto fail_remote;
     }
+    if (!kona_windows_init(s, errp)) {
+        goto fail_windows;
+    }
     if (!kona_create_media_backend(s, errp)) {
-        goto fail_cache;
+        goto fail_windows;
     }
     kc->parent_realize(pci_dev, errp);
     if (*errp) {
@@ -297,13 +300,15 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     qemu_register_shutdown_notifier(&s->shutdown_notifier);
     s->exit_notifier.notify = kona_on_exit;
     qemu_add_exit_notifier(&s->exit_notifier);
+    kona_windows_arm(s);
     trace_kona_realize(s->size, s->cache_size, s->block_size,
                        kona_remote_present(&s->remote));
     return;
 
 fail_backend:
     kona_destroy_media_backend(s);
-fail_cache:
+fail_windows:
+    kona_windows_destroy(s);
     kona_destroy_cache(s);
 fail_remote:
     kona_remote_close(&s->remote);
@@ -325,6 +330,7 @@ static void kona_cxl_exit(PCIDevice *pci_dev)
     kc->parent_exit(pci_dev);
     kona_destroy_media_backend(s);
     kona_destroy_cache(s);
+    kona_windows_destroy(s);
     kona_remote_close(&s->remote);
     qemu_mutex_destroy(&s->lock);
 }
@@ -342,6 +348,7 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_STRING("policy", KonaCxlState, policy),
     DEFINE_PROP_UINT64("fetch-latency-ns", KonaCxlState, fetch_latency_ns, 0),
     DEFINE_PROP_UINT32("timeout-ms", KonaCxlState, timeout_ms, 10000),
+    DEFINE_PROP_UINT32("window-ms", KonaCxlState, window_ms, 0),
 };
 
 static void kona_cxl_instance_init(Object *obj)
@@ -388,7 +395,11 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
         "extra modelled network latency per fetch");
     object_class_property_set_description(oc, "timeout-ms",
         "how long to wait for a memory node per request");
+    object_class_property_set_description(oc, "window-ms",
+        "count distinct lines and pages written per window of this many "
+        "ms of guest time (0: off; the guest may change it)");
     kona_cxl_stats_add_properties(oc);
+    kona_cxl_windows_add_properties(oc);
 }
 
 static const TypeInfo kona_cxl_info = {

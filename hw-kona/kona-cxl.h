@@ -13,6 +13,7 @@
 #include "kona-cache.h"
 #include "kona-regs.h"
 #include "kona-remote.h"
+#include "kona-window.h"
 
 #define TYPE_KONA_CXL "kona-cxl"
 OBJECT_DECLARE_TYPE(KonaCxlState, KonaCxlClass, KONA_CXL)
@@ -38,6 +39,7 @@ struct KonaCxlState {
     char *policy;
     uint64_t fetch_latency_ns;
     uint32_t timeout_ms;
+    uint32_t window_ms;
 
     /* cxl-type3 decodes to this backend's region; media_io overlays it */
     HostMemoryBackend *media_backend;
@@ -58,6 +60,9 @@ struct KonaCxlState {
     uint32_t low_wm, high_wm;
     uint32_t policy_mode;
     bool remote_error;
+    KonaWindow window;
+    uint64_t window_ns;         /* 0: per-window tracking off */
+    QEMUTimer *window_timer;    /* QEMU_CLOCK_VIRTUAL: guest time */
 
     /* Control registers (BAR 5) */
     MemoryRegion regs;
@@ -66,6 +71,7 @@ struct KonaCxlState {
     uint64_t cmd_result;
     uint64_t dirty_sel;
     uint64_t frame_sel;
+    uint64_t window_sel;
 
     Notifier shutdown_notifier;
     Notifier exit_notifier;
@@ -106,5 +112,12 @@ extern const char *const kona_stat_names[KONA_DEV_STAT__COUNT];
 uint64_t kona_stat_get(KonaCxlState *s, unsigned stat);
 void kona_cxl_stats_add_properties(ObjectClass *oc);
 void kona_cxl_stats_reset(KonaCxlState *s);
+/* Per-window tracking: set the window length (0: off); lock held. */
+bool kona_windows_set_period(KonaCxlState *s, uint64_t ns);
+void kona_windows_restart(KonaCxlState *s);
+void kona_windows_arm(KonaCxlState *s);
+bool kona_windows_init(KonaCxlState *s, Error **errp);
+void kona_windows_destroy(KonaCxlState *s);
+void kona_cxl_windows_add_properties(ObjectClass *oc);
 
 #endif /* HW_KONA_CXL_H */

@@ -235,6 +235,7 @@ static bool kona_access_block(KonaCxlState *s, KonaLockState *ls,
         memcpy(p, buf, len);
         s->stats[KONA_DEV_STAT_LINES_DIRTIED] +=
             kona_cache_mark_dirty(c, frame, off, len);
+        kona_window_note_write(&s->window, addr, len);
     } else {
         memcpy(buf, p, len);
     }

@@ -170,6 +170,21 @@ static uint64_t kona_reg_get(KonaCxlState *s, hwaddr addr)
         return kona_cache_dirty_group(&s->cache, s->dirty_sel);
     case KONA_REG_FRAME_SEL:
         return s->frame_sel;
+    case KONA_REG_WINDOW_NS:
+        return s->window_ns;
+    case KONA_REG_WINDOW_COUNT:
+        return s->window.count;
+    case KONA_REG_WINDOW_SEL:
+        return s->window_sel;
+    case KONA_REG_WINDOW_LINES:
+    case KONA_REG_WINDOW_PAGES:
+    case KONA_REG_WINDOW_HUGE: {
+        KonaWindowRecord rec;
+
+        kona_window_get(&s->window, s->window_sel, &rec);
+        return addr == KONA_REG_WINDOW_LINES ? rec.lines :
+               addr == KONA_REG_WINDOW_PAGES ? rec.pages : rec.huge_pages;
+    }
     }
     if (addr >= KONA_REG_STATS && addr < KONA_REG_STATS_END) {
         return kona_stat_get(s, (addr - KONA_REG_STATS) / 8);
@@ -264,6 +279,17 @@ static void kona_regs_write(void *opaque, hwaddr addr, uint64_t val,
         break;
     case KONA_REG_FRAME_SEL:
         s->frame_sel = kona_merge(s->frame_sel, addr, val, size);
+        break;
+    case KONA_REG_WINDOW_NS:
+        /* Out of range (also a half-written value): ignored. */
+        val = kona_merge(s->window_ns, addr, val, size);
+        if (val == 0 ||
+            (val >= KONA_WINDOW_NS_MIN && val <= KONA_WINDOW_NS_MAX)) {
+            kona_windows_set_period(s, val);
+        }
+        break;
+    case KONA_REG_WINDOW_SEL:
+        s->window_sel = kona_merge(s->window_sel, addr, val, size);
         break;
     default:
         /* Read-only or reserved: ignored. */

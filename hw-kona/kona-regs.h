@@ -123,6 +123,26 @@ enum KonaCmdStatus {
 #define KONA_FRAME_RESIDENT     (1ull << 56)
 #define KONA_FRAME_ACCESSED     (1ull << 57)
 
+/*
+ * Per-window write tracking, as the Kona paper measured amplification: in
+ * each window of WINDOW_NS nanoseconds of guest time the device counts the
+ * distinct 64 B lines, 4 KiB pages and 2 MiB pages written.  Writing
+ * WINDOW_NS (0: off, else 1 ms .. 1 h; other values are ignored) or
+ * RESET_STATS drops the recorded windows and starts a new one.  Write the
+ * index of a window (0 = the first since then) to WINDOW_SEL and read its
+ * counts; WINDOW_COUNT windows have closed, the last KONA_WINDOWS_KEPT of
+ * them are kept (older ones read as zero).
+ */
+#define KONA_REG_WINDOW_NS      0x0a0   /* u64 rw */
+#define KONA_REG_WINDOW_COUNT   0x0a8   /* u64 */
+#define KONA_REG_WINDOW_SEL     0x0b0   /* u64 rw */
+#define KONA_REG_WINDOW_LINES   0x0b8   /* u64 */
+#define KONA_REG_WINDOW_PAGES   0x0c0   /* u64 */
+#define KONA_REG_WINDOW_HUGE    0x0c8   /* u64 */
+#define KONA_WINDOWS_KEPT       4096
+#define KONA_WINDOW_NS_MIN      UINT64_C(1000000)
+#define KONA_WINDOW_NS_MAX      UINT64_C(3600000000000)
+
 /* Statistics: u64 counters, KONA_REG_STATS + 8 * KonaDevStat. */
 #define KONA_REG_STATS          0x100
 

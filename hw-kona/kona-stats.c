@@ -127,6 +127,12 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
         }
     }
     g_string_append_c(out, '\n');
+    if (s->window_ns) {
+        g_string_append_printf(out, "  per-window tracking: %" PRIu64
+                               " windows of %" PRIu64 " ms closed "
+                               "(qom-get windows)\n", s->window.count,
+                               s->window_ns / SCALE_MS);
+    }
     return g_string_free(out, false);
 }
 
@@ -150,4 +156,5 @@ void kona_cxl_stats_reset(KonaCxlState *s)
 {
     memset(s->stats, 0, sizeof(s->stats));
     memset(s->hist, 0, sizeof(s->hist));
+    kona_windows_restart(s);
 }

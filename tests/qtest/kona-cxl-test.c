@@ -7,7 +7,10 @@
 
 #include "qemu/osdep.h"
 #include "qemu/units.h"
+#include "qemu/timer.h"
 #include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "kona-regs.h"
 #include "kona-qtest-util.h"
 
@@ -250,6 +253,99 @@ static void test_register_garbage(void)
     kona_qtest_stop(&t);
 }
 
+/* The window selected by @index, through the registers. */
+static void read_window(KonaQTest *t, uint64_t index, uint64_t *lines,
+                        uint64_t *pages, uint64_t *huge)
+{
+    kona_reg_writeq(t, KONA_REG_WINDOW_SEL, index);
+    *lines = kona_reg_readq(t, KONA_REG_WINDOW_LINES);
+    *pages = kona_reg_readq(t, KONA_REG_WINDOW_PAGES);
+    *huge = kona_reg_readq(t, KONA_REG_WINDOW_HUGE);
+}
+
+/*
+ * Per-window tracking: distinct lines, pages and 2 MiB pages written in
+ * each window of guest time, which qtest's virtual clock drives here.
+ */
+static void test_windows(void)
+{
+    uint64_t lines, pages, huge;
+    QDict *rsp;
+    QList *list;
+    QDict *first;
+    KonaQTest t;
+
+    kona_qtest_start(&t, MEDIA_PROPS);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_NS), ==, 0);
+    kona_reg_writeq(&t, KONA_REG_WINDOW_NS, NANOSECONDS_PER_SECOND);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_NS), ==,
+                     NANOSECONDS_PER_SECOND);
+
+    /* 4 lines (0, 1, 64, 32768), 3 pages, 2 huge pages; a read: none. */
+    qtest_writeq(t.qts, t.window, 1);
+    qtest_writeq(t.qts, t.window + 8, 2);
+    qtest_writeq(t.qts, t.window + 60, 3);      /* lines 0 and 1 */
+    qtest_writeb(t.qts, t.window + 4096, 4);
+    qtest_writeq(t.qts, t.window + 2 * MiB, 5);
+    qtest_readq(t.qts, t.window + 3 * MiB);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), ==, 0);
+    qtest_clock_step(t.qts, NANOSECONDS_PER_SECOND);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), ==, 1);
+    read_window(&t, 0, &lines, &pages, &huge);
+    g_assert_cmpuint(lines, ==, 4);
+    g_assert_cmpuint(pages, ==, 3);
+    g_assert_cmpuint(huge, ==, 2);
+
+    /* A new window counts the same line again; an idle one is empty. */
+    qtest_writeq(t.qts, t.window, 6);
+    qtest_clock_step(t.qts, NANOSECONDS_PER_SECOND);
+    qtest_clock_step(t.qts, NANOSECONDS_PER_SECOND);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), ==, 3);
+    read_window(&t, 1, &lines, &pages, &huge);
+    g_assert_cmpuint(lines, ==, 1);
+    g_assert_cmpuint(pages, ==, 1);
+    read_window(&t, 2, &lines, &pages, &huge);
+    g_assert_cmpuint(lines, ==, 0);
+    read_window(&t, 3, &lines, &pages, &huge);   /* not closed yet */
+    g_assert_cmpuint(pages, ==, 0);
+
+    /* QMP sees the same windows. */
+    rsp = qtest_qmp(t.qts, "{ 'execute': 'qom-get', 'arguments': "
+                    "{ 'path': '/machine/peripheral/kona0', "
+                    "'property': 'windows' } }");
+    list = qdict_get_qlist(rsp, "return");
+    g_assert_cmpuint(qlist_size(list), ==, 3);
+    first = qobject_to(QDict, qlist_peek(list));
+    g_assert_cmpuint(qdict_get_int(first, "lines"), ==, 4);
+    g_assert_cmpuint(qdict_get_int(first, "pages"), ==, 3);
+    g_assert_cmpuint(qdict_get_int(first, "huge-pages"), ==, 2);
+    qobject_unref(rsp);
+
+    /* RESET_STATS drops them; out-of-range lengths are ignored; 0 is off. */
+    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_RESET_STATS, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), ==, 0);
+    kona_reg_writeq(&t, KONA_REG_WINDOW_NS, 500);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_NS), ==,
+                     NANOSECONDS_PER_SECOND);
+    kona_reg_writeq(&t, KONA_REG_WINDOW_NS, 0);
+    qtest_writeq(t.qts, t.window, 7);
+    qtest_clock_step(t.qts, 3 * NANOSECONDS_PER_SECOND);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), ==, 0);
+    /* The data itself is untouched by all this. */
+    g_assert_cmpuint(qtest_readq(t.qts, t.window), ==, 7);
+    kona_qtest_stop(&t);
+
+    /* The property starts it at realize, in guest milliseconds. */
+    kona_qtest_start(&t, MEDIA_PROPS ",window-ms=250");
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_NS), ==,
+                     250 * SCALE_MS);
+    qtest_writeq(t.qts, t.window + 8192, 1);
+    qtest_clock_step(t.qts, 250 * SCALE_MS);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), >=, 1);
+    kona_qtest_stop(&t);
+}
+
 #define TOPOLOGY \
     "-machine q35,cxl=on " \
     "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 " \
@@ -288,6 +384,8 @@ static void test_bad_properties(void)
                          "property 'bus' must name a CXL root port");
     /* No bus: QEMU itself picks pxb-cxl's bus, which takes only bridges. */
     expect_start_failure("kona-cxl,size=256M", "-device kona-cxl,size=256M: ");
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,window-ms=3600001",
+                         "property 'window-ms' must be at most 3600000");
     expect_start_failure("kona-cxl,bus=rp0,size=256M,volatile-memdev=m0 "
                          "-object memory-backend-ram,id=m0,size=256M",
                          "'volatile-memdev'");
@@ -303,6 +401,7 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-cxl/dirty-lines-exact", test_dirty_lines_exact);
     qtest_add_func("/kona-cxl/registers", test_registers);
     qtest_add_func("/kona-cxl/register-garbage", test_register_garbage);
+    qtest_add_func("/kona-cxl/windows", test_windows);
     qtest_add_func("/kona-cxl/bad-properties", test_bad_properties);
     return g_test_run();
 }
