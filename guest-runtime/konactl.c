@@ -47,6 +47,8 @@ static const char usage_text[] =
 "                        and 2 MiB pages written (the paper's amplification\n"
 "                        tracker); MS sets the window length and starts over\n"
 "                        (0: off)\n"
+"  close-window          end the current window now, so that a run's tail\n"
+"                        is counted (tracking must be on)\n"
 "\n"
 "Options:\n"
 "  -d, --device BDF      the PCI device (default: the first kona-cxl)\n"
@@ -381,6 +383,12 @@ static int cmd_clear_accessed(KonaBar *b, int argc, char **argv)
                    "frames had their access bit set");
 }
 
+static int cmd_close_window(KonaBar *b, int argc, char **argv)
+{
+    return run_cmd(b, "close-window", KONA_CMD_CLOSE_WINDOW, 0, 0,
+                   "windows closed");
+}
+
 static int cmd_flush(KonaBar *b, int argc, char **argv)
 {
     return run_cmd(b, "flush", KONA_CMD_FLUSH, 0, 0, "lines written back");
@@ -539,6 +547,7 @@ static const Cmd commands[] = {
     { "mode", 0, 1, cmd_mode },
     { "watermarks", 0, 2, cmd_watermarks },
     { "windows", 0, 1, cmd_windows },
+    { "close-window", 0, 0, cmd_close_window },
 };
 
 int main(int argc, char **argv)

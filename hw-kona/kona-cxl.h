@@ -115,6 +115,8 @@ void kona_cxl_stats_reset(KonaCxlState *s);
 /* Per-window tracking: set the window length (0: off); lock held. */
 bool kona_windows_set_period(KonaCxlState *s, uint64_t ns);
 void kona_windows_restart(KonaCxlState *s);
+/* Close the current window now (false if tracking is off); lock held. */
+bool kona_windows_close_now(KonaCxlState *s);
 void kona_windows_arm(KonaCxlState *s);
 bool kona_windows_init(KonaCxlState *s, Error **errp);
 void kona_windows_destroy(KonaCxlState *s);

@@ -91,6 +91,13 @@ static void kona_run_command(KonaCxlState *s, uint32_t cmd)
     case KONA_CMD_RESET_STATS:
         kona_cxl_stats_reset(s);
         break;
+    case KONA_CMD_CLOSE_WINDOW:
+        if (!kona_windows_close_now(s)) {
+            status = KONA_CMD_STATUS_INVALID_ARG;
+            break;
+        }
+        result = s->window.count;
+        break;
     case KONA_CMD_CLEAR_ACCESSED:
         if (!kona_cmd_frames_ok(s)) {
             status = KONA_CMD_STATUS_INVALID_ARG;

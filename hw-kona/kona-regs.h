@@ -92,6 +92,10 @@ enum KonaCmd {
     /* Write back every dirty line and FLUSH the memory nodes;
      * RESULT = lines written back. */
     KONA_CMD_FLUSH = 7,
+    /* End the current per-window tracking window now (a shorter one) and
+     * start the next, so that the tail of a run is counted too; RESULT =
+     * windows closed.  INVALID_ARG while tracking is off. */
+    KONA_CMD_CLOSE_WINDOW = 8,
 };
 
 enum KonaCmdStatus {

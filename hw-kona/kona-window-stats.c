@@ -29,20 +29,29 @@ void kona_windows_arm(KonaCxlState *s)
     }
 }
 
+bool kona_windows_close_now(KonaCxlState *s)
+{
+    KonaWindowRecord rec;
+
+    if (!s->window_ns) {
+        return false;
+    }
+    rec = s->window.cur;
+    kona_window_close(&s->window);
+    trace_kona_window(s->window.count - 1, rec.lines, rec.pages,
+                      rec.huge_pages);
+    /* The next window is a whole one from now. */
+    kona_windows_arm(s);
+    return true;
+}
+
 static void kona_windows_tick(void *opaque)
 {
     KonaCxlState *s = opaque;
-    KonaWindowRecord rec;
     KonaLockState ls;
 
     kona_lock(s, &ls);
-    if (s->window_ns) {
-        rec = s->window.cur;
-        kona_window_close(&s->window);
-        trace_kona_window(s->window.count - 1, rec.lines, rec.pages,
-                          rec.huge_pages);
-        kona_windows_arm(s);
-    }
+    kona_windows_close_now(s);
     kona_unlock(s, &ls);
 }
 

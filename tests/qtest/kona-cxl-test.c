@@ -269,7 +269,7 @@ static void read_window(KonaQTest *t, uint64_t index, uint64_t *lines,
  */
 static void test_windows(void)
 {
-    uint64_t lines, pages, huge;
+    uint64_t lines, pages, huge, result;
     QDict *rsp;
     QList *list;
     QDict *first;
@@ -321,6 +321,25 @@ static void test_windows(void)
     g_assert_cmpuint(qdict_get_int(first, "huge-pages"), ==, 2);
     qobject_unref(rsp);
 
+    /*
+     * CLOSE_WINDOW ends the current window early, with what it saw so far,
+     * and the next one is a whole window from then.
+     */
+    qtest_clock_step(t.qts, NANOSECONDS_PER_SECOND / 2);
+    qtest_writeq(t.qts, t.window + 5 * 4096, 8);
+    qtest_writeq(t.qts, t.window + 5 * 4096 + 64, 9);
+    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_CLOSE_WINDOW, 0, 0, &result), ==,
+                     KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(result, ==, 4);
+    read_window(&t, 3, &lines, &pages, &huge);
+    g_assert_cmpuint(lines, ==, 2);
+    g_assert_cmpuint(pages, ==, 1);
+    g_assert_cmpuint(huge, ==, 1);
+    qtest_clock_step(t.qts, NANOSECONDS_PER_SECOND * 3 / 4);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), ==, 4);
+    qtest_clock_step(t.qts, NANOSECONDS_PER_SECOND / 4);
+    g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), ==, 5);
+
     /* RESET_STATS drops them; out-of-range lengths are ignored; 0 is off. */
     g_assert_cmpuint(kona_cmd(&t, KONA_CMD_RESET_STATS, 0, 0, NULL), ==,
                      KONA_CMD_STATUS_OK);
@@ -329,6 +348,8 @@ static void test_windows(void)
     g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_NS), ==,
                      NANOSECONDS_PER_SECOND);
     kona_reg_writeq(&t, KONA_REG_WINDOW_NS, 0);
+    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_CLOSE_WINDOW, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_INVALID_ARG);
     qtest_writeq(t.qts, t.window, 7);
     qtest_clock_step(t.qts, 3 * NANOSECONDS_PER_SECOND);
     g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_COUNT), ==, 0);
