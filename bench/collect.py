@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""Gather the benchmark guests' console output into one RAW.json.
+
+    bench/collect.py MANIFEST RAW.json [--command C] [--qemu Q] [--mib N]
+                     [--window-ms MS] [--seconds S] [--smoke]
+
+MANIFEST (written by scripts/bench) has one tab-separated line per guest:
+    log group device node0-config kona-config cache block percent status
+and each log holds what guest-runtime/workloads/bench.sh printed:
+    BENCH-BEGIN node=N workload=W
+    RESULT workload=W metric=M value=V unit=U
+    BENCH-STATS node=N workload=W {konactl stats --json}
+    BENCH-WINDOWS node=N workload=W {konactl windows --json}
+    BENCH-END node=N workload=W rc=R seconds=S
+RAW.json is what bench/report.py reads (its docstring has the schema).
+Node 0 is the node0 config (plain RAM); any other node is the CXL device.
+A workload that failed (rc != 0) is left out and listed in meta.failed.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+
+# The metric the tables use per workload, and whether higher is better.
+PRIMARY = {
+    "redis-seq": ("ops", True), "redis-rand": ("ops", True),
+    "stress-seq": ("ops", True), "stress-rand": ("ops", True),
+    "konabench": ("seq-read", True),
+}
+DEFAULT_PRIMARY = ("seconds", False)
+
+KV = re.compile(r"(\S+?)=(\S+)")
+LINE = re.compile(r"^(BENCH-BEGIN|BENCH-END|BENCH-STATS|BENCH-WINDOWS|RESULT) (.*)$")
+
+
+def fields(text):
+    return dict(KV.findall(text))
+
+
+def parse_log(path):
+    """(node, workload) -> {metrics, stats, hist, windows, rc, seconds}."""
+    out, cur = {}, None
+    with open(path, errors="replace") as f:
+        for raw in f:
+            m = LINE.match(raw.strip().replace("\r", ""))
+            if not m:
+                continue
+            kind, rest = m.groups()
+            if kind == "BENCH-BEGIN":
+                kv = fields(rest)
+                cur = {"node": int(kv["node"]), "workload": kv["workload"],
+                       "metrics": {}, "stats": None, "hist": None,
+                       "windows": None, "rc": None, "seconds": None}
+                out[(cur["node"], cur["workload"])] = cur
+            elif cur is None:
+                continue
+            elif kind == "RESULT":
+                kv = fields(rest)
+                try:
+                    cur["metrics"][kv["metric"]] = {
+                        "value": float(kv["value"]), "unit": kv.get("unit", "")}
+                except (KeyError, ValueError):
+                    pass
+            elif kind in ("BENCH-STATS", "BENCH-WINDOWS"):
+                body = rest[rest.index("{"):] if "{" in rest else "null"
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    data = None
+                if kind == "BENCH-STATS" and data:
+                    cur["hist"] = data.pop("dirty-lines-per-page", None)
+                    cur["stats"] = data
+                elif data:
+                    cur["windows"] = [
+                        {"lines": w[0], "pages": w[1], "hugepages": w[2]}
+                        for w in data.get("windows", [])]
+            elif kind == "BENCH-END":
+                kv = fields(rest)
+                cur["rc"] = int(kv.get("rc", "1"))
+                cur["seconds"] = float(kv.get("seconds", "nan"))
+                cur = None
+    return out
+
+
+def collect(manifest):
+    runs, failed = [], []
+    base = os.path.dirname(manifest)
+    with open(manifest) as f:
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) != 9:
+                continue
+            log, group, device, node0, kona, cache, block, pct, _ = cols
+            for (node, workload), r in parse_log(os.path.join(base, log)).items():
+                config = node0 if node == 0 else kona
+                if r["rc"] != 0:
+                    failed.append(f"{workload}@{config}")
+                    continue
+                dev = "ram" if node == 0 else device
+                primary, higher = PRIMARY.get(workload, DEFAULT_PRIMARY)
+                metrics = r["metrics"]
+                if "seconds" not in metrics and r["seconds"] is not None \
+                        and workload != "konabench":
+                    metrics["seconds"] = {"value": r["seconds"], "unit": "s"}
+                kona_dev = dev == "kona-cxl"
+                runs.append({
+                    "group": group, "config": config, "device": dev,
+                    "cache_bytes": int(cache) if kona_dev else None,
+                    "block_size": int(block) if kona_dev else None,
+                    "cache_fraction": int(pct) / 100 if kona_dev else None,
+                    "workload": workload, "metrics": metrics,
+                    "primary": primary, "higher_is_better": higher,
+                    "stats": r["stats"] if kona_dev else None,
+                    "hist": r["hist"] if kona_dev else None,
+                    "windows": r["windows"] if kona_dev else None,
+                    "wall_seconds": r["seconds"],
+                })
+    return runs, failed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("manifest")
+    ap.add_argument("raw")
+    ap.add_argument("--command", default="scripts/bench")
+    ap.add_argument("--qemu", default="")
+    ap.add_argument("--mib", type=int, default=0)
+    ap.add_argument("--window-ms", type=int, default=1000)
+    ap.add_argument("--seconds", type=int, default=0)
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+
+    runs, failed = collect(args.manifest)
+    for r in runs:
+        r["data_bytes"] = args.mib << 20
+    # The block-size sweep's 4 KiB point is the main 25% run.
+    swept = {r["workload"] for r in runs if r["group"] == "block-sweep"}
+    for r in list(runs):
+        if r["group"] == "main" and r["config"] == "kona-25" \
+                and r["workload"] in swept:
+            runs.append(dict(r, group="block-sweep", config="block-4096"))
+    raw = {
+        "meta": {
+            "command": args.command,
+            "date": datetime.datetime.now(datetime.timezone.utc)
+                    .strftime("%Y-%m-%d %H:%M UTC"),
+            "host": f"{platform.node()}: {os.cpu_count()} CPUs, "
+                    f"{platform.machine()}, Linux {platform.release()}",
+            "qemu": args.qemu, "smoke": args.smoke, "accel": "tcg",
+            "window_ms": args.window_ms, "data_mib": args.mib,
+            "bench_seconds": args.seconds, "failed": failed,
+        },
+        "runs": runs,
+    }
+    with open(args.raw, "w") as f:
+        json.dump(raw, f, indent=1)
+    print(f"collect: {len(runs)} runs from {args.manifest}"
+          + (f"; failed: {' '.join(failed)}" if failed else ""),
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
