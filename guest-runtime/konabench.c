@@ -11,9 +11,10 @@
  *   memset        libc memset, MB/s
  *   chase         dependent loads along a random cycle at 64 B stride, ns
  * Each measurement covers the whole buffer at least once and runs for at
- * least 0.5 s; it is repeated REPS times (default 3) and the best kept, so
- * that a moment of interference from the host (other processes, a noisy
- * neighbour of this VM) does not land in the result.  Static; needs no
+ * least 0.5 s; it is repeated REPS times (default 3), in rounds of all of
+ * them, and the best kept: the speed of a (virtual) host drifts, here by
+ * up to 2x over seconds, and the best of tries spread over the run is the
+ * closest to what the code itself costs.  Static; needs no
  * libnuma.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -93,27 +94,11 @@ static double bandwidth(PassFn fn, uint64_t *buf, size_t bytes)
     return done / t / 1e6;
 }
 
-/* The best (highest) MB/s of @reps bandwidth() runs. */
-static double best_bandwidth(PassFn fn, uint64_t *buf, size_t bytes, int reps)
-{
-    double best = 0;
-
-    for (int i = 0; i < reps; i++) {
-        best = MAX(best, bandwidth(fn, buf, bytes));
-    }
-    return best;
-}
-
-/*
- * ns per dependent load along a random cycle (Sattolo) of 64 B slots, the
- * best (lowest) of @reps timed walks.
- */
-static double chase(uint64_t *buf, size_t bytes, int reps)
+/* Lay a random cycle (Sattolo) of 64 B slots over the buffer. */
+static void chase_setup(uint64_t *buf, size_t bytes)
 {
     size_t n = bytes / 64, stride = 64 / 8;
     size_t *order = malloc(n * sizeof(*order));
-    uint64_t p = 0;
-    double t0, t, best = 0;
 
     for (size_t i = 0; i < n; i++) {
         order[i] = i;
@@ -130,22 +115,24 @@ static double chase(uint64_t *buf, size_t bytes, int reps)
         buf[order[i] * stride] = order[(i + 1) % n] * stride;
     }
     free(order);
-    for (int r = 0; r < reps; r++) {
-        uint64_t steps = 0;
+}
 
-        t0 = now();
-        do {
-            for (size_t i = 0; i < n; i++) {
-                p = buf[p];
-            }
-            steps += n;
-            t = now() - t0;
-        } while (t < MIN_SECONDS);
-        t = t / steps * 1e9;
-        best = r == 0 ? t : MIN(best, t);
-    }
+/* ns per dependent load along the cycle, for at least MIN_SECONDS. */
+static double chase(uint64_t *buf, size_t bytes)
+{
+    size_t n = bytes / 64;
+    uint64_t p = 0, steps = 0;
+    double t0 = now(), t;
+
+    do {
+        for (size_t i = 0; i < n; i++) {
+            p = buf[p];
+        }
+        steps += n;
+        t = now() - t0;
+    } while (t < MIN_SECONDS);
     sink = p;
-    return best;
+    return t / steps * 1e9;
 }
 
 int main(int argc, char **argv)
@@ -154,7 +141,8 @@ int main(int argc, char **argv)
     size_t bytes;
     unsigned long mask;
     uint64_t *buf;
-    double t0;
+    double t0, t;
+    double best_write = 0, best_read = 0, best_memset = 0, best_chase = 0;
 
     if (argc != 3 && argc != 4) {
         fprintf(stderr, "usage: konabench NODE MIB [REPS]\n");
@@ -190,12 +178,22 @@ int main(int argc, char **argv)
     }
     result(node, "first-touch", (now() - t0) * 1e6 / (bytes / 4096),
            "us/page");
-    result(node, "seq-write", best_bandwidth(pass_write, buf, bytes, reps),
-           "MB/s");
-    result(node, "seq-read", best_bandwidth(pass_read, buf, bytes, reps),
-           "MB/s");
-    result(node, "memset", best_bandwidth(pass_memset, buf, bytes, reps),
-           "MB/s");
-    result(node, "chase", chase(buf, bytes, reps), "ns");
+    /*
+     * Rounds of every measurement rather than each one REPS times in a
+     * row: the host's speed drifts over seconds, and this spreads each
+     * measurement's tries over the whole run.
+     */
+    for (int r = 0; r < reps; r++) {
+        best_write = MAX(best_write, bandwidth(pass_write, buf, bytes));
+        best_read = MAX(best_read, bandwidth(pass_read, buf, bytes));
+        best_memset = MAX(best_memset, bandwidth(pass_memset, buf, bytes));
+        chase_setup(buf, bytes);
+        t = chase(buf, bytes);
+        best_chase = r == 0 ? t : MIN(best_chase, t);
+    }
+    result(node, "seq-write", best_write, "MB/s");
+    result(node, "seq-read", best_read, "MB/s");
+    result(node, "memset", best_memset, "MB/s");
+    result(node, "chase", best_chase, "ns");
     return 0;
 }
