@@ -204,6 +204,28 @@ uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
     return added;
 }
 
+uint32_t kona_cache_diff_dirty(KonaCache *c, uint32_t frame,
+                               const uint8_t *now, const uint8_t *clean)
+{
+    KonaFrame *fr = &c->frames[frame];
+    uint32_t n = 0;
+
+    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
+    for (uint32_t l = 0; l < c->lines_per_block; l++) {
+        size_t off = (size_t)l * KONA_CACHE_LINE_SIZE;
+
+        if (memcmp(now + off, clean + off, KONA_CACHE_LINE_SIZE)) {
+            fr->dirty[l / 64] |= 1ull << (l % 64);
+            n++;
+        }
+    }
+    c->dirty_lines += n;
+    c->dirty_lines -= fr->ndirty;
+    c->dirty_frames += (n != 0) - (fr->ndirty != 0);
+    fr->ndirty = n;
+    return n;
+}
+
 uint32_t kona_cache_block_pages(const KonaCache *c)
 {
     return c->block_size >= KONA_CACHE_PAGE_SIZE

@@ -125,6 +125,14 @@ uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
                                uint32_t len);
 
 /*
+ * Make @frame's dirty lines exactly those where @now differs from @clean
+ * (each block_size bytes): dirty tracking by comparison with a clean copy.
+ * Returns the frame's dirty line count.
+ */
+uint32_t kona_cache_diff_dirty(KonaCache *c, uint32_t frame,
+                               const uint8_t *now, const uint8_t *clean);
+
+/*
  * Dirty-line mask of 4 KiB page @page of @frame's block (page 0 starts at
  * the block, or for blocks under 4 KiB at the 4 KiB page holding it: then
  * only the block's own lines can be set).

@@ -135,6 +135,15 @@ static bool kona_check_cache(KonaCxlState *s, KonaPolicy *policy,
         error_setg(errp, "kona-cxl: property 'timeout-ms' must be positive");
         return false;
     }
+    if (!g_str_equal(s->tracking, "exact") &&
+        !g_str_equal(s->tracking, "fast")) {
+        error_setg(errp, "kona-cxl: property 'tracking' must be exact or "
+                   "fast, not '%s'", s->tracking);
+        return false;
+    }
+    if (g_str_equal(s->tracking, "fast") && !kona_fast_check(s, errp)) {
+        return false;
+    }
     return true;
 }
 
@@ -261,6 +270,9 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     if (!kona_windows_init(s, errp)) {
         goto fail_windows;
     }
+    if (g_str_equal(s->tracking, "fast") && !kona_fast_init(s, errp)) {
+        goto fail_windows;
+    }
     if (!kona_create_media_backend(s, errp)) {
         goto fail_windows;
     }
@@ -289,6 +301,7 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     s->media_io.disable_reentrancy_guard = true;
     memory_region_add_subregion_overlap(
         host_memory_backend_get_memory(s->media_backend), 0, &s->media_io, 1);
+    kona_direct_init(s, kona_fast_enabled(s) ? &s->fast.ram : &s->media_io);
 
     memory_region_init_io(&s->regs, OBJECT(s), &kona_regs_ops, s,
                           "kona-regs", KONA_REGS_SIZE);
@@ -308,6 +321,7 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
 fail_backend:
     kona_destroy_media_backend(s);
 fail_windows:
+    kona_fast_stop(s);
     kona_windows_destroy(s);
     kona_destroy_cache(s);
 fail_remote:
@@ -323,9 +337,11 @@ static void kona_cxl_exit(PCIDevice *pci_dev)
     qemu_remove_exit_notifier(&s->exit_notifier);
     kona_write_back_all(s, "unplug");
 
+    kona_direct_destroy(s);
     memory_region_del_subregion(
         host_memory_backend_get_memory(s->media_backend), &s->media_io);
     object_unparent(OBJECT(&s->media_io));
+    kona_fast_stop(s);
     migrate_del_blocker(&s->migration_blocker);
     kc->parent_exit(pci_dev);
     kona_destroy_media_backend(s);
@@ -349,25 +365,52 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_UINT64("fetch-latency-ns", KonaCxlState, fetch_latency_ns, 0),
     DEFINE_PROP_UINT32("timeout-ms", KonaCxlState, timeout_ms, 10000),
     DEFINE_PROP_UINT32("window-ms", KonaCxlState, window_ms, 0),
+    DEFINE_PROP_BOOL("direct-decode", KonaCxlState, direct_decode, true),
+    DEFINE_PROP_STRING("tracking", KonaCxlState, tracking),
 };
+
+/* A reset uncommits every decoder without telling us: unmap them. */
+static void kona_cxl_reset_hold(Object *obj, ResetType type)
+{
+    KonaCxlState *s = KONA_CXL(obj);
+    KonaCxlClass *kc = KONA_CXL_GET_CLASS(obj);
+
+    if (kc->parent_phases.hold) {
+        kc->parent_phases.hold(obj, type);
+    }
+    kona_direct_reset(s);
+}
 
 static void kona_cxl_instance_init(Object *obj)
 {
     KonaCxlState *s = KONA_CXL(obj);
 
     s->policy = g_strdup("clock");
+    s->tracking = g_strdup("exact");
+    s->fast.uffd = s->fast.stop_fd = -1;
+}
+
+/* After the last reference: no vCPU can still reach the fast media. */
+static void kona_cxl_instance_finalize(Object *obj)
+{
+    kona_fast_destroy(KONA_CXL(obj));
 }
 
 static void kona_cxl_class_init(ObjectClass *oc, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(oc);
     PCIDeviceClass *pc = PCI_DEVICE_CLASS(oc);
+    CXLType3Class *cvc = CXL_TYPE3_CLASS(oc);
     KonaCxlClass *kc = KONA_CXL_CLASS(oc);
 
     kc->parent_realize = pc->realize;
     kc->parent_exit = pc->exit;
     pc->realize = kona_cxl_realize;
     pc->exit = kona_cxl_exit;
+    cvc->hdm_decoder_changed = kona_direct_decoder_changed;
+    resettable_class_set_parent_phases(RESETTABLE_CLASS(oc), NULL,
+                                       kona_cxl_reset_hold, NULL,
+                                       &kc->parent_phases);
 
     dc->desc = "Kona CXL memory expander backed by remote memory nodes";
     device_class_set_props(dc, kona_cxl_props);
@@ -395,6 +438,14 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
         "extra modelled network latency per fetch");
     object_class_property_set_description(oc, "timeout-ms",
         "how long to wait for a memory node per request");
+    object_class_property_set_description(oc, "tracking",
+        "exact (default: every access through the device, stores tracked "
+        "per line as they happen) or fast (resident data mapped as guest "
+        "RAM, misses by userfaultfd, dirty lines found by comparison with "
+        "a clean copy at write-back)");
+    object_class_property_set_description(oc, "direct-decode",
+        "serve a committed, non-interleaved HDM decoder's host range "
+        "directly instead of through the CXL window's decode (default on)");
     object_class_property_set_description(oc, "window-ms",
         "count distinct lines and pages written per window of this many "
         "ms of guest time (0: off; the guest may change it)");
@@ -407,6 +458,7 @@ static const TypeInfo kona_cxl_info = {
     .parent = TYPE_CXL_TYPE3,
     .instance_size = sizeof(KonaCxlState),
     .instance_init = kona_cxl_instance_init,
+    .instance_finalize = kona_cxl_instance_finalize,
     .class_size = sizeof(KonaCxlClass),
     .class_init = kona_cxl_class_init,
 };

@@ -70,9 +70,17 @@ void kona_remote_failed(KonaCxlState *s, Error *err)
     }
 }
 
-/* Write back @frame's dirty lines, if any, and account for them. */
-static int kona_writeback(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
-                          Error **errp)
+/* Where @frame's block's data is: the frame, or the fast-mode media. */
+static uint8_t *kona_frame_data(KonaCxlState *s, uint32_t frame)
+{
+    return kona_fast_enabled(s)
+           ? kona_fast_block(s, s->cache.frames[frame].block)
+           : kona_cache_frame_mem(&s->cache, frame);
+}
+
+/* Send @frame's dirty lines to the memory node and account for them. */
+static int kona_writeback_lines(KonaCxlState *s, KonaLockState *ls,
+                                uint32_t frame, Error **errp)
 {
     KonaCache *c = &s->cache;
     uint32_t npages = kona_cache_block_pages(c);
@@ -81,9 +89,6 @@ static int kona_writeback(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
     uint64_t block_start = block << c->block_shift;
     KonaWriteback wb;
 
-    if (c->frames[frame].ndirty == 0) {
-        return 0;
-    }
     if (kona_remote_present(&s->remote)) {
         int64_t t0 = get_clock();
         int ret;
@@ -94,7 +99,7 @@ static int kona_writeback(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
         kona_release_bql(ls);
         ret = kona_remote_write_lines(&s->remote,
                                       kona_cache_page_base(c, frame), npages,
-                                      masks, kona_cache_frame_mem(c, frame),
+                                      masks, kona_frame_data(s, frame),
                                       block_start, errp);
         s->stats[KONA_DEV_STAT_STALL_NS] += get_clock() - t0;
         if (ret < 0) {
@@ -112,10 +117,40 @@ static int kona_writeback(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
     return 0;
 }
 
+/*
+ * Write back @frame's dirty lines, if any.  With tracking=fast the block
+ * is write-protected first and its dirty lines found by comparison; it
+ * stays protected if @evicting succeeds (the caller drops it).
+ */
+static int kona_writeback(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
+                          bool evicting, Error **errp)
+{
+    bool fast = kona_fast_enabled(s);
+    uint32_t lines;
+    int ret = 0;
+
+    if (fast) {
+        kona_fast_begin_writeback(s, frame);
+    }
+    lines = s->cache.frames[frame].ndirty;
+    if (lines) {
+        ret = kona_writeback_lines(s, ls, frame, errp);
+    }
+    if (fast && ret == 0) {
+        /* Lines are found dirty here, not as the guest writes them. */
+        s->stats[KONA_DEV_STAT_LINES_DIRTIED] += lines;
+    }
+    if (fast && (ret < 0 || !evicting)) {
+        kona_fast_end_writeback(s, frame, ret == 0);
+    }
+    return ret;
+}
+
 int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
                      bool forced, Error **errp)
 {
     KonaCache *c = &s->cache;
+    uint64_t block;
     int ret;
 
     if (!kona_remote_present(&s->remote)) {
@@ -123,12 +158,16 @@ int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
         error_setg(errp, "kona-cxl: no memory node to evict to");
         return -ENOTSUP;
     }
-    ret = kona_writeback(s, ls, frame, errp);
+    ret = kona_writeback(s, ls, frame, true, errp);
     if (ret < 0) {
         return ret;
     }
-    trace_kona_evict(c->frames[frame].block, frame, forced);
+    block = c->frames[frame].block;
+    trace_kona_evict(block, frame, forced);
     kona_cache_drop(c, frame);
+    if (kona_fast_enabled(s)) {
+        kona_fast_discard(s, block);
+    }
     s->stats[KONA_DEV_STAT_EVICTIONS]++;
     s->stats[forced ? KONA_DEV_STAT_FORCED_EVICTIONS
                     : KONA_DEV_STAT_GUEST_EVICTIONS]++;
@@ -175,8 +214,7 @@ static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
     return kona_cache_take_free(c);
 }
 
-/* Make @block resident; returns its frame, or KONA_NO_FRAME on failure. */
-static uint32_t kona_fault(KonaCxlState *s, KonaLockState *ls, uint64_t block)
+uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
 {
     KonaCache *c = &s->cache;
     uint32_t frame = kona_make_room(s, ls);
@@ -205,6 +243,11 @@ static uint32_t kona_fault(KonaCxlState *s, KonaLockState *ls, uint64_t block)
         memset(kona_cache_frame_mem(c, frame), 0, c->block_size);
     }
     kona_cache_install(c, frame, block);
+    if (kona_fast_enabled(s) && kona_fast_install(s, frame, &err) < 0) {
+        kona_cache_drop(c, frame);
+        kona_remote_failed(s, err);
+        return KONA_NO_FRAME;
+    }
     trace_kona_fetch(block, frame);
     return frame;
 }
@@ -224,18 +267,21 @@ static bool kona_access_block(KonaCxlState *s, KonaLockState *ls,
         s->stats[KONA_DEV_STAT_HITS]++;
     } else {
         s->stats[KONA_DEV_STAT_MISSES]++;
-        frame = kona_fault(s, ls, block);
+        frame = kona_fault_in(s, ls, block);
         if (frame == KONA_NO_FRAME) {
             return false;
         }
     }
-    p = kona_cache_frame_mem(c, frame) + off;
+    p = kona_frame_data(s, frame) + off;
     kona_cache_touch(c, frame);
     if (write) {
         memcpy(p, buf, len);
-        s->stats[KONA_DEV_STAT_LINES_DIRTIED] +=
-            kona_cache_mark_dirty(c, frame, off, len);
-        kona_window_note_write(&s->window, addr, len);
+        /* tracking=fast finds dirty lines by comparison, at write-back. */
+        if (!kona_fast_enabled(s)) {
+            s->stats[KONA_DEV_STAT_LINES_DIRTIED] +=
+                kona_cache_mark_dirty(c, frame, off, len);
+            kona_window_note_write(&s->window, addr, len);
+        }
     } else {
         memcpy(buf, p, len);
     }
@@ -270,6 +316,15 @@ static MemTxResult kona_media_read(void *opaque, hwaddr addr, uint64_t *data,
     uint8_t buf[8];
     MemTxResult r;
 
+    if (unlikely(s->direct_probing)) {
+        /* kona-direct.c checking QEMU's decode: BQL held, nothing else runs */
+        s->direct_probe_dpa = addr;
+        *data = 0;
+        return MEMTX_OK;
+    }
+    if (unlikely(s->direct_pending)) {
+        kona_direct_slow_access(s);
+    }
     kona_lock(s, &ls);
     r = kona_access(s, &ls, addr, buf, size, false);
     kona_unlock(s, &ls);
@@ -294,6 +349,9 @@ static MemTxResult kona_media_write(void *opaque, hwaddr addr, uint64_t data,
     MemTxResult r;
 
     stn_le_p(buf, size, data);
+    if (unlikely(s->direct_pending)) {
+        kona_direct_slow_access(s);
+    }
     kona_lock(s, &ls);
     r = kona_access(s, &ls, addr, buf, size, true);
     kona_unlock(s, &ls);
@@ -337,18 +395,18 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     /* Only resident blocks can need work: visit the frames. */
     for (uint32_t f = 0; f < c->nframes; f++) {
         KonaFrame *fr = &c->frames[f];
-        uint32_t lines = fr->ndirty;
+        uint64_t lines = s->stats[KONA_DEV_STAT_WRITEBACK_LINES];
         int ret;
 
         if (!fr->resident || fr->block < first || fr->block > last) {
             continue;
         }
         ret = evict ? kona_evict_frame(s, ls, f, false, errp)
-                    : kona_writeback(s, ls, f, errp);
+                    : kona_writeback(s, ls, f, false, errp);
         if (ret < 0) {
             return ret;
         }
-        *count += evict ? 1 : lines;
+        *count += evict ? 1 : s->stats[KONA_DEV_STAT_WRITEBACK_LINES] - lines;
     }
     return 0;
 }

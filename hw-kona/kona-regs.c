@@ -85,6 +85,7 @@ static void kona_run_command(KonaCxlState *s, uint32_t cmd)
             status = KONA_CMD_STATUS_INVALID_ARG;
             break;
         }
+        kona_fast_sync_range(s, s->cmd_arg[0], s->cmd_arg[1]);
         result = kona_cache_count_dirty(&s->cache, s->cmd_arg[0],
                                         s->cmd_arg[1]);
         break;
@@ -127,6 +128,9 @@ static uint64_t kona_frame_state(KonaCxlState *s, uint64_t f)
         return 0;
     }
     fr = &s->cache.frames[f];
+    if (kona_fast_enabled(s)) {
+        kona_fast_sync_dirty(s, f);
+    }
     return KONA_FRAME_BLOCK(fr->block) |
            (uint64_t)MIN(fr->ndirty, 0xffff) << 40 | KONA_FRAME_RESIDENT |
            (fr->accessed ? KONA_FRAME_ACCESSED : 0);
@@ -174,6 +178,10 @@ static uint64_t kona_reg_get(KonaCxlState *s, hwaddr addr)
     case KONA_REG_DIRTY_SEL:
         return s->dirty_sel;
     case KONA_REG_DIRTY_MASK:
+        if (s->dirty_sel < s->size / KONA_CACHE_PAGE_SIZE) {
+            kona_fast_sync_range(s, s->dirty_sel * KONA_CACHE_PAGE_SIZE,
+                                 KONA_CACHE_PAGE_SIZE);
+        }
         return kona_cache_dirty_group(&s->cache, s->dirty_sel);
     case KONA_REG_FRAME_SEL:
         return s->frame_sel;
@@ -194,6 +202,7 @@ static uint64_t kona_reg_get(KonaCxlState *s, hwaddr addr)
     }
     }
     if (addr >= KONA_REG_STATS && addr < KONA_REG_STATS_END) {
+        kona_stats_sync(s, (addr - KONA_REG_STATS) / 8);
         return kona_stat_get(s, (addr - KONA_REG_STATS) / 8);
     }
     if (addr >= KONA_REG_HIST && addr < KONA_REG_HIST_END) {

@@ -38,6 +38,27 @@ uint64_t kona_stat_get(KonaCxlState *s, unsigned stat)
     }
 }
 
+void kona_stats_sync(KonaCxlState *s, unsigned stat)
+{
+    if (kona_fast_enabled(s) && (stat == KONA_DEV_STAT_DIRTY_LINES ||
+                                 stat == KONA_DEV_STAT_DIRTY_BLOCKS ||
+                                 stat == KONA_DEV_STAT__COUNT)) {
+        kona_fast_sync_range(s, 0, s->size);
+    }
+}
+
+/* The dirty gauges, for a reader without the device lock. */
+static void kona_stats_sync_locked(KonaCxlState *s, unsigned stat)
+{
+    KonaLockState ls;
+
+    if (kona_fast_enabled(s)) {
+        kona_lock(s, &ls);
+        kona_stats_sync(s, stat);
+        kona_unlock(s, &ls);
+    }
+}
+
 /* Bytes a page-granular runtime would write back per byte we write back. */
 static double kona_amplification(KonaCxlState *s, unsigned stat)
 {
@@ -55,6 +76,7 @@ static void kona_get_stats(Object *obj, Visitor *v, const char *name,
     bool ok = true;
     unsigned i;
 
+    kona_stats_sync_locked(s, KONA_DEV_STAT__COUNT);
     if (!visit_start_struct(v, name, NULL, 0, errp)) {
         return;
     }
@@ -89,8 +111,11 @@ static void kona_get_stats(Object *obj, Visitor *v, const char *name,
 static void kona_get_one_stat(Object *obj, Visitor *v, const char *name,
                               void *opaque, Error **errp)
 {
-    uint64_t val = kona_stat_get(KONA_CXL(obj), GPOINTER_TO_UINT(opaque));
+    KonaCxlState *s = KONA_CXL(obj);
+    uint64_t val;
 
+    kona_stats_sync_locked(s, GPOINTER_TO_UINT(opaque));
+    val = kona_stat_get(s, GPOINTER_TO_UINT(opaque));
     visit_type_uint64(v, name, &val, errp);
 }
 
@@ -100,11 +125,13 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
     GString *out = g_string_new(NULL);
     unsigned i;
 
+    kona_stats_sync_locked(s, KONA_DEV_STAT__COUNT);
     g_string_append_printf(out, "kona-cxl %s: size %" PRIu64 " cache %"
-                           PRIu64 " block %u policy %s remote %s\n",
+                           PRIu64 " block %u policy %s remote %s "
+                           "tracking %s\n",
                            DEVICE(s)->id ?: "(no id)", s->size, s->cache_size,
                            s->cache.block_size, s->policy,
-                           s->memnode ?: s->rackctl ?: "none");
+                           s->memnode ?: s->rackctl ?: "none", s->tracking);
     if (s->replica) {
         g_string_append_printf(out, "  replica %s\n", s->replica);
     }
@@ -127,6 +154,9 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
         }
     }
     g_string_append_c(out, '\n');
+    g_string_append_printf(out, "  direct decode: %s, %u decoder range(s) "
+                           "mapped\n", s->direct_decode ? "on" : "off",
+                           kona_direct_mapped(s));
     if (s->window_ns) {
         g_string_append_printf(out, "  per-window tracking: %" PRIu64
                                " windows of %" PRIu64 " ms closed "
@@ -136,9 +166,21 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
     return g_string_free(out, false);
 }
 
+static void kona_get_direct_decoders(Object *obj, Visitor *v,
+                                     const char *name, void *opaque,
+                                     Error **errp)
+{
+    uint32_t n = kona_direct_mapped(KONA_CXL(obj));
+
+    visit_type_uint32(v, name, &n, errp);
+}
+
 void kona_cxl_stats_add_properties(ObjectClass *oc)
 {
     unsigned i;
+
+    object_class_property_add(oc, "direct-decoders", "uint32",
+                              kona_get_direct_decoders, NULL, NULL, NULL);
 
     object_class_property_add(oc, "stats", "KonaStats", kona_get_stats,
                               NULL, NULL, NULL);

@@ -57,7 +57,8 @@ static void kona_windows_tick(void *opaque)
 
 bool kona_windows_set_period(KonaCxlState *s, uint64_t ns)
 {
-    if (ns && !kona_window_enable(&s->window)) {
+    /* tracking=fast does not see stores one by one. */
+    if (ns && (kona_fast_enabled(s) || !kona_window_enable(&s->window))) {
         return false;
     }
     if (!ns) {

@@ -407,6 +407,21 @@ static void test_bad_properties(void)
     expect_start_failure("kona-cxl,size=256M", "-device kona-cxl,size=256M: ");
     expect_start_failure("kona-cxl,bus=rp0,size=256M,window-ms=3600001",
                          "property 'window-ms' must be at most 3600000");
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,tracking=lazy",
+                         "property 'tracking' must be exact or fast, not "
+                         "'lazy'");
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,tracking=fast,"
+                         "block-size=1K", "property 'block-size' (1024) must "
+                         "be at least the host page size");
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,tracking=fast,"
+                         "window-ms=1000", "property 'window-ms' needs "
+                         "tracking=exact");
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,direct-decode=maybe",
+                         "direct-decode");
+    if (!kona_qemu_starts(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
+                          "tracking=fast", &err)) {
+        g_error("tracking=fast failed to start: %s", err);
+    }
     expect_start_failure("kona-cxl,bus=rp0,size=256M,volatile-memdev=m0 "
                          "-object memory-backend-ram,id=m0,size=256M",
                          "'volatile-memdev'");

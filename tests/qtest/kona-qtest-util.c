@@ -89,10 +89,34 @@ static void commit_hdm(QTestState *qts, uint64_t regs, uint64_t base,
     g_assert_cmphex(ctrl & HDM_CTRL_COMMITTED, ==, HDM_CTRL_COMMITTED);
 }
 
+static void uncommit_hdm(QTestState *qts, uint64_t regs)
+{
+    qtest_writel(qts, regs + HDM0_CTRL, 0);
+    g_assert_cmphex(qtest_readl(qts, regs + HDM0_CTRL) & HDM_CTRL_COMMITTED,
+                    ==, 0);
+}
+
+void kona_qtest_commit(KonaQTest *t, bool host_bridge)
+{
+    commit_hdm(t->qts, host_bridge ? t->host_regs : EP_COMPONENT, t->window,
+               t->size);
+}
+
+void kona_qtest_uncommit(KonaQTest *t, bool host_bridge)
+{
+    uncommit_hdm(t->qts, host_bridge ? t->host_regs : EP_COMPONENT);
+}
+
 void kona_qtest_start(KonaQTest *t, const char *device_props)
 {
+    kona_qtest_boot(t, device_props);
+    kona_qtest_commit(t, true);
+    kona_qtest_commit(t, false);
+}
+
+void kona_qtest_boot(KonaQTest *t, const char *device_props)
+{
     QTestState *qts;
-    uint64_t host_regs;
 
     qts = qtest_initf(
         "-machine q35,cxl=on -m 512M "
@@ -121,9 +145,7 @@ void kona_qtest_start(KonaQTest *t, const char *device_props)
     t->size = kona_reg_readq(t, KONA_REG_MEDIA_SIZE);
 
     t->window = mtree_find(qts, "cxl-fixed-memory-region");
-    host_regs = mtree_find(qts, "cxl_host_reg");
-    commit_hdm(qts, host_regs, t->window, t->size);
-    commit_hdm(qts, EP_COMPONENT, t->window, t->size);
+    t->host_regs = mtree_find(qts, "cxl_host_reg");
 }
 
 void kona_qtest_stop(KonaQTest *t)
@@ -178,6 +200,27 @@ uint64_t kona_qmp_stat(KonaQTest *t, const char *name)
     val = qnum_get_uint(qobject_to(QNum, qdict_get(stats, name)));
     qobject_unref(rsp);
     return val;
+}
+
+uint32_t kona_qmp_direct_decoders(KonaQTest *t, uint32_t want)
+{
+    gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    uint32_t n;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp(t->qts, "{ 'execute': 'qom-get', "
+                               "'arguments': { 'path': "
+                               "'/machine/peripheral/kona0', "
+                               "'property': 'direct-decoders' } }");
+
+        g_assert(qdict_haskey(rsp, "return"));
+        n = qdict_get_int(rsp, "return");
+        qobject_unref(rsp);
+        if (n == want || g_get_monotonic_time() > deadline) {
+            return n;
+        }
+        g_usleep(1000);
+    }
 }
 
 bool kona_qemu_starts(const char *args, char **err)

@@ -14,6 +14,7 @@ typedef struct KonaQTest {
     uint64_t window;        /* host physical base of the committed HDM range */
     uint64_t size;          /* media size */
     uint64_t regs;          /* BAR 5, the kona control registers */
+    uint64_t host_regs;     /* the host bridge's component registers */
 } KonaQTest;
 
 /*
@@ -24,6 +25,17 @@ typedef struct KonaQTest {
  */
 void kona_qtest_start(KonaQTest *t, const char *device_props);
 void kona_qtest_stop(KonaQTest *t);
+/* kona_qtest_start() without the commits: the test commits as it likes. */
+void kona_qtest_boot(KonaQTest *t, const char *device_props);
+/* (Un)commit HDM decoder 0 of the host bridge or of the endpoint. */
+void kona_qtest_commit(KonaQTest *t, bool host_bridge);
+void kona_qtest_uncommit(KonaQTest *t, bool host_bridge);
+/*
+ * The device's "direct-decoders" property (decoder ranges it serves
+ * itself), once it has settled: polled until it equals @want or a second
+ * has passed.
+ */
+uint32_t kona_qmp_direct_decoders(KonaQTest *t, uint32_t want);
 
 uint64_t kona_reg_readq(KonaQTest *t, uint32_t reg);
 uint32_t kona_reg_readl(KonaQTest *t, uint32_t reg);

@@ -120,8 +120,11 @@ static void test_evict_refetch(gconstpointer data)
 }
 
 /* Write-back is exactly the dirty lines, and the memnode agrees. */
-static void test_writeback_exact(void)
+/* @data: extra properties ("" or ",tracking=fast"). */
+static void test_writeback_exact(gconstpointer data)
 {
+    g_autofree char *props = g_strdup_printf("cache-size=1M%s",
+                                             (const char *)data);
     GRand *rnd = g_rand_new_with_seed(7);
     g_autoptr(GHashTable) lines = g_hash_table_new(g_direct_hash,
                                                    g_direct_equal);
@@ -132,7 +135,7 @@ static void test_writeback_exact(void)
     uint64_t result, offs[300];
     const uint64_t span = 16 * MiB;     /* 16 x the 1 MiB cache */
 
-    remote_start(&fx, "cache-size=1M");
+    remote_start(&fx, props);
     before = memnode_stats(&fx);
     for (int i = 0; i < G_N_ELEMENTS(offs); i++) {
         /* Aligned 8-byte values, each in a line of its own. */
@@ -180,15 +183,17 @@ static void test_writeback_exact(void)
 }
 
 /* The 4 KiB-page counterfactual and histogram on a known pattern. */
-static void test_amplification(void)
+static void test_amplification(gconstpointer data)
 {
+    g_autofree char *props = g_strdup_printf("cache-size=1M%s",
+                                             (const char *)data);
     RemoteFixture fx = { 0 };
     uint8_t page[4096];
     uint64_t result;
     double amp;
     QDict *rsp;
 
-    remote_start(&fx, "cache-size=1M");
+    remote_start(&fx, props);
     /* Page 0: one line.  Page 5: three lines.  Page 9: all 64 lines. */
     qtest_writeq(fx.t.qts, fx.t.window + 8, 1);
     qtest_writeq(fx.t.qts, fx.t.window + 5 * 4096, 2);
@@ -219,12 +224,14 @@ static void test_amplification(void)
 }
 
 /* 16 KiB blocks: one write-back covers four pages. */
-static void test_amplification_big_blocks(void)
+static void test_amplification_big_blocks(gconstpointer data)
 {
+    g_autofree char *props = g_strdup_printf("cache-size=1M,block-size=16K%s",
+                                             (const char *)data);
     RemoteFixture fx = { 0 };
     uint64_t result;
 
-    remote_start(&fx, "cache-size=1M,block-size=16K");
+    remote_start(&fx, props);
     qtest_writeq(fx.t.qts, fx.t.window + 0, 1);
     qtest_writeq(fx.t.qts, fx.t.window + 64, 1);
     qtest_writeq(fx.t.qts, fx.t.window + 3 * 4096, 1);
@@ -236,9 +243,54 @@ static void test_amplification_big_blocks(void)
                      2 * 4096);
     g_assert_cmpuint(hist(&fx.t, 2), ==, 1);
     g_assert_cmpuint(hist(&fx.t, 1), ==, 1);
-    /* CLEAN keeps the block resident. */
+    /* CLEAN keeps the block resident, and clean until written again. */
     g_assert_cmpuint(kona_qmp_stat(&fx.t, "resident-blocks"), ==, 1);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "dirty-lines"), ==, 0);
+    qtest_writeq(fx.t.qts, fx.t.window + 128, 2);
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_COUNT_DIRTY, 0, 16384, &result),
+                     ==, KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(result, ==, 1);
     remote_stop(&fx);
+}
+
+/*
+ * A store that leaves a line's value as it was: a dirty line for the
+ * exact mode (as for hardware), none for the fast mode's comparison.  Both
+ * write back byte-exact data.
+ */
+static void test_unchanged_store(void)
+{
+    static const char *const props[] = {
+        "cache-size=1M", "cache-size=1M,tracking=fast",
+    };
+
+    for (int i = 0; i < G_N_ELEMENTS(props); i++) {
+        RemoteFixture fx = { 0 };
+        uint64_t result, writes;
+
+        remote_start(&fx, props[i]);
+        /*
+         * Served directly; in the fast mode as RAM, so the device does not
+         * see the stores at all, only the misses they cause.
+         */
+        g_assert_cmpuint(kona_qmp_direct_decoders(&fx.t, 1), ==, 1);
+        writes = kona_qmp_stat(&fx.t, "writes");
+        qtest_writeq(fx.t.qts, fx.t.window + 4096, 0);     /* as it was */
+        qtest_writeq(fx.t.qts, fx.t.window + 8192, 0x42);  /* changed */
+        g_assert_cmpuint(kona_qmp_stat(&fx.t, "writes"), ==,
+                         writes + (i == 0 ? 2 : 0));
+        g_assert_cmpuint(kona_qmp_stat(&fx.t, "fetches"), ==, 2);
+        g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_FLUSH, 0, 0, &result), ==,
+                         KONA_CMD_STATUS_OK);
+        g_assert_cmpuint(result, ==, i == 0 ? 2 : 1);
+        g_assert_cmpuint(kona_qmp_stat(&fx.t, "writeback-lines"), ==,
+                         i == 0 ? 2 : 1);
+        g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_EVICT, 0, 256 * MiB,
+                                  &result), ==, KONA_CMD_STATUS_OK);
+        g_assert_cmphex(qtest_readq(fx.t.qts, fx.t.window + 8192), ==, 0x42);
+        g_assert_cmphex(qtest_readq(fx.t.qts, fx.t.window + 4096), ==, 0);
+        remote_stop(&fx);
+    }
 }
 
 /* The guest runtime's view: frames, access bits, its own evictions. */
@@ -721,14 +773,17 @@ static void test_reordered_replies(void)
  * every line written back before, and not the dirty lines that were only
  * in the dead QEMU's cache.
  */
-static void test_crash_reattach(void)
+static void test_crash_reattach(gconstpointer data)
 {
+    g_autofree char *first = g_strdup_printf("cache-size=64K,"
+                                             "volume=crash-test%s",
+                                             (const char *)data);
     RemoteFixture fx = { 0 };
     g_autofree char *props = NULL;
     KonaQTest t2;
     int status;
 
-    remote_start(&fx, "cache-size=64K,volume=crash-test");
+    remote_start(&fx, first);
     touch_blocks(&fx.t, 0, 32);                 /* beyond the 16 frames */
     g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
                      KONA_CMD_STATUS_OK);
@@ -740,6 +795,7 @@ static void test_crash_reattach(void)
     g_assert_true(WIFSIGNALED(status));
     fx.t.qts = NULL;        /* dead: its QTestState is left alone */
 
+    /* Read back in the exact mode, whichever mode wrote. */
     props = g_strdup_printf("size=256M,memnode=%s,cache-size=64K,"
                             "volume=crash-test", fx.addr);
     kona_qtest_start(&t2, props);
@@ -855,6 +911,13 @@ int main(int argc, char **argv)
         { "clock-1k", "cache-size=256K,block-size=1K" },
         { "clock-64k", "cache-size=1M,block-size=64K" },
         { "clock-2m", "cache-size=4M,block-size=2M" },
+        { "fast-4k", "cache-size=1M,tracking=fast" },
+        { "fast-64k", "cache-size=1M,block-size=64K,tracking=fast" },
+        { "fast-2m", "cache-size=4M,block-size=2M,tracking=fast" },
+    };
+    static const char *const modes[][2] = {
+        { "exact", "" },
+        { "fast", ",tracking=fast" },
     };
 
     g_test_init(&argc, &argv, NULL);
@@ -865,10 +928,23 @@ int main(int argc, char **argv)
 
         qtest_add_data_func(name, variants[i][1], test_evict_refetch);
     }
-    qtest_add_func("/kona-remote/writeback-exact", test_writeback_exact);
-    qtest_add_func("/kona-remote/amplification", test_amplification);
-    qtest_add_func("/kona-remote/amplification-16k",
-                   test_amplification_big_blocks);
+    for (int i = 0; i < G_N_ELEMENTS(modes); i++) {
+        g_autofree char *wb = g_strdup_printf("/kona-remote/writeback-exact/%s",
+                                              modes[i][0]);
+        g_autofree char *amp = g_strdup_printf("/kona-remote/amplification/%s",
+                                               modes[i][0]);
+        g_autofree char *amp16 = g_strdup_printf(
+            "/kona-remote/amplification-16k/%s", modes[i][0]);
+        g_autofree char *crash = g_strdup_printf(
+            "/kona-remote/fault/crash-reattach/%s", modes[i][0]);
+
+        qtest_add_data_func(wb, modes[i][1], test_writeback_exact);
+        qtest_add_data_func(amp, modes[i][1], test_amplification);
+        qtest_add_data_func(amp16, modes[i][1],
+                            test_amplification_big_blocks);
+        qtest_add_data_func(crash, modes[i][1], test_crash_reattach);
+    }
+    qtest_add_func("/kona-remote/unchanged-store", test_unchanged_store);
     qtest_add_func("/kona-remote/guest-policy", test_guest_policy);
     qtest_add_func("/kona-remote/watermarks", test_watermarks);
     qtest_add_func("/kona-remote/flush-on-exit", test_flush_on_exit);
@@ -880,7 +956,6 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/fault/truncated-reply", test_truncated_reply);
     qtest_add_func("/kona-remote/fault/replica-failover-resync",
                    test_replica_failover_resync);
-    qtest_add_func("/kona-remote/fault/crash-reattach", test_crash_reattach);
     qtest_add_func("/kona-remote/fault/dropped-reply", test_dropped_reply);
     qtest_add_func("/kona-remote/fault/reordered-replies",
                    test_reordered_replies);

@@ -190,6 +190,42 @@ static void test_dirty_and_writeback(void)
     teardown(&fx);
 }
 
+/* tracking=fast: the dirty lines are the ones that differ from a copy. */
+static void test_diff_dirty(void)
+{
+    Fixture fx;
+    KonaCache *c = &fx.c;
+    g_autofree uint8_t *now = g_malloc0(8192);
+    g_autofree uint8_t *clean = g_malloc0(8192);
+    uint32_t f, g;
+
+    setup(&fx, 1 << 20, 4 * 8192, 8192, KONA_POLICY_CLOCK);
+    f = bring_in(c, 5);
+    g = bring_in(c, 6);
+    g_assert_cmpuint(kona_cache_diff_dirty(c, f, now, clean), ==, 0);
+    now[0] = 1;                 /* line 0 */
+    now[63] = 1;                /* still line 0 */
+    now[64 * 70 + 9] = 2;       /* line 70: the second bitmap word */
+    now[8191] = 3;              /* line 127 */
+    g_assert_cmpuint(kona_cache_diff_dirty(c, f, now, clean), ==, 3);
+    g_assert_cmphex(c->frames[f].dirty[0], ==, 1);
+    g_assert_cmphex(c->frames[f].dirty[1], ==, 1ull << 6 | 1ull << 63);
+    g_assert_cmpuint(c->dirty_lines, ==, 3);
+    g_assert_cmpuint(c->dirty_frames, ==, 1);
+    /* Another frame adds to the gauges; a line changed back leaves. */
+    g_assert_cmpuint(kona_cache_diff_dirty(c, g, now, clean), ==, 3);
+    g_assert_cmpuint(c->dirty_frames, ==, 2);
+    now[0] = now[63] = 0;
+    g_assert_cmpuint(kona_cache_diff_dirty(c, f, now, clean), ==, 2);
+    g_assert_cmpuint(c->dirty_lines, ==, 5);
+    g_assert_cmpuint(kona_cache_count_dirty(c, 5 * 8192, 8192), ==, 2);
+    memcpy(clean, now, 8192);
+    g_assert_cmpuint(kona_cache_diff_dirty(c, f, now, clean), ==, 0);
+    g_assert_cmpuint(c->dirty_lines, ==, 3);
+    g_assert_cmpuint(c->dirty_frames, ==, 1);
+    teardown(&fx);
+}
+
 static void test_subpage_blocks(void)
 {
     Fixture fx;
@@ -296,6 +332,7 @@ int main(int argc, char **argv)
     g_test_add_func("/kona-cache/dirty-and-writeback",
                     test_dirty_and_writeback);
     g_test_add_func("/kona-cache/subpage-blocks", test_subpage_blocks);
+    g_test_add_func("/kona-cache/diff-dirty", test_diff_dirty);
     for (unsigned i = 0; i < G_N_ELEMENTS(sizes); i++) {
         g_autofree char *name = g_strdup_printf("/kona-cache/model/%u",
                                                 sizes[i]);
