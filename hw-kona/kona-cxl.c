@@ -299,6 +299,12 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
      * the handlers never access the device again, so the guard is off.
      */
     s->media_io.disable_reentrancy_guard = true;
+    /*
+     * The device lock serialises accesses, so vCPUs need not take the BQL
+     * for them: with two vCPUs on the Kona node, it made the pair slower
+     * than one alone (qemu-patches/0004).
+     */
+    memory_region_enable_lockless_io(&s->media_io);
     memory_region_add_subregion_overlap(
         host_memory_backend_get_memory(s->media_backend), 0, &s->media_io, 1);
     kona_direct_init(s, kona_fast_enabled(s) ? &s->fast.ram : &s->media_io);

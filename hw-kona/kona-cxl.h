@@ -89,8 +89,7 @@ struct KonaCxlState {
     KonaDirect direct[CXL_HDM_DECODER_COUNT];
     QEMUBH *direct_bh;
     bool direct_pending;        /* a committed decoder is not mapped yet */
-    bool direct_probing;        /* media reads only record their address */
-    uint64_t direct_probe_dpa;
+    uint64_t direct_probe_dpa;  /* where the last probe landed */
     uint32_t direct_slow_count;
 
     /* Control registers (BAR 5) */
@@ -172,6 +171,8 @@ void kona_direct_reset(KonaCxlState *s);
 /* A media access came through the window while a decoder is unmapped. */
 void kona_direct_slow_access(KonaCxlState *s);
 uint32_t kona_direct_mapped(KonaCxlState *s);
+/* Is this thread probing @s's decode (its media reads only record)? */
+bool kona_direct_probing(KonaCxlState *s);
 
 /* kona-regs.c */
 extern const MemoryRegionOps kona_regs_ops;

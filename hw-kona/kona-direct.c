@@ -43,6 +43,17 @@
 /* Slow-path accesses between retries of a decoder that failed its probe. */
 #define KONA_DIRECT_RETRY_EVERY 65536
 
+/*
+ * The device this thread is probing, if any: media accesses arrive without
+ * the BQL from other vCPUs meanwhile, and only the probe's own are probes.
+ */
+static __thread KonaCxlState *kona_probing;
+
+bool kona_direct_probing(KonaCxlState *s)
+{
+    return kona_probing == s;
+}
+
 static uint32_t kona_hdm_reg(CXLType3Dev *ct3d, int which, int reg)
 {
     int hdm_inc = R_CXL_HDM_DECODER1_BASE_LO - R_CXL_HDM_DECODER0_BASE_LO;
@@ -110,14 +121,14 @@ static bool kona_direct_probe(KonaCxlState *s, const KonaDirect *plan)
     uint64_t span = MIN(plan->size, KONA_DIRECT_PROBE_SPAN);
     bool ok = true;
 
-    /* Media accesses now only record where they land (see kona-media.c). */
-    s->direct_probing = true;
+    /* Our media reads now only record where they land (kona-media.c). */
+    kona_probing = s;
     for (uint64_t off = 0; ok && off < span; off += KONA_DIRECT_PROBE_STEP) {
         ok = kona_direct_probe_one(s, plan->hpa + off, plan->dpa + off);
     }
     ok = ok && kona_direct_probe_one(s, plan->hpa + plan->size - 1,
                                      plan->dpa + plan->size - 1);
-    s->direct_probing = false;
+    kona_probing = NULL;
     return ok;
 }
 
@@ -181,7 +192,9 @@ static void kona_direct_bh(void *opaque)
 
 void kona_direct_slow_access(KonaCxlState *s)
 {
-    if (++s->direct_slow_count % KONA_DIRECT_RETRY_EVERY == 0) {
+    /* Racy without the BQL, and that is fine: it only paces retries. */
+    if (qatomic_fetch_inc(&s->direct_slow_count) % KONA_DIRECT_RETRY_EVERY ==
+        KONA_DIRECT_RETRY_EVERY - 1) {
         qemu_bh_schedule(s->direct_bh);
     }
 }
