@@ -23,7 +23,9 @@
 #   KONA_VM_APPEND="..."     extra kernel command line (e.g. memhp_default_state=offline)
 #   KONA_VM_MEM=2G KONA_VM_MAXMEM=8G KONA_VM_SMP=2
 #   KONA_VM_ACCEL=tcg        or kvm (where /dev/kvm works; never the default:
-#                            code cannot run from the MMIO-backed Kona node)
+#                            code cannot run from the MMIO-backed Kona node
+#                            unless kona-cxl has tracking=fast)
+#   KONA_VM_CPU=max          CPU model (kvm: host), always with hypervisor=off
 #   KONA_VM_HOSTFWD=HOST:GUEST  user-mode networking (libslirp) with a
 #                            virtio-net NIC (the guest is 10.0.2.15) and host
 #                            127.0.0.1:HOST forwarded to guest port GUEST;
@@ -66,7 +68,7 @@ kona_vm_base_args() {
         -M q35,cxl=on -accel "$accel"
         # hypervisor=off: with the flag, region commit fails (ENXIO) because
         # the kernel cannot invalidate CPU caches for the new region.
-        -cpu "$([ "$accel" = kvm ] && echo host || echo max),hypervisor=off"
+        -cpu "${KONA_VM_CPU:-$([ "$accel" = kvm ] && echo host || echo max)},hypervisor=off"
         -m "${KONA_VM_MEM:-2G},maxmem=${KONA_VM_MAXMEM:-8G},slots=4" -smp "${KONA_VM_SMP:-2}"
         # -nodefaults: q35's default empty CD-ROM costs SeaBIOS ~32 s under TCG.
         -nodefaults -serial mon:stdio -display none
