@@ -58,8 +58,10 @@ static bool is_cxl_type3(const char *bdf)
            vendor == KONA_PCI_VENDOR && device == KONA_PCI_DEVICE;
 }
 
-/* Size of BAR @bar from the "resource" file (one "start end flags" line
- * per BAR); 0 if unassigned. */
+/*
+ * Size of BAR @bar from the "resource" file (one "start end flags" line
+ * per BAR); 0 if unassigned.
+ */
 static uint64_t bar_size(const char *bdf, int bar)
 {
     char path[512], line[128];

@@ -184,17 +184,26 @@ static void kona_destroy_media_backend(KonaCxlState *s)
     }
 }
 
+void *kona_map_anon(uint64_t size, const char *prop, Error **errp)
+{
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (mem == MAP_FAILED) {
+        error_setg_errno(errp, errno, "kona-cxl: property '%s': cannot map "
+                         "%" PRIu64 " bytes", prop, size);
+        return NULL;
+    }
+    return mem;
+}
+
 /* The local cache's memory: anonymous, touched only as blocks arrive. */
 static bool kona_create_cache(KonaCxlState *s, KonaPolicy policy,
                               Error **errp)
 {
     s->cache_mem_size = s->cache_size;
-    s->cache_mem = mmap(NULL, s->cache_mem_size, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (s->cache_mem == MAP_FAILED) {
-        s->cache_mem = NULL;
-        error_setg_errno(errp, errno, "kona-cxl: property 'cache-size': "
-                         "cannot map %" PRIu64 " bytes", s->cache_size);
+    s->cache_mem = kona_map_anon(s->cache_mem_size, "cache-size", errp);
+    if (!s->cache_mem) {
         return false;
     }
     kona_cache_init(&s->cache, s->size, s->cache_size, s->block_size,

@@ -132,6 +132,8 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
                      uint64_t len, bool evict, uint64_t *count, Error **errp);
 int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
                      bool forced, Error **errp);
+/* Anonymous memory, populated only when touched; errors name @prop. */
+void *kona_map_anon(uint64_t size, const char *prop, Error **errp);
 /* Count, flag and (rate-limited) report a failed remote access. */
 void kona_remote_failed(KonaCxlState *s, Error *err);
 /* Write back every dirty line and flush the memory nodes. */

@@ -291,12 +291,8 @@ bool kona_fast_init(KonaCxlState *s, Error **errp)
     KonaFast *f = &s->fast;
 
     f->uffd = f->stop_fd = -1;
-    f->mem = mmap(NULL, s->size, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (f->mem == MAP_FAILED) {
-        f->mem = NULL;
-        error_setg_errno(errp, errno, "kona-cxl: property 'size': cannot "
-                         "map %" PRIu64 " bytes for tracking=fast", s->size);
+    f->mem = kona_map_anon(s->size, "size", errp);
+    if (!f->mem) {
         return false;
     }
     /* Host pages of the block size's granularity, never collapsed. */

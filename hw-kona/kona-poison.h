@@ -24,8 +24,10 @@ extern KonaPoisonFn kona_poison_hook;
  */
 bool kona_dpa_to_hpa(CXLType3Dev *ct3d, uint64_t dpa, uint64_t *hpa);
 
-/* Report @dpa as poisoned to the vCPU making the current access, if any;
- * returns whether a report was delivered. */
+/*
+ * Report @dpa as poisoned to the vCPU making the current access, if any;
+ * returns whether a report was delivered.
+ */
 bool kona_report_poison(CXLType3Dev *ct3d, uint64_t dpa);
 
 #endif /* KONA_POISON_H */

@@ -34,8 +34,10 @@
 #define KONA_REG_CACHE_SIZE     0x020   /* u64 local cache in bytes */
 #define KONA_REG_NFRAMES        0x028   /* u32 cache frames (blocks) */
 #define KONA_REG_RESIDENT       0x02c   /* u32 frames holding a block now */
-/* Watermarks in frames: set both with one 64-bit store at LOW_WM; a pair
- * with LOW_WM > HIGH_WM or HIGH_WM > NFRAMES is ignored. */
+/*
+ * Watermarks in frames: set both with one 64-bit store at LOW_WM; a pair
+ * with LOW_WM > HIGH_WM or HIGH_WM > NFRAMES is ignored.
+ */
 #define KONA_REG_LOW_WM         0x030   /* u32 rw */
 #define KONA_REG_HIGH_WM        0x034   /* u32 rw */
 #define KONA_REG_POLICY_MODE    0x038   /* u32 rw, KONA_MODE_* */
@@ -74,27 +76,37 @@
 
 enum KonaCmd {
     KONA_CMD_NOP = 0,
-    /* Write back the dirty lines of [ARG0, ARG0 + ARG1), keep the blocks
-     * resident; RESULT = lines written back. */
+    /*
+     * Write back the dirty lines of [ARG0, ARG0 + ARG1), keep the blocks
+     * resident; RESULT = lines written back.
+     */
     KONA_CMD_CLEAN = 1,
     /* Zero the statistics counters and the histogram (not the gauges). */
     KONA_CMD_RESET_STATS = 2,
     /* RESULT = dirty lines in [ARG0, ARG0 + ARG1). */
     KONA_CMD_COUNT_DIRTY = 3,
-    /* Write back and drop the resident blocks overlapping
-     * [ARG0, ARG0 + ARG1); RESULT = blocks evicted. */
+    /*
+     * Write back and drop the resident blocks overlapping
+     * [ARG0, ARG0 + ARG1); RESULT = blocks evicted.
+     */
     KONA_CMD_EVICT = 4,
-    /* Clear the access bits of frames [ARG0, ARG0 + ARG1);
-     * RESULT = frames whose bit was set. */
+    /*
+     * Clear the access bits of frames [ARG0, ARG0 + ARG1);
+     * RESULT = frames whose bit was set.
+     */
     KONA_CMD_CLEAR_ACCESSED = 5,
     /* Evict the block in frame ARG0; RESULT = 1 if one was resident. */
     KONA_CMD_EVICT_FRAME = 6,
-    /* Write back every dirty line and FLUSH the memory nodes;
-     * RESULT = lines written back. */
+    /*
+     * Write back every dirty line and FLUSH the memory nodes;
+     * RESULT = lines written back.
+     */
     KONA_CMD_FLUSH = 7,
-    /* End the current per-window tracking window now (a shorter one) and
+    /*
+     * End the current per-window tracking window now (a shorter one) and
      * start the next, so that the tail of a run is counted too; RESULT =
-     * windows closed.  INVALID_ARG while tracking is off. */
+     * windows closed.  INVALID_ARG while tracking is off.
+     */
     KONA_CMD_CLOSE_WINDOW = 8,
 };
 
@@ -181,8 +193,10 @@ enum KonaDevStat {
 
 #define KONA_REG_STATS_END      (KONA_REG_STATS + 8 * KONA_DEV_STAT__COUNT)
 
-/* Names of the statistics, as QMP and konactl print them:
- * static const char *const names[] = KONA_DEV_STAT_NAMES; */
+/*
+ * Names of the statistics, as QMP and konactl print them:
+ * static const char *const names[] = KONA_DEV_STAT_NAMES;
+ */
 #define KONA_DEV_STAT_NAMES { \
     [KONA_DEV_STAT_READS] = "reads", \
     [KONA_DEV_STAT_WRITES] = "writes", \

@@ -30,8 +30,10 @@ KonaReq *kona_link_submit_iov(KonaLink *l, uint16_t op,
                               const struct iovec *iov, int iovcnt,
                               GError **errp);
 
-/* Wait for @req; returns its status, *errp set on failure.  The request
- * stays valid (rep readable) until kona_link_req_finish(). */
+/*
+ * Wait for @req; returns its status, *errp set on failure.  The request
+ * stays valid (rep readable) until kona_link_req_finish().
+ */
 int kona_link_req_wait(KonaLink *l, KonaReq *req, GError **errp);
 void kona_link_req_finish(KonaLink *l, KonaReq *req);
 

@@ -615,8 +615,10 @@ static void reopen_slabs(KonaLink *l)
         memcpy(p + 8, s->key, KONA_KEY_SIZE);
         if (call_noconnect(l, KONA_OP_SLAB_OPEN, p, sizeof(p), NULL,
                            NULL) < 0) {
-            /* gone (memnode restarted without a data dir): later ops on
-             * it fail with -EACCES from the server */
+            /*
+             * gone (memnode restarted without a data dir): later ops on
+             * it fail with -EACCES from the server
+             */
             lost = g_slist_prepend(lost, s);
         }
         if (l->fd < 0) {
@@ -818,7 +820,11 @@ int kona_link_slab_alloc(KonaLink *l, uint64_t size, uint64_t *slab_id,
 
     kona_st64(p, size);
     r = kona_link_call(l, KONA_OP_SLAB_ALLOC, p, sizeof(p), &req, errp);
-    if (r < 0 || (r = slab_reply(l, req, &rep, errp)) < 0) {
+    if (r < 0) {
+        return r;
+    }
+    r = slab_reply(l, req, &rep, errp);
+    if (r < 0) {
         return r;
     }
     *slab_id = rep.slab_id;
@@ -837,7 +843,11 @@ int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
     kona_st64(p, slab_id);
     memcpy(p + 8, key, KONA_KEY_SIZE);
     r = kona_link_call(l, KONA_OP_SLAB_OPEN, p, sizeof(p), &req, errp);
-    if (r < 0 || (r = slab_reply(l, req, &rep, errp)) < 0) {
+    if (r < 0) {
+        return r;
+    }
+    r = slab_reply(l, req, &rep, errp);
+    if (r < 0) {
         return r;
     }
     if (size) {
@@ -868,7 +878,11 @@ int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
     r = kona_link_call(l, KONA_OP_SLAB_ATTACH, p,
                        (uint32_t)(sizeof(KonaSlabAttachReq) + nlen), &req,
                        errp);
-    if (r < 0 || (r = slab_reply(l, req, &rep, errp)) < 0) {
+    if (r < 0) {
+        return r;
+    }
+    r = slab_reply(l, req, &rep, errp);
+    if (r < 0) {
         return r;
     }
     *slab_id = rep.slab_id;

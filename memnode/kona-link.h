@@ -64,8 +64,10 @@ typedef struct KonaMemnodeStats {
     uint64_t uptime_ms;
 } KonaMemnodeStats;
 
-/* "unix:/path" or "tcp:host:port"; @timeout_ms bounds the connect and
- * every request (0: defaults). */
+/*
+ * "unix:/path" or "tcp:host:port"; @timeout_ms bounds the connect and
+ * every request (0: defaults).
+ */
 KonaLink *kona_link_connect(const char *addr, unsigned timeout_ms,
                             GError **errp);
 KonaLink *kona_link_connect_opts(const char *addr, const KonaLinkOptions *o,
@@ -91,8 +93,10 @@ int kona_link_slab_free(KonaLink *l, uint64_t slab_id, GError **errp);
 int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
                         const uint8_t key[KONA_KEY_SIZE], uint64_t *size,
                         GError **errp);
-/* Attach to the named volume @name; with @create, make it (@size bytes)
- * if missing.  *created says which happened (may be NULL). */
+/*
+ * Attach to the named volume @name; with @create, make it (@size bytes)
+ * if missing.  *created says which happened (may be NULL).
+ */
 int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
                           bool create, uint64_t *slab_id, uint64_t *size_out,
                           bool *created, GError **errp);
@@ -103,13 +107,17 @@ int kona_link_slab_info(KonaLink *l, uint64_t slab_id,
 /* ---- data ---- */
 int kona_link_read(KonaLink *l, uint64_t slab_id, uint64_t offset, void *buf,
                    uint32_t len, GError **errp);
-/* block_off multiple of 4096; masks[i] covers page i of the range (bit j =
- * line j of 64 B); data holds only the masked lines, in order */
+/*
+ * block_off multiple of 4096; masks[i] covers page i of the range (bit j =
+ * line j of 64 B); data holds only the masked lines, in order
+ */
 int kona_link_write_lines(KonaLink *l, uint64_t slab_id, uint64_t block_off,
                           uint32_t npages, const uint64_t *masks,
                           const void *data, GError **errp);
-/* Every earlier write of this link is in the node's memory (and synced to
- * its data directory) when this returns 0. */
+/*
+ * Every earlier write of this link is in the node's memory (and synced to
+ * its data directory) when this returns 0.
+ */
 int kona_link_flush(KonaLink *l, GError **errp);
 int kona_link_ping(KonaLink *l, GError **errp);
 /* PING carrying @len bytes (<= KONA_MAX_PING), checks the echo. */

@@ -39,11 +39,15 @@ typedef struct KonaOutq {
 
 void kona_outq_init(KonaOutq *q, size_t arena_cap);
 
-/* Queue the header of the reply to @h with @len payload bytes to follow;
- * returns where the caller writes those bytes. */
+/*
+ * Queue the header of the reply to @h with @len payload bytes to follow;
+ * returns where the caller writes those bytes.
+ */
 uint8_t *kona_outq_reply(KonaOutq *q, const KonaHdr *h, uint32_t len);
-/* Queue an error reply to @h: status -@err and @msg (cut to
- * KONA_MAX_ERRMSG bytes) as its payload. */
+/*
+ * Queue an error reply to @h: status -@err and @msg (cut to
+ * KONA_MAX_ERRMSG bytes) as its payload.
+ */
 void kona_outq_reply_error(KonaOutq *q, const KonaHdr *h, int err,
                            const char *msg);
 void kona_outq_destroy(KonaOutq *q);
@@ -54,8 +58,10 @@ uint8_t *kona_outq_reserve(KonaOutq *q, size_t len);
 /* Append a reference to @len bytes at @base owned by @tag (not copied). */
 void kona_outq_put_ext(KonaOutq *q, const void *tag, void *base, size_t len);
 
-/* Copy pieces referencing @tag's memory that overlap [lo, hi) (all of
- * @tag's pieces if @lo is NULL) into the queue's own memory. */
+/*
+ * Copy pieces referencing @tag's memory that overlap [lo, hi) (all of
+ * @tag's pieces if @lo is NULL) into the queue's own memory.
+ */
 void kona_outq_detach(KonaOutq *q, const void *tag, const uint8_t *lo,
                       const uint8_t *hi);
 

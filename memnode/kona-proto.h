@@ -382,8 +382,10 @@ const char *kona_decode_hello_rep(const uint8_t *p, uint32_t len,
                                   KonaHelloRep *out);
 const char *kona_decode_read_req(const uint8_t *p, uint32_t len,
                                  KonaReadReq *out);
-/* On success *masks points into @p (unaligned little-endian u64s, use
- * kona_ld64) and *data at the line data. */
+/*
+ * On success *masks points into @p (unaligned little-endian u64s, use
+ * kona_ld64) and *data at the line data.
+ */
 const char *kona_decode_write_lines_req(const uint8_t *p, uint32_t len,
                                         KonaWriteLinesReq *out,
                                         const uint8_t **masks,

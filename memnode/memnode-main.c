@@ -177,8 +177,10 @@ static void conn_run(Memnode *mn, ConnWatch *cw)
         size_t before = c->in_len - c->in_off;
 
         if (!mn_conn_process(c)) {
-            /* answers to the requests before the bad frame still go out
-             * if the socket takes them now; the connection closes anyway */
+            /*
+             * answers to the requests before the bad frame still go out
+             * if the socket takes them now; the connection closes anyway
+             */
             mn_conn_flush(c);
             conn_close(mn, cw, "protocol error");
             return;

@@ -229,8 +229,10 @@ static MnSlab *conn_slab(MnConn *c, uint64_t id)
     return s;
 }
 
-/* The open slab @id, or NULL after refusing the request with -EACCES (the
- * reply does not say whether the slab exists). */
+/*
+ * The open slab @id, or NULL after refusing the request with -EACCES (the
+ * reply does not say whether the slab exists).
+ */
 static MnSlab *conn_slab_or_refuse(MnConn *c, const KonaHdr *h, uint64_t id)
 {
     MnSlab *s = conn_slab(c, id);

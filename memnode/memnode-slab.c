@@ -197,8 +197,10 @@ static bool store_load(MnSlabStore *st, GError **errp)
             return false;
         }
         store_insert(st, s);
-        /* nobody has it open yet: give its owner the linger time to
-         * come back, like after a disconnect */
+        /*
+         * nobody has it open yet: give its owner the linger time to
+         * come back, like after a disconnect
+         */
         s->refs = 1;
         mn_slab_unref(st, s);
     }

@@ -34,8 +34,10 @@ typedef struct MnSlabStore {
     int64_t linger_ms;
 } MnSlabStore;
 
-/* With @data_dir, existing slabs in it are loaded (as orphans until a
- * client opens them). */
+/*
+ * With @data_dir, existing slabs in it are loaded (as orphans until a
+ * client opens them).
+ */
 MnSlabStore *mn_store_new(uint64_t capacity, const char *data_dir,
                           int64_t linger_ms, GError **errp);
 void mn_store_free(MnSlabStore *st);
@@ -54,8 +56,10 @@ MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name);
 void mn_store_destroy(MnSlabStore *st, MnSlab *s);
 
 void mn_slab_ref(MnSlabStore *st, MnSlab *s);
-/* An unnamed slab nobody has open becomes an orphan, destroyed once
- * @linger_ms passes without anyone reopening it. */
+/*
+ * An unnamed slab nobody has open becomes an orphan, destroyed once
+ * @linger_ms passes without anyone reopening it.
+ */
 void mn_slab_unref(MnSlabStore *st, MnSlab *s);
 
 /* Destroy expired orphans; returns ms until the next expiry, or -1. */

@@ -61,7 +61,7 @@ static uint64_t mtree_find(QTestState *qts, const char *name)
     g_auto(GStrv) lines = g_strsplit(mtree, "\n", -1);
     size_t len = strlen(name);
 
-    /* Lines look like "  0000000110000000-000000020fffffff (prio 0, i/o): NAME" */
+    /* Lines: "  0000000110000000-000000020fffffff (prio 0, i/o): NAME" */
     for (char **l = lines; *l; l++) {
         const char *p = strstr(*l, "): ");
 

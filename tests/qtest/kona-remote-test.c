@@ -427,8 +427,8 @@ static void test_register_fuzz(void)
         }
         kona_reg_readl(&fx.t, g_rand_int_range(rnd, 0, KONA_REGS_SIZE / 4) * 4);
         if (i % 100 == 0) {
-            qtest_writeb(fx.t.qts, fx.t.window + g_rand_int_range(rnd, 0, 1 << 24),
-                         i);
+            qtest_writeb(fx.t.qts,
+                         fx.t.window + g_rand_int_range(rnd, 0, 1 << 24), i);
         }
     }
     g_rand_free(rnd);
