@@ -63,6 +63,14 @@ bool kona_report_poison(CXLType3Dev *ct3d, uint64_t dpa)
         trace_kona_poison(dpa, UINT64_MAX);
         return false;
     }
+    /*
+     * An access in the middle of a translation block (TCG, lockless
+     * region) is replayed alone when it fails: the machine check waits
+     * for that replay, so that it arrives on the faulting instruction.
+     */
+    if (!current_cpu->neg.can_do_io) {
+        return false;
+    }
     trace_kona_poison(dpa, hpa);
     kona_poison_hook(current_cpu, hpa);
     return true;
