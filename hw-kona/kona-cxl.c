@@ -311,7 +311,9 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     /*
      * The device lock serialises accesses, so vCPUs need not take the BQL
      * for them: with two vCPUs on the Kona node, it made the pair slower
-     * than one alone (qemu-patches/0004).
+     * than one alone (qemu-patches/0004).  The handlers touch no CPU
+     * state either, so TCG runs them in the middle of a translation block
+     * instead of rewinding it to the accessing instruction (0005).
      */
     memory_region_enable_lockless_io(&s->media_io);
     memory_region_add_subregion_overlap(
