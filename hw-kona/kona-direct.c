@@ -31,6 +31,7 @@
 #include "exec/address-spaces.h"
 #include "hw/cxl/cxl.h"
 #include "kona-cxl.h"
+#include "kona-poison.h"
 #include "trace.h"
 
 /*
@@ -54,20 +55,6 @@ bool kona_direct_probing(KonaCxlState *s)
     return kona_probing == s;
 }
 
-static uint32_t kona_hdm_reg(CXLType3Dev *ct3d, int which, int reg)
-{
-    int hdm_inc = R_CXL_HDM_DECODER1_BASE_LO - R_CXL_HDM_DECODER0_BASE_LO;
-
-    return ldl_le_p(ct3d->cxl_cstate.crb.cache_mem_registers + reg +
-                    which * hdm_inc);
-}
-
-static uint64_t kona_hdm_reg64(CXLType3Dev *ct3d, int which, int lo, int hi)
-{
-    return ((uint64_t)kona_hdm_reg(ct3d, which, hi) << 32) |
-           (kona_hdm_reg(ct3d, which, lo) & 0xf0000000);
-}
-
 /*
  * The linear map decoder @which would have, as cxl-type3 decodes: decoders
  * are walked in order, each one's DPA range following the ones before it
@@ -80,27 +67,26 @@ static bool kona_direct_plan(KonaCxlState *s, int which, KonaDirect *plan)
     uint64_t dpa = 0;
 
     for (int i = 0; i <= which; i++) {
-        uint32_t ctrl = kona_hdm_reg(ct3d, i, R_CXL_HDM_DECODER0_CTRL);
-        uint64_t size = kona_hdm_reg64(ct3d, i, R_CXL_HDM_DECODER0_SIZE_LO,
-                                       R_CXL_HDM_DECODER0_SIZE_HI);
-        int iw = FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, IW);
-        int ways = cxl_interleave_ways_dec(iw, NULL);
+        KonaHdmDecoder d;
+        int ways;
 
-        if (!FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, COMMITTED) || !ways) {
+        kona_hdm_decoder_read(ct3d, i, &d);
+        ways = cxl_interleave_ways_dec(FIELD_EX32(d.ctrl,
+                                                  CXL_HDM_DECODER0_CTRL, IW),
+                                       NULL);
+        if (!FIELD_EX32(d.ctrl, CXL_HDM_DECODER0_CTRL, COMMITTED) || !ways) {
             return false;
         }
-        dpa += kona_hdm_reg64(ct3d, i, R_CXL_HDM_DECODER0_DPA_SKIP_LO,
-                              R_CXL_HDM_DECODER0_DPA_SKIP_HI);
+        dpa += d.dpa_skip;
         if (i < which) {
-            dpa += size / ways;
+            dpa += d.size / ways;
             continue;
         }
-        plan->hpa = kona_hdm_reg64(ct3d, i, R_CXL_HDM_DECODER0_BASE_LO,
-                                   R_CXL_HDM_DECODER0_BASE_HI);
+        plan->hpa = d.base;
         plan->dpa = dpa;
-        plan->size = size;
-        return ways == 1 && size && dpa < s->size && size <= s->size - dpa &&
-               plan->hpa + size > plan->hpa;
+        plan->size = d.size;
+        return ways == 1 && d.size && dpa < s->size &&
+               d.size <= s->size - dpa && plan->hpa + d.size > plan->hpa;
     }
     return false;
 }
@@ -179,10 +165,10 @@ static void kona_direct_bh(void *opaque)
     bool pending = false;
 
     for (int i = 0; i < CXL_HDM_DECODER_COUNT; i++) {
-        uint32_t ctrl = kona_hdm_reg(CXL_TYPE3(s), i,
-                                     R_CXL_HDM_DECODER0_CTRL);
+        KonaHdmDecoder d;
 
-        if (FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, COMMITTED) &&
+        kona_hdm_decoder_read(CXL_TYPE3(s), i, &d);
+        if (FIELD_EX32(d.ctrl, CXL_HDM_DECODER0_CTRL, COMMITTED) &&
             !kona_direct_try(s, i)) {
             pending = true;
         }

@@ -12,43 +12,52 @@
 
 KonaPoisonFn kona_poison_hook;
 
+/* A 64-bit decoder field: HI, then LO's top bits (256 MiB units). */
+static uint64_t kona_hdm_field(const uint32_t *regs, int lo, int hi)
+{
+    return (uint64_t)ldl_le_p(regs + hi) << 32 |
+           (ldl_le_p(regs + lo) & 0xf0000000);
+}
+
+void kona_hdm_decoder_read(CXLType3Dev *ct3d, int which, KonaHdmDecoder *d)
+{
+    int hdm_inc = R_CXL_HDM_DECODER1_BASE_LO - R_CXL_HDM_DECODER0_BASE_LO;
+    const uint32_t *regs = ct3d->cxl_cstate.crb.cache_mem_registers +
+                           which * hdm_inc;
+
+    d->ctrl = ldl_le_p(regs + R_CXL_HDM_DECODER0_CTRL);
+    d->base = kona_hdm_field(regs, R_CXL_HDM_DECODER0_BASE_LO,
+                             R_CXL_HDM_DECODER0_BASE_HI);
+    d->size = kona_hdm_field(regs, R_CXL_HDM_DECODER0_SIZE_LO,
+                             R_CXL_HDM_DECODER0_SIZE_HI);
+    d->dpa_skip = kona_hdm_field(regs, R_CXL_HDM_DECODER0_DPA_SKIP_LO,
+                                 R_CXL_HDM_DECODER0_DPA_SKIP_HI);
+}
+
 /* The inverse of cxl-type3's HPA -> DPA decode, for 1-way decoders. */
 bool kona_dpa_to_hpa(CXLType3Dev *ct3d, uint64_t dpa, uint64_t *hpa)
 {
-    int hdm_inc = R_CXL_HDM_DECODER1_BASE_LO - R_CXL_HDM_DECODER0_BASE_LO;
-    uint32_t *cache_mem = ct3d->cxl_cstate.crb.cache_mem_registers;
-    uint32_t cap = ldl_le_p(cache_mem + R_CXL_HDM_DECODER_CAPABILITY);
+    uint32_t cap = ldl_le_p(ct3d->cxl_cstate.crb.cache_mem_registers +
+                            R_CXL_HDM_DECODER_CAPABILITY);
     unsigned count = cxl_decoder_count_dec(FIELD_EX32(cap,
                                            CXL_HDM_DECODER_CAPABILITY,
                                            DECODER_COUNT));
     uint64_t dpa_base = 0;
 
     for (unsigned i = 0; i < count; i++) {
-        uint32_t *d = cache_mem + i * hdm_inc;
-        uint32_t ctrl = ldl_le_p(d + R_CXL_HDM_DECODER0_CTRL);
-        uint64_t base = (uint64_t)ldl_le_p(d + R_CXL_HDM_DECODER0_BASE_HI)
-                        << 32 |
-                        (ldl_le_p(d + R_CXL_HDM_DECODER0_BASE_LO) &
-                         0xf0000000);
-        uint64_t size = (uint64_t)ldl_le_p(d + R_CXL_HDM_DECODER0_SIZE_HI)
-                        << 32 |
-                        (ldl_le_p(d + R_CXL_HDM_DECODER0_SIZE_LO) &
-                         0xf0000000);
-        uint64_t skip = (uint64_t)ldl_le_p(d + R_CXL_HDM_DECODER0_DPA_SKIP_HI)
-                        << 32 |
-                        (ldl_le_p(d + R_CXL_HDM_DECODER0_DPA_SKIP_LO) &
-                         0xf0000000);
+        KonaHdmDecoder d;
 
-        if (!FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, COMMITTED) ||
-            FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, IW) != 0) {
+        kona_hdm_decoder_read(ct3d, i, &d);
+        if (!FIELD_EX32(d.ctrl, CXL_HDM_DECODER0_CTRL, COMMITTED) ||
+            FIELD_EX32(d.ctrl, CXL_HDM_DECODER0_CTRL, IW) != 0) {
             return false;
         }
-        dpa_base += skip;
-        if (dpa >= dpa_base && dpa - dpa_base < size) {
-            *hpa = base + (dpa - dpa_base);
+        dpa_base += d.dpa_skip;
+        if (dpa >= dpa_base && dpa - dpa_base < d.size) {
+            *hpa = d.base + (dpa - dpa_base);
             return true;
         }
-        dpa_base += size;
+        dpa_base += d.size;
     }
     return false;
 }

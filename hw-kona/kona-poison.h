@@ -18,6 +18,14 @@
 typedef void (*KonaPoisonFn)(CPUState *cpu, uint64_t hpa);
 extern KonaPoisonFn kona_poison_hook;
 
+/* One HDM decoder's registers, from the endpoint's component registers. */
+typedef struct KonaHdmDecoder {
+    uint32_t ctrl;
+    uint64_t base, size, dpa_skip;
+} KonaHdmDecoder;
+
+void kona_hdm_decoder_read(CXLType3Dev *ct3d, int which, KonaHdmDecoder *d);
+
 /*
  * The host physical address the guest used for device address @dpa, from
  * the endpoint's committed HDM decoders (non-interleaved ones only).
