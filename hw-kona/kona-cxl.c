@@ -25,12 +25,24 @@
 #include "system/runstate.h"
 #include "system/system.h"
 #include "hw/cxl/cxl.h"
-#include "kona-cxl.h"
+#include "system/kvm.h"
+#include "kona-state.h"
+#include "kona-control.h"
+#include "kona-direct.h"
+#include "kona-media.h"
+#include "kona-stats.h"
 #include "trace.h"
 
 QEMU_BUILD_BUG_ON(KONA_POLICY_ID_CLOCK != KONA_POLICY_CLOCK);
 QEMU_BUILD_BUG_ON(KONA_POLICY_ID_FIFO != KONA_POLICY_FIFO);
 QEMU_BUILD_BUG_ON(KONA_POLICY_ID_RANDOM != KONA_POLICY_RANDOM);
+
+/* The tracking modes (kona-track.h), by property value. */
+static const KonaTrackOps *const kona_track_modes[] = {
+    &kona_track_exact,
+    &kona_track_fast,
+    &kona_track_stores,
+};
 
 static const char *const kona_policy_names[KONA_POLICY__MAX] = {
     [KONA_POLICY_CLOCK] = "clock",
@@ -135,16 +147,31 @@ static bool kona_check_cache(KonaCxlState *s, KonaPolicy *policy,
         error_setg(errp, "kona-cxl: property 'timeout-ms' must be positive");
         return false;
     }
-    if (!g_str_equal(s->tracking, "exact") &&
-        !g_str_equal(s->tracking, "fast")) {
-        error_setg(errp, "kona-cxl: property 'tracking' must be exact or "
-                   "fast, not '%s'", s->tracking);
-        return false;
-    }
-    if (g_str_equal(s->tracking, "fast") && !kona_fast_check(s, errp)) {
-        return false;
-    }
     return true;
+}
+
+/* The tracking mode: known, able to run here, its own checks passed. */
+static bool kona_check_tracking(KonaCxlState *s, Error **errp)
+{
+    s->track = NULL;
+    for (unsigned i = 0; i < ARRAY_SIZE(kona_track_modes); i++) {
+        if (g_str_equal(s->tracking, kona_track_modes[i]->name)) {
+            s->track = kona_track_modes[i];
+        }
+    }
+    if (!s->track) {
+        error_setg(errp, "kona-cxl: property 'tracking' must be exact, fast "
+                   "or stores, not '%s'", s->tracking);
+        return false;
+    }
+    if (kvm_enabled() && !s->track->kvm_ok) {
+        error_setg(errp, "kona-cxl: property 'tracking': tracking=%s needs "
+                   "TCG (every access of the media runs through the device, "
+                   "and KVM cannot run guest code from it); under KVM use "
+                   "tracking=fast or tracking=stores", s->tracking);
+        return false;
+    }
+    return !s->track->check || s->track->check(s, errp);
 }
 
 /*
@@ -182,19 +209,6 @@ static void kona_destroy_media_backend(KonaCxlState *s)
         object_unparent(OBJECT(s->media_backend));
         s->media_backend = NULL;
     }
-}
-
-void *kona_map_anon(uint64_t size, const char *prop, Error **errp)
-{
-    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-
-    if (mem == MAP_FAILED) {
-        error_setg_errno(errp, errno, "kona-cxl: property '%s': cannot map "
-                         "%" PRIu64 " bytes", prop, size);
-        return NULL;
-    }
-    return mem;
 }
 
 /* The local cache's memory: anonymous, touched only as blocks arrive. */
@@ -267,7 +281,8 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     KonaPolicy policy = KONA_POLICY_CLOCK;
 
     if (!kona_check_bus(pci_dev, errp) || !kona_check_size(s, errp) ||
-        !kona_check_cache(s, &policy, errp)) {
+        !kona_check_cache(s, &policy, errp) ||
+        !kona_check_tracking(s, errp)) {
         return;
     }
     if (!kona_remote_open(&s->remote, &rcfg, errp)) {
@@ -279,7 +294,7 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     if (!kona_windows_init(s, errp)) {
         goto fail_windows;
     }
-    if (g_str_equal(s->tracking, "fast") && !kona_fast_init(s, errp)) {
+    if (s->track->init && !s->track->init(s, errp)) {
         goto fail_windows;
     }
     if (!kona_create_media_backend(s, errp)) {
@@ -318,13 +333,8 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     memory_region_enable_lockless_io(&s->media_io);
     memory_region_add_subregion_overlap(
         host_memory_backend_get_memory(s->media_backend), 0, &s->media_io, 1);
-    kona_direct_init(s, kona_fast_enabled(s) ? &s->fast.ram : &s->media_io);
-
-    memory_region_init_io(&s->regs, OBJECT(s), &kona_regs_ops, s,
-                          "kona-regs", KONA_REGS_SIZE);
-    s->regs.disable_reentrancy_guard = true;
-    pci_register_bar(pci_dev, KONA_REGS_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
-                     &s->regs);
+    kona_direct_init(s, s->track->guest_region(s));
+    kona_control_init(s);
 
     s->shutdown_notifier.notify = kona_on_shutdown;
     qemu_register_shutdown_notifier(&s->shutdown_notifier);
@@ -338,7 +348,9 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
 fail_backend:
     kona_destroy_media_backend(s);
 fail_windows:
-    kona_fast_stop(s);
+    if (s->track->stop) {
+        s->track->stop(s);
+    }
     kona_windows_destroy(s);
     kona_destroy_cache(s);
 fail_remote:
@@ -358,7 +370,9 @@ static void kona_cxl_exit(PCIDevice *pci_dev)
     memory_region_del_subregion(
         host_memory_backend_get_memory(s->media_backend), &s->media_io);
     object_unparent(OBJECT(&s->media_io));
-    kona_fast_stop(s);
+    if (s->track->stop) {
+        s->track->stop(s);
+    }
     migrate_del_blocker(&s->migration_blocker);
     kc->parent_exit(pci_dev);
     kona_destroy_media_backend(s);
@@ -404,13 +418,17 @@ static void kona_cxl_instance_init(Object *obj)
 
     s->policy = g_strdup("clock");
     s->tracking = g_strdup("exact");
-    s->fast.uffd = s->fast.stop_fd = -1;
+    s->uffd.uffd = s->uffd.stop_fd = -1;
 }
 
-/* After the last reference: no vCPU can still reach the fast media. */
+/* After the last reference: no vCPU can still reach the mode's memory. */
 static void kona_cxl_instance_finalize(Object *obj)
 {
-    kona_fast_destroy(KONA_CXL(obj));
+    KonaCxlState *s = KONA_CXL(obj);
+
+    if (s->track && s->track->destroy) {
+        s->track->destroy(s);
+    }
 }
 
 static void kona_cxl_class_init(ObjectClass *oc, void *data)
@@ -457,9 +475,11 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
         "how long to wait for a memory node per request");
     object_class_property_set_description(oc, "tracking",
         "exact (default: every access through the device, stores tracked "
-        "per line as they happen) or fast (resident data mapped as guest "
-        "RAM, misses by userfaultfd, dirty lines found by comparison with "
-        "a clean copy at write-back)");
+        "per line as they happen; TCG only), fast (resident data mapped as "
+        "guest RAM, misses by userfaultfd, dirty lines found by comparison "
+        "with a clean copy at write-back) or stores (resident data mapped "
+        "read-only: loads and code at RAM speed, every store trapped and "
+        "tracked per line)");
     object_class_property_set_description(oc, "direct-decode",
         "serve a committed, non-interleaved HDM decoder's host range "
         "directly instead of through the CXL window's decode (default on)");

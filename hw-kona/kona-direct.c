@@ -30,7 +30,8 @@
 #include "qapi/error.h"
 #include "exec/address-spaces.h"
 #include "hw/cxl/cxl.h"
-#include "kona-cxl.h"
+#include "kona-state.h"
+#include "kona-direct.h"
 #include "kona-poison.h"
 #include "trace.h"
 

@@ -24,7 +24,9 @@
 #include "qemu/coroutine.h"
 #include "qemu/processor.h"
 #include "qapi/error.h"
-#include "kona-cxl.h"
+#include "kona-state.h"
+#include "kona-direct.h"
+#include "kona-media.h"
 #include "kona-poison.h"
 #include "trace.h"
 
@@ -84,12 +86,23 @@ void kona_remote_failed(KonaCxlState *s, Error *err)
     }
 }
 
-/* Where @frame's block's data is: the frame, or the fast-mode media. */
+/* Where @frame's block's data is, as the mode serves it. */
 static uint8_t *kona_frame_data(KonaCxlState *s, uint32_t frame)
 {
-    return kona_fast_enabled(s)
-           ? kona_fast_block(s, s->cache.frames[frame].block)
-           : kona_cache_frame_mem(&s->cache, frame);
+    return s->track->data(s, frame);
+}
+
+void *kona_map_anon(uint64_t size, const char *prop, Error **errp)
+{
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (mem == MAP_FAILED) {
+        error_setg_errno(errp, errno, "kona-cxl: property '%s': cannot map "
+                         "%" PRIu64 " bytes", prop, size);
+        return NULL;
+    }
+    return mem;
 }
 
 /* Send @frame's dirty lines to the memory node and account for them. */
@@ -132,30 +145,30 @@ static int kona_writeback_lines(KonaCxlState *s, KonaLockState *ls,
 }
 
 /*
- * Write back @frame's dirty lines, if any.  With tracking=fast the block
- * is write-protected first and its dirty lines found by comparison; it
- * stays protected if @evicting succeeds (the caller drops it).
+ * Write back @frame's dirty lines, if any.  Modes that find dirty lines by
+ * comparison make the block stable and its bitmap exact first; after a
+ * successful eviction's write-back the block stays so until it is dropped.
  */
 static int kona_writeback(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
                           bool evicting, Error **errp)
 {
-    bool fast = kona_fast_enabled(s);
+    const KonaTrackOps *t = s->track;
     uint32_t lines;
     int ret = 0;
 
-    if (fast) {
-        kona_fast_begin_writeback(s, frame);
+    if (t->writeback_begin) {
+        t->writeback_begin(s, frame);
     }
     lines = s->cache.frames[frame].ndirty;
     if (lines) {
         ret = kona_writeback_lines(s, ls, frame, errp);
     }
-    if (fast && ret == 0) {
+    if (t->sync_dirty && ret == 0) {
         /* Lines are found dirty here, not as the guest writes them. */
         s->stats[KONA_DEV_STAT_LINES_DIRTIED] += lines;
     }
-    if (fast && (ret < 0 || !evicting)) {
-        kona_fast_end_writeback(s, frame, ret == 0);
+    if (t->writeback_end) {
+        t->writeback_end(s, frame, ret == 0, evicting && ret == 0);
     }
     return ret;
 }
@@ -178,10 +191,10 @@ int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
     }
     block = c->frames[frame].block;
     trace_kona_evict(block, frame, forced);
-    kona_cache_drop(c, frame);
-    if (kona_fast_enabled(s)) {
-        kona_fast_discard(s, block);
+    if (s->track->drop) {
+        s->track->drop(s, frame);
     }
+    kona_cache_drop(c, frame);
     s->stats[KONA_DEV_STAT_EVICTIONS]++;
     s->stats[forced ? KONA_DEV_STAT_FORCED_EVICTIONS
                     : KONA_DEV_STAT_GUEST_EVICTIONS]++;
@@ -232,18 +245,19 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
 {
     KonaCache *c = &s->cache;
     uint32_t frame = kona_make_room(s, ls);
+    uint8_t *buf;
     Error *err = NULL;
     int64_t t0;
 
     if (frame == KONA_NO_FRAME) {
         return KONA_NO_FRAME;
     }
+    buf = s->track->fetch_buffer(s, frame);
     if (kona_remote_present(&s->remote)) {
         t0 = get_clock();
         kona_release_bql(ls);
-        if (kona_remote_read(&s->remote, block << c->block_shift,
-                             kona_cache_frame_mem(c, frame), c->block_size,
-                             &err) < 0) {
+        if (kona_remote_read(&s->remote, block << c->block_shift, buf,
+                             c->block_size, &err) < 0) {
             kona_cache_put_free(c, frame);
             kona_remote_failed(s, err);
             return KONA_NO_FRAME;
@@ -254,10 +268,14 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
         s->stats[KONA_DEV_STAT_FETCH_BYTES] += c->block_size;
     } else {
         /* Local media: a block's first touch finds zeroes. */
-        memset(kona_cache_frame_mem(c, frame), 0, c->block_size);
+        memset(buf, 0, c->block_size);
     }
     kona_cache_install(c, frame, block);
-    if (kona_fast_enabled(s) && kona_fast_install(s, frame, &err) < 0) {
+    if (s->track->install(s, frame, buf, &err) < 0) {
+        /* No page of it may stay mapped without the cache knowing. */
+        if (s->track->drop) {
+            s->track->drop(s, frame);
+        }
         kona_cache_drop(c, frame);
         kona_remote_failed(s, err);
         return KONA_NO_FRAME;
@@ -290,21 +308,15 @@ static bool kona_access_block(KonaCxlState *s, KonaLockState *ls,
     kona_cache_touch(c, frame);
     if (write) {
         memcpy(p, buf, len);
-        /* tracking=fast finds dirty lines by comparison, at write-back. */
-        if (!kona_fast_enabled(s)) {
-            s->stats[KONA_DEV_STAT_LINES_DIRTIED] +=
-                kona_cache_mark_dirty(c, frame, off, len);
-            kona_window_note_write(&s->window, addr, len);
-        }
+        s->track->stored(s, frame, addr, off, len);
     } else {
         memcpy(buf, p, len);
     }
     return true;
 }
 
-static MemTxResult kona_access(KonaCxlState *s, KonaLockState *ls,
-                               uint64_t addr, uint8_t *buf, unsigned len,
-                               bool write)
+MemTxResult kona_access(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
+                        uint8_t *buf, unsigned len, bool write)
 {
     uint32_t bs = s->cache.block_size;
     unsigned first = MIN(len, bs - (addr & (bs - 1)));
@@ -425,6 +437,35 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
         *count += evict ? 1 : s->stats[KONA_DEV_STAT_WRITEBACK_LINES] - lines;
     }
     return 0;
+}
+
+void kona_sync_dirty(KonaCxlState *s, uint64_t addr, uint64_t len)
+{
+    KonaCache *c = &s->cache;
+    uint64_t first, last;
+
+    if (!s->track->sync_dirty || len == 0 || addr >= c->media_size) {
+        return;
+    }
+    len = MIN(len, c->media_size - addr);
+    first = kona_cache_block_of(c, addr);
+    last = kona_cache_block_of(c, addr + len - 1);
+    if (last - first < c->nframes) {
+        for (uint64_t b = first; b <= last; b++) {
+            uint32_t f = kona_cache_frame_of(c, b);
+
+            if (f != KONA_NO_FRAME) {
+                s->track->sync_dirty(s, f);
+            }
+        }
+        return;
+    }
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        if (c->frames[f].resident && c->frames[f].block >= first &&
+            c->frames[f].block <= last) {
+            s->track->sync_dirty(s, f);
+        }
+    }
 }
 
 int kona_flush_all(KonaCxlState *s, KonaLockState *ls, uint64_t *lines,

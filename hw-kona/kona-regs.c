@@ -10,7 +10,10 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qapi/error.h"
-#include "kona-cxl.h"
+#include "kona-state.h"
+#include "kona-control.h"
+#include "kona-media.h"
+#include "kona-stats.h"
 #include "trace.h"
 
 /* A command's [ARG0, ARG0 + ARG1) range is valid if it lies in the media. */
@@ -85,7 +88,7 @@ static void kona_run_command(KonaCxlState *s, uint32_t cmd)
             status = KONA_CMD_STATUS_INVALID_ARG;
             break;
         }
-        kona_fast_sync_range(s, s->cmd_arg[0], s->cmd_arg[1]);
+        kona_sync_dirty(s, s->cmd_arg[0], s->cmd_arg[1]);
         result = kona_cache_count_dirty(&s->cache, s->cmd_arg[0],
                                         s->cmd_arg[1]);
         break;
@@ -128,8 +131,8 @@ static uint64_t kona_frame_state(KonaCxlState *s, uint64_t f)
         return 0;
     }
     fr = &s->cache.frames[f];
-    if (kona_fast_enabled(s)) {
-        kona_fast_sync_dirty(s, f);
+    if (s->track->sync_dirty) {
+        s->track->sync_dirty(s, f);
     }
     return KONA_FRAME_BLOCK(fr->block) |
            (uint64_t)MIN(fr->ndirty, 0xffff) << 40 | KONA_FRAME_RESIDENT |
@@ -179,8 +182,8 @@ static uint64_t kona_reg_get(KonaCxlState *s, hwaddr addr)
         return s->dirty_sel;
     case KONA_REG_DIRTY_MASK:
         if (s->dirty_sel < s->size / KONA_CACHE_PAGE_SIZE) {
-            kona_fast_sync_range(s, s->dirty_sel * KONA_CACHE_PAGE_SIZE,
-                                 KONA_CACHE_PAGE_SIZE);
+            kona_sync_dirty(s, s->dirty_sel * KONA_CACHE_PAGE_SIZE,
+                            KONA_CACHE_PAGE_SIZE);
         }
         return kona_cache_dirty_group(&s->cache, s->dirty_sel);
     case KONA_REG_FRAME_SEL:
@@ -314,7 +317,7 @@ static void kona_regs_write(void *opaque, hwaddr addr, uint64_t val,
     kona_unlock(s, &ls);
 }
 
-const MemoryRegionOps kona_regs_ops = {
+static const MemoryRegionOps kona_regs_ops = {
     .read = kona_regs_read,
     .write = kona_regs_write,
     .endianness = DEVICE_LITTLE_ENDIAN,
@@ -327,3 +330,13 @@ const MemoryRegionOps kona_regs_ops = {
         .max_access_size = 8,
     },
 };
+
+void kona_control_init(KonaCxlState *s)
+{
+    memory_region_init_io(&s->regs, OBJECT(s), &kona_regs_ops, s,
+                          "kona-regs", KONA_REGS_SIZE);
+    /* Commands wait on memory nodes with the BQL released (kona-media.c). */
+    s->regs.disable_reentrancy_guard = true;
+    pci_register_bar(PCI_DEVICE(s), KONA_REGS_BAR,
+                     PCI_BASE_ADDRESS_SPACE_MEMORY, &s->regs);
+}

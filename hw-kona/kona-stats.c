@@ -13,7 +13,10 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qapi/visitor.h"
-#include "kona-cxl.h"
+#include "kona-state.h"
+#include "kona-direct.h"
+#include "kona-media.h"
+#include "kona-stats.h"
 
 const char *const kona_stat_names[KONA_DEV_STAT__COUNT] = KONA_DEV_STAT_NAMES;
 
@@ -40,10 +43,10 @@ uint64_t kona_stat_get(KonaCxlState *s, unsigned stat)
 
 void kona_stats_sync(KonaCxlState *s, unsigned stat)
 {
-    if (kona_fast_enabled(s) && (stat == KONA_DEV_STAT_DIRTY_LINES ||
+    if (s->track->sync_dirty && (stat == KONA_DEV_STAT_DIRTY_LINES ||
                                  stat == KONA_DEV_STAT_DIRTY_BLOCKS ||
                                  stat == KONA_DEV_STAT__COUNT)) {
-        kona_fast_sync_range(s, 0, s->size);
+        kona_sync_dirty(s, 0, s->size);
     }
 }
 
@@ -52,7 +55,7 @@ static void kona_stats_sync_locked(KonaCxlState *s, unsigned stat)
 {
     KonaLockState ls;
 
-    if (kona_fast_enabled(s)) {
+    if (s->track->sync_dirty) {
         kona_lock(s, &ls);
         kona_stats_sync(s, stat);
         kona_unlock(s, &ls);

@@ -15,7 +15,9 @@
 #include "qemu/timer.h"
 #include "qapi/error.h"
 #include "qapi/visitor.h"
-#include "kona-cxl.h"
+#include "kona-state.h"
+#include "kona-media.h"
+#include "kona-stats.h"
 #include "trace.h"
 
 /* Guest time, so a slow emulated guest still gets the windows it asked for. */
@@ -57,8 +59,8 @@ static void kona_windows_tick(void *opaque)
 
 bool kona_windows_set_period(KonaCxlState *s, uint64_t ns)
 {
-    /* tracking=fast does not see stores one by one. */
-    if (ns && (kona_fast_enabled(s) || !kona_window_enable(&s->window))) {
+    /* A mode that does not see each store cannot count them. */
+    if (ns && (!s->track->sees_stores || !kona_window_enable(&s->window))) {
         return false;
     }
     if (!ns) {

@@ -265,17 +265,20 @@ static void read_window(KonaQTest *t, uint64_t index, uint64_t *lines,
 
 /*
  * Per-window tracking: distinct lines, pages and 2 MiB pages written in
- * each window of guest time, which qtest's virtual clock drives here.
+ * each window of guest time, which qtest's virtual clock drives here.  In
+ * every mode that sees each store (@data: extra properties).
  */
-static void test_windows(void)
+static void test_windows(gconstpointer data)
 {
+    g_autofree char *props = g_strdup_printf(MEDIA_PROPS "%s",
+                                             (const char *)data);
     uint64_t lines, pages, huge, result;
     QDict *rsp;
     QList *list;
     QDict *first;
     KonaQTest t;
 
-    kona_qtest_start(&t, MEDIA_PROPS);
+    kona_qtest_start(&t, props);
     g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_NS), ==, 0);
     kona_reg_writeq(&t, KONA_REG_WINDOW_NS, NANOSECONDS_PER_SECOND);
     g_assert_cmpuint(kona_reg_readq(&t, KONA_REG_WINDOW_NS), ==,
@@ -408,19 +411,26 @@ static void test_bad_properties(void)
     expect_start_failure("kona-cxl,bus=rp0,size=256M,window-ms=3600001",
                          "property 'window-ms' must be at most 3600000");
     expect_start_failure("kona-cxl,bus=rp0,size=256M,tracking=lazy",
-                         "property 'tracking' must be exact or fast, not "
-                         "'lazy'");
+                         "property 'tracking' must be exact, fast or "
+                         "stores, not 'lazy'");
     expect_start_failure("kona-cxl,bus=rp0,size=256M,tracking=fast,"
+                         "block-size=1K", "property 'block-size' (1024) must "
+                         "be at least the host page size");
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,tracking=stores,"
                          "block-size=1K", "property 'block-size' (1024) must "
                          "be at least the host page size");
     expect_start_failure("kona-cxl,bus=rp0,size=256M,tracking=fast,"
                          "window-ms=1000", "property 'window-ms' needs "
-                         "tracking=exact");
+                         "tracking=exact or stores");
     expect_start_failure("kona-cxl,bus=rp0,size=256M,direct-decode=maybe",
                          "direct-decode");
     if (!kona_qemu_starts(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
                           "tracking=fast", &err)) {
         g_error("tracking=fast failed to start: %s", err);
+    }
+    if (!kona_qemu_starts(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
+                          "tracking=stores,window-ms=1000", &err)) {
+        g_error("tracking=stores failed to start: %s", err);
     }
     expect_start_failure("kona-cxl,bus=rp0,size=256M,volatile-memdev=m0 "
                          "-object memory-backend-ram,id=m0,size=256M",
@@ -437,7 +447,9 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-cxl/dirty-lines-exact", test_dirty_lines_exact);
     qtest_add_func("/kona-cxl/registers", test_registers);
     qtest_add_func("/kona-cxl/register-garbage", test_register_garbage);
-    qtest_add_func("/kona-cxl/windows", test_windows);
+    qtest_add_data_func("/kona-cxl/windows/exact", "", test_windows);
+    qtest_add_data_func("/kona-cxl/windows/stores", ",tracking=stores",
+                        test_windows);
     qtest_add_func("/kona-cxl/bad-properties", test_bad_properties);
     return g_test_run();
 }

@@ -120,7 +120,7 @@ static void test_evict_refetch(gconstpointer data)
 }
 
 /* Write-back is exactly the dirty lines, and the memnode agrees. */
-/* @data: extra properties ("" or ",tracking=fast"). */
+/* @data: extra properties ("", ",tracking=fast" or ",tracking=stores"). */
 static void test_writeback_exact(gconstpointer data)
 {
     g_autofree char *props = g_strdup_printf("cache-size=1M%s",
@@ -255,36 +255,43 @@ static void test_amplification_big_blocks(gconstpointer data)
 
 /*
  * A store that leaves a line's value as it was: a dirty line for the
- * exact mode (as for hardware), none for the fast mode's comparison.  Both
- * write back byte-exact data.
+ * modes that see every store (as for hardware), none for the fast mode's
+ * comparison.  All write back byte-exact data.
  */
 static void test_unchanged_store(void)
 {
-    static const char *const props[] = {
-        "cache-size=1M", "cache-size=1M,tracking=fast",
+    static const struct {
+        const char *props;
+        bool sees_stores;
+    } modes[] = {
+        { "cache-size=1M", true },
+        { "cache-size=1M,tracking=fast", false },
+        { "cache-size=1M,tracking=stores", true },
     };
 
-    for (int i = 0; i < G_N_ELEMENTS(props); i++) {
+    for (int i = 0; i < G_N_ELEMENTS(modes); i++) {
+        bool seen = modes[i].sees_stores;
         RemoteFixture fx = { 0 };
         uint64_t result, writes;
 
-        remote_start(&fx, props[i]);
+        remote_start(&fx, modes[i].props);
         /*
          * Served directly; in the fast mode as RAM, so the device does not
-         * see the stores at all, only the misses they cause.
+         * see the stores at all, only the misses they cause; in the stores
+         * mode every store traps to the device.
          */
         g_assert_cmpuint(kona_qmp_direct_decoders(&fx.t, 1), ==, 1);
         writes = kona_qmp_stat(&fx.t, "writes");
         qtest_writeq(fx.t.qts, fx.t.window + 4096, 0);     /* as it was */
         qtest_writeq(fx.t.qts, fx.t.window + 8192, 0x42);  /* changed */
         g_assert_cmpuint(kona_qmp_stat(&fx.t, "writes"), ==,
-                         writes + (i == 0 ? 2 : 0));
+                         writes + (seen ? 2 : 0));
         g_assert_cmpuint(kona_qmp_stat(&fx.t, "fetches"), ==, 2);
         g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_FLUSH, 0, 0, &result), ==,
                          KONA_CMD_STATUS_OK);
-        g_assert_cmpuint(result, ==, i == 0 ? 2 : 1);
+        g_assert_cmpuint(result, ==, seen ? 2 : 1);
         g_assert_cmpuint(kona_qmp_stat(&fx.t, "writeback-lines"), ==,
-                         i == 0 ? 2 : 1);
+                         seen ? 2 : 1);
         g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_EVICT, 0, 256 * MiB,
                                   &result), ==, KONA_CMD_STATUS_OK);
         g_assert_cmphex(qtest_readq(fx.t.qts, fx.t.window + 8192), ==, 0x42);
@@ -914,10 +921,13 @@ int main(int argc, char **argv)
         { "fast-4k", "cache-size=1M,tracking=fast" },
         { "fast-64k", "cache-size=1M,block-size=64K,tracking=fast" },
         { "fast-2m", "cache-size=4M,block-size=2M,tracking=fast" },
+        { "stores-4k", "cache-size=1M,tracking=stores" },
+        { "stores-64k", "cache-size=1M,block-size=64K,tracking=stores" },
     };
     static const char *const modes[][2] = {
         { "exact", "" },
         { "fast", ",tracking=fast" },
+        { "stores", ",tracking=stores" },
     };
 
     g_test_init(&argc, &argv, NULL);
