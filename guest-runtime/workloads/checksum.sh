@@ -70,9 +70,15 @@ t0=$(kona_uptime)
 got=$(md5sum </mnt/kona/data | cut -d' ' -f1)
 echo "workload: md5 written $want read back $got ($(kona_since "$t0") s)"
 
-kona_workload_done
-umount /mnt/kona
 if [ "$want" != "$got" ]; then
     KONA_STEP="read back $MIB MiB from node $KONA_NODE and verify"
     kona_fail "checksum mismatch: wrote $want, read back $got"
 fi
+
+# Code whose pages are on the node, rewritten in place and run again: it
+# must run in its new form in every tracking mode.
+kona_do "run code on node $KONA_NODE, rewritten in place" \
+    numactl --membind="$KONA_NODE" kona-selfmod "$KONA_NODE" 2000
+
+kona_workload_done
+umount /mnt/kona
