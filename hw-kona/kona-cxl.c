@@ -150,6 +150,54 @@ static bool kona_check_cache(KonaCxlState *s, KonaPolicy *policy,
     return true;
 }
 
+/*
+ * The latency model of a fetch: the three points, or a preset for them, or
+ * fetch-latency-ns as one flat value for every block size.
+ */
+static bool kona_check_latency(KonaCxlState *s, Error **errp)
+{
+    bool points = s->latency_line_ns || s->latency_page_ns ||
+                  s->latency_64k_ns;
+    const uint64_t max = 10 * NANOSECONDS_PER_SECOND;
+
+    if (s->latency_preset && !g_str_equal(s->latency_preset, "none")) {
+        if (!g_str_equal(s->latency_preset, "kona-paper")) {
+            error_setg(errp, "kona-cxl: property 'latency' must be none or "
+                       "kona-paper, not '%s'", s->latency_preset);
+            return false;
+        }
+        if (points || s->fetch_latency_ns) {
+            error_setg(errp, "kona-cxl: property 'latency' sets the "
+                       "latency-*-ns properties: give one or the other");
+            return false;
+        }
+        s->latency_line_ns = KONA_PAPER_LINE_NS;
+        s->latency_page_ns = KONA_PAPER_PAGE_NS;
+        s->latency_64k_ns = KONA_PAPER_64K_NS;
+        points = true;
+    }
+    if (points && s->fetch_latency_ns) {
+        error_setg(errp, "kona-cxl: property 'fetch-latency-ns' is one flat "
+                   "latency for every block size; with latency-line-ns, "
+                   "latency-page-ns or latency-64k-ns give only those");
+        return false;
+    }
+    if (s->latency_line_ns > max || s->latency_page_ns > max ||
+        s->latency_64k_ns > max || s->fetch_latency_ns > max) {
+        error_setg(errp, "kona-cxl: properties 'latency-*-ns' and "
+                   "'fetch-latency-ns' must be at most %" PRIu64 " (10 s)",
+                   max);
+        return false;
+    }
+    if (points) {
+        kona_latency_init(&s->latency, s->latency_line_ns,
+                          s->latency_page_ns, s->latency_64k_ns);
+    } else {
+        kona_latency_init(&s->latency, 0, s->fetch_latency_ns, 0);
+    }
+    return true;
+}
+
 /* The tracking mode: known, able to run here, its own checks passed. */
 static bool kona_check_tracking(KonaCxlState *s, Error **errp)
 {
@@ -282,7 +330,7 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
 
     if (!kona_check_bus(pci_dev, errp) || !kona_check_size(s, errp) ||
         !kona_check_cache(s, &policy, errp) ||
-        !kona_check_tracking(s, errp)) {
+        !kona_check_latency(s, errp) || !kona_check_tracking(s, errp)) {
         return;
     }
     if (!kona_remote_open(&s->remote, &rcfg, errp)) {
@@ -394,6 +442,10 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_STRING("secret-file", KonaCxlState, secret_file),
     DEFINE_PROP_STRING("policy", KonaCxlState, policy),
     DEFINE_PROP_UINT64("fetch-latency-ns", KonaCxlState, fetch_latency_ns, 0),
+    DEFINE_PROP_STRING("latency", KonaCxlState, latency_preset),
+    DEFINE_PROP_UINT64("latency-line-ns", KonaCxlState, latency_line_ns, 0),
+    DEFINE_PROP_UINT64("latency-page-ns", KonaCxlState, latency_page_ns, 0),
+    DEFINE_PROP_UINT64("latency-64k-ns", KonaCxlState, latency_64k_ns, 0),
     DEFINE_PROP_UINT32("timeout-ms", KonaCxlState, timeout_ms, 10000),
     DEFINE_PROP_UINT32("window-ms", KonaCxlState, window_ms, 0),
     DEFINE_PROP_BOOL("direct-decode", KonaCxlState, direct_decode, true),
@@ -470,7 +522,19 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "policy",
         "built-in eviction policy: clock, fifo or random");
     object_class_property_set_description(oc, "fetch-latency-ns",
-        "extra modelled network latency per fetch");
+        "modelled latency of every fetch, whatever the block size: a miss "
+        "takes max(real cost, this)");
+    object_class_property_set_description(oc, "latency",
+        "latency model preset: none (default) or kona-paper (2.42 us per "
+        "64 B line, 3.11 us per 4 KiB, 9.28 us per 64 KiB)");
+    object_class_property_set_description(oc, "latency-line-ns",
+        "modelled latency of fetching a 64 B block (a miss takes max(real "
+        "cost, model); the model is linear in the block size between the "
+        "given points)");
+    object_class_property_set_description(oc, "latency-page-ns",
+        "modelled latency of fetching a 4 KiB block");
+    object_class_property_set_description(oc, "latency-64k-ns",
+        "modelled latency of fetching a 64 KiB block");
     object_class_property_set_description(oc, "timeout-ms",
         "how long to wait for a memory node per request");
     object_class_property_set_description(oc, "tracking",

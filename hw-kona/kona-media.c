@@ -105,6 +105,27 @@ void *kona_map_anon(uint64_t size, const char *prop, Error **errp)
     return mem;
 }
 
+/* A vCPU waited @real_ns on memory nodes and @model_ns for the model. */
+static void kona_stall(KonaCxlState *s, int64_t real_ns, int64_t model_ns)
+{
+    s->stats[KONA_DEV_STAT_STALL_NS] += real_ns + model_ns;
+    s->stats[KONA_DEV_STAT_STALL_REAL_NS] += real_ns;
+    s->stats[KONA_DEV_STAT_STALL_MODEL_NS] += model_ns;
+}
+
+/*
+ * A fetch that began at @t0 and took until @now takes at least the
+ * modelled latency of a block: wait out the rest, and account for both.
+ */
+static void kona_fetch_latency(KonaCxlState *s, int64_t t0, int64_t now)
+{
+    int64_t model = kona_latency_ns(&s->latency, s->cache.block_size);
+    int64_t end = now - t0 < model ? kona_latency_wait_until(t0 + model)
+                                   : now;
+
+    kona_stall(s, now - t0, end - now);
+}
+
 /* Send @frame's dirty lines to the memory node and account for them. */
 static int kona_writeback_lines(KonaCxlState *s, KonaLockState *ls,
                                 uint32_t frame, Error **errp)
@@ -117,7 +138,7 @@ static int kona_writeback_lines(KonaCxlState *s, KonaLockState *ls,
     KonaWriteback wb;
 
     if (kona_remote_present(&s->remote)) {
-        int64_t t0 = get_clock();
+        int64_t t0 = kona_latency_now();
         int ret;
 
         for (uint32_t p = 0; p < npages; p++) {
@@ -128,7 +149,7 @@ static int kona_writeback_lines(KonaCxlState *s, KonaLockState *ls,
                                       kona_cache_page_base(c, frame), npages,
                                       masks, kona_frame_data(s, frame),
                                       block_start, errp);
-        s->stats[KONA_DEV_STAT_STALL_NS] += get_clock() - t0;
+        kona_stall(s, kona_latency_now() - t0, 0);
         if (ret < 0) {
             return ret;
         }
@@ -201,21 +222,6 @@ int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
     return 0;
 }
 
-/* The modelled extra network latency of one fetch (property). */
-static void kona_model_latency(KonaCxlState *s)
-{
-    if (s->fetch_latency_ns) {
-        struct timespec ts = {
-            .tv_sec = s->fetch_latency_ns / NANOSECONDS_PER_SECOND,
-            .tv_nsec = s->fetch_latency_ns % NANOSECONDS_PER_SECOND,
-        };
-
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-            /* sleep the rest */
-        }
-    }
-}
-
 /*
  * Make room for one more block: in DEVICE mode, a fetch that would take
  * the cache past HIGH_WM first evicts down to LOW_WM; in any mode, a full
@@ -254,7 +260,7 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
     }
     buf = s->track->fetch_buffer(s, frame);
     if (kona_remote_present(&s->remote)) {
-        t0 = get_clock();
+        t0 = kona_latency_now();
         kona_release_bql(ls);
         if (kona_remote_read(&s->remote, block << c->block_shift, buf,
                              c->block_size, &err) < 0) {
@@ -262,8 +268,7 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
             kona_remote_failed(s, err);
             return KONA_NO_FRAME;
         }
-        kona_model_latency(s);
-        s->stats[KONA_DEV_STAT_STALL_NS] += get_clock() - t0;
+        kona_fetch_latency(s, t0, kona_latency_now());
         s->stats[KONA_DEV_STAT_FETCHES]++;
         s->stats[KONA_DEV_STAT_FETCH_BYTES] += c->block_size;
     } else {

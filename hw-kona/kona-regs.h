@@ -181,13 +181,16 @@ enum KonaDevStat {
     KONA_DEV_STAT_WRITEBACK_BYTES,  /* = 64 * WRITEBACK_LINES */
     KONA_DEV_STAT_PAGE_WB_BYTES,    /* a 4 KiB-page runtime's write-back */
     KONA_DEV_STAT_HUGE_WB_BYTES,    /* a 2 MiB-page runtime's write-back */
-    KONA_DEV_STAT_STALL_NS,         /* time waiting on memory nodes */
+    KONA_DEV_STAT_STALL_NS,         /* vCPU time waiting on fetches and
+                                     * write-backs: real + modelled */
     KONA_DEV_STAT_RESIDENT_BLOCKS,  /* gauge */
     KONA_DEV_STAT_DIRTY_BLOCKS,     /* gauge: resident blocks with dirt */
     KONA_DEV_STAT_REMOTE_ERRORS,    /* failed fetches and write-backs */
     KONA_DEV_STAT_FAILOVERS,        /* copies declared dead (replica) */
     KONA_DEV_STAT_RESYNCS,          /* copies brought back */
     KONA_DEV_STAT_RESYNC_BYTES,
+    KONA_DEV_STAT_STALL_REAL_NS,    /* of STALL_NS: real memnode I/O */
+    KONA_DEV_STAT_STALL_MODEL_NS,   /* of STALL_NS: waiting for the model */
     KONA_DEV_STAT__COUNT
 };
 
@@ -223,6 +226,8 @@ enum KonaDevStat {
     [KONA_DEV_STAT_FAILOVERS] = "failovers", \
     [KONA_DEV_STAT_RESYNCS] = "resyncs", \
     [KONA_DEV_STAT_RESYNC_BYTES] = "resync-bytes", \
+    [KONA_DEV_STAT_STALL_REAL_NS] = "stall-real-ns", \
+    [KONA_DEV_STAT_STALL_MODEL_NS] = "stall-model-ns", \
 }
 
 /*

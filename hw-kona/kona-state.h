@@ -12,6 +12,7 @@
 #include "qemu/thread.h"
 #include "hw/cxl/cxl_device.h"
 #include "kona-cache.h"
+#include "kona-latency.h"
 #include "kona-regs.h"
 #include "kona-remote.h"
 #include "kona-track.h"
@@ -52,10 +53,13 @@ struct KonaCxlState {
     bool direct_decode;
     char *tracking;
     uint64_t fetch_latency_ns;
+    char *latency_preset;
+    uint64_t latency_line_ns, latency_page_ns, latency_64k_ns;
 
     /* The tracking mode (kona-track.h), chosen at realize. */
     const KonaTrackOps *track;
     void *track_priv;           /* the mode's own state */
+    KonaLatency latency;        /* of a fetch, from the latency properties */
 
     /* cxl-type3 decodes to this backend's region; media_io overlays it */
     HostMemoryBackend *media_backend;

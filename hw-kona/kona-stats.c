@@ -138,6 +138,14 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
     if (s->replica) {
         g_string_append_printf(out, "  replica %s\n", s->replica);
     }
+    if (kona_latency_enabled(&s->latency)) {
+        g_string_append_printf(out, "  latency model: %" PRIu64 " ns per "
+                               "%u-byte fetch (%s)\n",
+                               kona_latency_ns(&s->latency,
+                                               s->cache.block_size),
+                               s->cache.block_size,
+                               s->latency_preset ?: "latency-*-ns");
+    }
     for (i = 0; i < KONA_DEV_STAT__COUNT; i++) {
         g_string_append_printf(out, "  %-26s %" PRIu64 "\n",
                                kona_stat_names[i], kona_stat_get(s, i));

@@ -716,19 +716,75 @@ static void test_replica_failover_resync(void)
 }
 
 /* fetch-latency-ns models a slower network: every fetch waits that long. */
+/*
+ * The latency model: a miss takes max(real cost, modelled latency).  With
+ * a 5 ms model every fetch waits for it, and the wait is counted as
+ * modelled stall next to the real one.
+ */
 static void test_fetch_latency(void)
 {
     RemoteFixture fx = { 0 };
+    uint64_t stall, real, model;
     int64_t t0;
 
     remote_start(&fx, "cache-size=64K,fetch-latency-ns=5000000");
     t0 = g_get_monotonic_time();
     touch_blocks(&fx.t, 0, 20);
     g_assert_cmpuint(kona_qmp_stat(&fx.t, "fetches"), ==, 20);
-    g_assert_cmpuint(kona_qmp_stat(&fx.t, "stall-ns"), >=,
-                     20 * 5000000ull);
+    stall = kona_qmp_stat(&fx.t, "stall-ns");
+    real = kona_qmp_stat(&fx.t, "stall-real-ns");
+    model = kona_qmp_stat(&fx.t, "stall-model-ns");
+    g_assert_cmpuint(stall, >=, 20 * 5000000ull);
+    g_assert_cmpuint(stall, ==, real + model);
+    /* A fetch here costs far less than 5 ms: the model is most of it. */
+    g_assert_cmpuint(model, >, real);
+    /* max(), not a sum: no fetch took 5 ms on top of its real cost. */
+    g_assert_cmpuint(stall, <, 20 * 5000000ull + real);
     g_assert_cmpint(g_get_monotonic_time() - t0, >=, 20 * 5000);
     check_blocks(&fx.t, 0, 20);
+    remote_stop(&fx);
+}
+
+static void expect_failure(const char *props, const char *needle);
+
+/* The paper's preset, its text, and the properties that exclude it. */
+static void test_latency_preset(void)
+{
+    RemoteFixture fx = { 0 };
+    g_autofree char *text = NULL;
+    g_autofree char *props = NULL;
+    QDict *rsp;
+
+    remote_start(&fx, "cache-size=64K,block-size=64K,latency=kona-paper");
+    rsp = qtest_qmp(fx.t.qts, "{ 'execute': 'qom-get', 'arguments': "
+                    "{ 'path': '/machine/peripheral/kona0', "
+                    "'property': 'stats-text' } }");
+    text = g_strdup(qdict_get_str(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert_nonnull(strstr(text, "latency model: 9280 ns per 65536-byte "
+                            "fetch (kona-paper)"));
+    for (int b = 0; b < 4; b++) {
+        qtest_writeb(fx.t.qts, fx.t.window + b * 65536 + 7, b);
+    }
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "fetches"), ==, 4);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "stall-ns"), >=,
+                     kona_qmp_stat(&fx.t, "fetches") * 9280ull);
+    remote_stop(&fx);
+
+    remote_start(&fx, "cache-size=64K");
+    props = g_strdup_printf("memnode=%s,latency=lan", fx.addr);
+    expect_failure(props, "property 'latency' must be none or kona-paper");
+    g_free(props);
+    props = g_strdup_printf("memnode=%s,latency=kona-paper,"
+                            "latency-page-ns=100", fx.addr);
+    expect_failure(props, "property 'latency' sets the latency-*-ns");
+    g_free(props);
+    props = g_strdup_printf("memnode=%s,fetch-latency-ns=10,"
+                            "latency-line-ns=100", fx.addr);
+    expect_failure(props, "property 'fetch-latency-ns' is one flat");
+    g_free(props);
+    props = g_strdup_printf("memnode=%s,latency-64k-ns=20000000000", fx.addr);
+    expect_failure(props, "must be at most 10000000000 (10 s)");
     remote_stop(&fx);
 }
 
@@ -971,5 +1027,6 @@ int main(int argc, char **argv)
                    test_reordered_replies);
     qtest_add_func("/kona-remote/auth", test_auth);
     qtest_add_func("/kona-remote/fetch-latency", test_fetch_latency);
+    qtest_add_func("/kona-remote/latency-preset", test_latency_preset);
     return g_test_run();
 }
