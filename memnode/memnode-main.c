@@ -85,6 +85,7 @@ static struct {
     char *advertise;
     int ready_fd;
     char *pid_file;
+    gboolean no_shared;
     gboolean verbose;
 } opt = {
     .linger_s = 60,
@@ -130,6 +131,9 @@ static GOptionEntry entries[] = {
       "Write 'READY addr...' to FD and close it once listening", "FD" },
     { "pid-file", 0, 0, G_OPTION_ARG_FILENAME, &opt.pid_file,
       "Write the process id to FILE once listening", "FILE" },
+    { "no-shared", 0, 0, G_OPTION_ARG_NONE, &opt.no_shared,
+      "Never hand slab descriptors to clients: no shared-memory path even "
+      "on unix sockets (KONA_CAP_SHARED)", NULL },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt.verbose,
       "Log connections and refused requests", NULL },
     { 0 }
@@ -266,6 +270,8 @@ static void accept_clients(Memnode *mn, Listener *ls)
         cw = g_new0(ConnWatch, 1);
         cw->w.kind = WATCH_CONN;
         cw->c = mn_conn_new(mn->srv, fd, peer, ls->auth_required);
+        /* descriptors only travel over unix sockets */
+        cw->c->unix_sock = ls->unix_path != NULL;
         cw->c->events = EPOLLIN;
         cw->c->opaque = cw;
         epoll_set(mn, fd, EPOLLIN, cw, EPOLL_CTL_ADD);
@@ -409,6 +415,7 @@ static void parse_options(int argc, char **argv, MnConfig *cfg)
     cfg->max_clients = (unsigned)opt.max_clients;
     cfg->max_client_slabs = (unsigned)opt.max_client_slabs;
     cfg->data_dir = opt.data_dir;
+    cfg->no_shared = opt.no_shared;
     cfg->verbose = opt.verbose;
     if (opt.secret_file) {
         cfg->secret = kona_auth_load_secret(opt.secret_file, &err);
