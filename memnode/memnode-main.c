@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -445,6 +446,21 @@ static int setup_signals(void)
     return fd;
 }
 
+/*
+ * Every slab keeps a descriptor open (its memfd or file, for SLAB_MAP),
+ * besides the clients' sockets: the default soft limit of 1024 would cap
+ * the node at fewer slabs than --max-client-slabs allows one client.
+ */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void shutdown_node(Memnode *mn)
 {
     GList *l;
@@ -482,6 +498,7 @@ int main(int argc, char **argv)
     struct epoll_event ev[MAX_EVENTS];
 
     parse_options(argc, argv, &cfg);
+    raise_fd_limit();
     mn.sigfd = setup_signals();
     mn.epfd = epoll_create1(EPOLL_CLOEXEC);
     mn.srv = mn_server_new(&cfg, &err);
