@@ -115,6 +115,10 @@
  * After a memnode restart, an anonymous slab's mapping is still valid
  * memory but orphaned (the slab is gone); a data-directory slab comes
  * back with the same id and key, and mapping it again gives the same file.
+ * Such a file cannot be sealed (most file systems have no seals): a
+ * client holding its descriptor could truncate it and make the node fault
+ * on the slab, so offer the shared path of a --data-dir memnode to
+ * trusted clients only (or run it with --no-shared).
  *
  * WROTE_LINES tells the node which lines a client wrote through its
  * mapping: the node counts them in STATS exactly as if each range had
