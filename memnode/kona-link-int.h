@@ -20,6 +20,8 @@ typedef struct KonaReq {
     uint32_t rep_len;
     int64_t deadline_ns;
     char *errmsg;               /* local failure (timeout, broken link) */
+    int fd;                     /* SLAB_MAP: the descriptor received, or -1 */
+    bool detached;              /* nobody waits: freed when answered */
 } KonaReq;
 
 /*

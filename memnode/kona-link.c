@@ -10,22 +10,39 @@
  * Replies come back in request order (a protocol guarantee), so the reply
  * to a large READ can be received straight into the caller's buffer: the
  * header and payload are read with one recvmsg into [header, buffer].
+ *
+ * Every receive is a recvmsg with room for SCM_RIGHTS (a plain recv would
+ * silently drop a descriptor).  Descriptors come only with SLAB_MAP
+ * replies, one each, on the reply's first bytes; a recvmsg may also hold
+ * bytes of earlier replies, so received descriptors wait in a FIFO and a
+ * successful SLAB_MAP reply takes the oldest.  More descriptors than
+ * SLAB_MAP requests in flight is a protocol error.
+ *
+ * WROTE_LINES notes are batched in the link and sent without waiting for
+ * the reply ("detached" requests); the replies are consumed by whatever
+ * call receives next, and a refusal is reported by the next flush.
  */
 #include "kona-link-int.h"
 #include "kona-auth.h"
 #include "kona-sock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS  5000
 #define DEFAULT_TIMEOUT_MS          10000
 #define IB_CAP                      (256u << 10)
 #define DIRECT_MIN                  (16u << 10) /* recv straight to buffer */
+#define RX_MAX_FDS                  KONA_MAX_QUEUED_FDS /* per recvmsg */
+/* a wait this close to a fresh request's full timeout may block in recv */
+#define FRESH_SLACK_NS              (1000 * 1000)
 
 typedef struct KonaLinkSlab {
     uint64_t id;
@@ -41,6 +58,7 @@ struct KonaLink {
     GBytes *secret;
     char name[32];
     bool no_reconnect;
+    bool allow_unauthenticated;
 
     uint64_t caps;
     uint64_t node_id;
@@ -60,6 +78,17 @@ struct KonaLink {
     KonaHdr cur_hdr;
     uint8_t *cur_dst;
     uint32_t cur_got;
+
+    /* descriptors received and not yet claimed by a SLAB_MAP reply */
+    GArray *rx_fds;
+    unsigned maps_inflight;     /* SLAB_MAP requests not answered yet */
+
+    /* WROTE_LINES batch: ranges' and masks' wire images */
+    uint8_t *note_ranges;
+    uint8_t *note_masks;
+    uint32_t note_nranges, note_npages;
+    int note_err;               /* a refused WROTE_LINES, for the next flush */
+    char *note_errmsg;
 
     GHashTable *slabs;          /* id -> KonaLinkSlab: reopened on reconnect */
 };
@@ -84,6 +113,24 @@ fail(KonaLink *l, GError **errp, int err, const char *fmt, ...)
  * socket is closed so that no late reply can land in a caller's buffer
  * after the caller was told the request failed.
  */
+static void req_free(KonaReq *req)
+{
+    if (req->fd >= 0) {
+        close(req->fd);
+    }
+    g_free(req->rep);
+    g_free(req->errmsg);
+    g_free(req);
+}
+
+static void rx_fds_close(KonaLink *l)
+{
+    for (guint i = 0; i < l->rx_fds->len; i++) {
+        close(g_array_index(l->rx_fds, int, i));
+    }
+    g_array_set_size(l->rx_fds, 0);
+}
+
 static void G_GNUC_PRINTF(3, 4)
 link_break(KonaLink *l, int err, const char *fmt, ...)
 {
@@ -99,19 +146,20 @@ link_break(KonaLink *l, int err, const char *fmt, ...)
         l->fd = -1;
     }
     while ((req = g_queue_pop_head(&l->inflight))) {
+        if (req->detached) {
+            /* a note nobody waits for: its server is gone */
+            g_hash_table_remove(l->reqs, &req->id);
+            req_free(req);
+            continue;
+        }
         req->done = true;
         req->status = -err;
         req->errmsg = g_strdup(l->break_reason);
     }
     l->cur = NULL;
     l->ib_off = l->ib_len = 0;
-}
-
-static void req_free(KonaReq *req)
-{
-    g_free(req->rep);
-    g_free(req->errmsg);
-    g_free(req);
+    rx_fds_close(l);
+    l->maps_inflight = 0;
 }
 
 void kona_link_req_finish(KonaLink *l, KonaReq *req)
@@ -161,7 +209,29 @@ static int rx_start(KonaLink *l, const uint8_t *hb)
     return 0;
 }
 
-static void rx_finish(KonaLink *l)
+/* A note (WROTE_LINES) was answered: remember a refusal for the flush. */
+static void note_answered(KonaLink *l, KonaReq *req)
+{
+    if (req->status < 0 && !l->note_err) {
+        l->note_err = req->status;
+        l->note_errmsg = req->rep_len ? g_strdup((char *)req->rep) :
+                         g_strdup(g_strerror(-req->status));
+    }
+    g_hash_table_remove(l->reqs, &req->id);
+    req_free(req);
+}
+
+/* More descriptors than SLAB_MAP replies can take is a protocol error. */
+static int rx_fds_check(KonaLink *l)
+{
+    if (l->rx_fds->len > l->maps_inflight) {
+        link_break(l, EPROTO, "the server sent a descriptor nobody asked for");
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static int rx_finish(KonaLink *l)
 {
     KonaReq *req = g_queue_pop_head(&l->inflight);
 
@@ -170,6 +240,23 @@ static void rx_finish(KonaLink *l)
     req->done = true;
     l->cur = NULL;
     l->last_rx_ns = kona_now_ns();
+    if (req->op == KONA_OP_SLAB_MAP) {
+        l->maps_inflight--;
+        if (req->status == 0) {
+            if (!l->rx_fds->len) {
+                link_break(l, EPROTO, "SLAB_MAP reply without a descriptor");
+                return -EPROTO;
+            }
+            req->fd = g_array_index(l->rx_fds, int, 0);
+            g_array_remove_index(l->rx_fds, 0);
+        } else if (rx_fds_check(l) < 0) {
+            return -EPROTO;
+        }
+    }
+    if (req->detached) {
+        note_answered(l, req);
+    }
+    return 0;
 }
 
 /* Consume what is buffered in ib. */
@@ -196,7 +283,9 @@ static int rx_parse(KonaLink *l)
         if (l->cur_got < l->cur_hdr.len) {
             return 0;
         }
-        rx_finish(l);
+        if (rx_finish(l) < 0) {
+            return -EPROTO;
+        }
     }
 }
 
@@ -220,6 +309,49 @@ static void ib_reserve(KonaLink *l, size_t need)
  * the peer closed, -errno (-EAGAIN: nothing within the socket timeout or,
  * with @nowait, nothing now).  Protocol errors break the link.
  */
+/*
+ * recvmsg with room for descriptors, which join the FIFO.  Returns what
+ * recvmsg returns, or -EPROTO (link broken) for descriptors nobody can
+ * take.
+ */
+static ssize_t rx_recvmsg(KonaLink *l, struct iovec *iov, int iovcnt,
+                          int flags)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(RX_MAX_FDS * sizeof(int))];
+    } cm;
+    struct msghdr m = {
+        .msg_iov = iov, .msg_iovlen = (size_t)iovcnt,
+        .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf),
+    };
+    bool got_fds = false;
+    ssize_t n = recvmsg(l->fd, &m, flags | MSG_CMSG_CLOEXEC);
+
+    if (n < 0) {
+        return -errno;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < nfd; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                g_array_append_val(l->rx_fds, fd);
+            }
+            got_fds = true;
+        }
+    }
+    if (m.msg_flags & MSG_CTRUNC) {
+        link_break(l, EPROTO, "the server sent more descriptors than fit");
+        return -EPROTO;
+    }
+    if (got_fds && rx_fds_check(l) < 0) {
+        return -EPROTO;
+    }
+    return n;
+}
+
 static ssize_t rx_once(KonaLink *l, bool nowait)
 {
     int flags = nowait ? MSG_DONTWAIT : 0;
@@ -229,12 +361,16 @@ static ssize_t rx_once(KonaLink *l, bool nowait)
 
     if (l->cur && l->cur_dst == l->cur->buf && ib_empty) {
         /* rest of a READ payload: straight into the caller's buffer */
-        n = recv(l->fd, l->cur_dst + l->cur_got,
-                 l->cur_hdr.len - l->cur_got, flags);
+        struct iovec iov = {
+            .iov_base = l->cur_dst + l->cur_got,
+            .iov_len = l->cur_hdr.len - l->cur_got,
+        };
+
+        n = rx_recvmsg(l, &iov, 1, flags);
         if (n > 0) {
             l->cur_got += (uint32_t)n;
-            if (l->cur_got == l->cur_hdr.len) {
-                rx_finish(l);
+            if (l->cur_got == l->cur_hdr.len && rx_finish(l) < 0) {
+                return -EPROTO;
             }
         }
     } else if (!l->cur && ib_empty && head && head->op == KONA_OP_READ &&
@@ -244,11 +380,10 @@ static ssize_t rx_once(KonaLink *l, bool nowait)
             { .iov_base = l->ib, .iov_len = KONA_HDR_SIZE },
             { .iov_base = head->buf, .iov_len = head->len },
         };
-        struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
         KonaHdr h;
 
         l->ib_off = l->ib_len = 0;
-        n = recvmsg(l->fd, &m, flags);
+        n = rx_recvmsg(l, iov, 2, flags);
         if (n <= KONA_HDR_SIZE) {
             l->ib_len = n > 0 ? (size_t)n : 0;
         } else {
@@ -262,8 +397,8 @@ static ssize_t rx_once(KonaLink *l, bool nowait)
                     return -EPROTO;
                 }
                 l->cur_got = (uint32_t)extra;
-                if (l->cur_got == l->cur_hdr.len) {
-                    rx_finish(l);
+                if (l->cur_got == l->cur_hdr.len && rx_finish(l) < 0) {
+                    return -EPROTO;
                 }
             } else {
                 /* not the expected payload: move it where parsing looks */
@@ -273,14 +408,18 @@ static ssize_t rx_once(KonaLink *l, bool nowait)
             }
         }
     } else {
+        struct iovec iov;
+
         ib_reserve(l, 4096);
-        n = recv(l->fd, l->ib + l->ib_len, l->ib_cap - l->ib_len, flags);
+        iov.iov_base = l->ib + l->ib_len;
+        iov.iov_len = l->ib_cap - l->ib_len;
+        n = rx_recvmsg(l, &iov, 1, flags);
         if (n > 0) {
             l->ib_len += (size_t)n;
         }
     }
     if (n < 0) {
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return n == -EWOULDBLOCK ? -EAGAIN : n;
     }
     if (n == 0) {
         return 0;
@@ -301,19 +440,39 @@ static void rx_fail(KonaLink *l, ssize_t r)
     }
 }
 
+/*
+ * The deadline holds whatever the server sends: a server that dribbles a
+ * byte now and then makes progress, but not in time.  A fresh request
+ * blocks in recv (SO_RCVTIMEO is the full timeout, so it cannot overshoot
+ * by more than FRESH_SLACK_NS): the fast path is one system call.  Later
+ * waits poll for no longer than what is left.
+ */
 int kona_link_req_wait(KonaLink *l, KonaReq *req, GError **errp)
 {
-    while (!req->done) {
-        ssize_t r = rx_once(l, false);
+    int64_t timeout_ns = (int64_t)l->timeout_ms * 1000000;
 
-        if (r > 0) {
-            continue;
+    while (!req->done) {
+        int64_t left = req->deadline_ns - kona_now_ns();
+        ssize_t r;
+
+        if (left <= 0) {
+            link_break(l, ETIMEDOUT, "no reply to %s within %u ms",
+                       kona_op_name(req->op), l->timeout_ms);
+            break;
         }
-        if (r == -EAGAIN || r == -EINTR) {
-            if (kona_now_ns() >= req->deadline_ns) {
-                link_break(l, ETIMEDOUT, "no reply to %s within %u ms",
-                           kona_op_name(req->op), l->timeout_ms);
+        if (left >= timeout_ns - FRESH_SLACK_NS) {
+            r = rx_once(l, false);
+        } else {
+            struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
+            int rc = poll(&pfd, 1, (int)((left + 999999) / 1000000));
+
+            if (rc < 0 && errno != EINTR) {
+                r = -errno;
+            } else {
+                r = rc > 0 ? rx_once(l, true) : -EAGAIN;
             }
+        }
+        if (r > 0 || r == -EAGAIN || r == -EINTR) {
             continue;
         }
         rx_fail(l, r);
@@ -403,7 +562,31 @@ static void check_idle_peer(KonaLink *l)
         kona_now_ns() - l->last_rx_ns < IDLE_CHECK_NS) {
         return;
     }
-    n = recv(l->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    {
+        /* a peek dups any descriptor into our table: room for it, closed */
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(RX_MAX_FDS * sizeof(int))];
+        } cm;
+        struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+        struct msghdr m = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf),
+        };
+
+        n = recvmsg(l->fd, &m, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        for (struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; h;
+             h = CMSG_NXTHDR(&m, h)) {
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
+                size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < nfd; i++) {
+                    int fd;
+                    memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+                    close(fd);
+                }
+            }
+        }
+    }
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         link_break(l, ECONNRESET, "the server closed the connection");
     } else if (n > 0) {
@@ -445,6 +628,7 @@ static KonaReq *submit_iov_noconnect(KonaLink *l, uint16_t op,
         v[i + 1] = iov[i];
     }
     req = g_new0(KonaReq, 1);
+    req->fd = -1;
     req->id = l->next_id++;
     req->op = op;
     req->buf = rbuf;
@@ -455,6 +639,9 @@ static KonaReq *submit_iov_noconnect(KonaLink *l, uint16_t op,
     v[0].iov_len = sizeof(hdr);
     g_hash_table_insert(l->reqs, &req->id, req);
     g_queue_push_tail(&l->inflight, req);
+    if (op == KONA_OP_SLAB_MAP) {
+        l->maps_inflight++;
+    }
     if (send_all(l, v, iovcnt + 1, req->deadline_ns, errp) < 0) {
         /* link_break failed it (and everything else in flight) */
         kona_link_req_finish(l, req);
@@ -568,6 +755,20 @@ static int handshake(KonaLink *l, GError **errp)
     l->caps = rep.caps;
     l->node_id = rep.node_id;
 
+    if (!(rep.flags & KONA_HELLO_F_AUTH_REQUIRED) && l->secret &&
+        !l->allow_unauthenticated) {
+        /*
+         * Whoever listens there would be trusted with our memory without
+         * proving it knows the secret: an impostor on the memnode's
+         * address looks exactly like this.
+         */
+        link_break(l, EACCES, "server did not ask for authentication");
+        return fail(l, errp, EACCES, "the server does not ask for "
+                    "authentication although we have a shared secret: "
+                    "refusing it (it may be an impostor; start the memnode "
+                    "with --auth-all, or allow unauthenticated servers "
+                    "explicitly)");
+    }
     if (rep.flags & KONA_HELLO_F_AUTH_REQUIRED) {
         uint8_t auth[sizeof(KonaAuthReq)], want[KONA_MAC_SIZE];
         const uint8_t *secret;
@@ -647,6 +848,8 @@ static int link_open(KonaLink *l, GError **errp)
     l->last_rx_ns = kona_now_ns();
     l->ib_off = l->ib_len = 0;
     l->cur = NULL;
+    /* notes were for the old connection's server: dropped (see header) */
+    l->note_nranges = l->note_npages = 0;
     if (handshake(l, errp) < 0) {
         if (l->fd >= 0) {
             link_break(l, EPROTO, "handshake failed");
@@ -677,7 +880,9 @@ KonaLink *kona_link_connect_opts(const char *addr, const KonaLinkOptions *o,
     g_strlcpy(l->name, o && o->name ? o->name : g_get_prgname() ?
               g_get_prgname() : "kona-link", sizeof(l->name));
     l->no_reconnect = o && o->no_reconnect;
+    l->allow_unauthenticated = o && o->allow_unauthenticated;
     l->next_id = 1;
+    l->rx_fds = g_array_new(FALSE, FALSE, sizeof(int));
     l->reqs = g_hash_table_new(g_int64_hash, g_int64_equal);
     l->slabs = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
                                      g_free);
@@ -718,6 +923,11 @@ void kona_link_close(KonaLink *l)
     }
     g_hash_table_destroy(l->reqs);
     g_hash_table_destroy(l->slabs);
+    rx_fds_close(l);
+    g_array_free(l->rx_fds, TRUE);
+    g_free(l->note_ranges);
+    g_free(l->note_masks);
+    g_free(l->note_errmsg);
     if (l->secret) {
         g_bytes_unref(l->secret);
     }
@@ -1060,9 +1270,34 @@ int kona_link_write_lines(KonaLink *l, uint64_t slab_id, uint64_t block_off,
     return kona_link_wait(l, id, errp);
 }
 
+static int push_notes(KonaLink *l, GError **errp);
+
+/* A note the server refused since the last flush: report it once. */
+static int note_error(KonaLink *l, GError **errp)
+{
+    int err = l->note_err;
+
+    if (!err) {
+        return 0;
+    }
+    fail(l, errp, -err, "WROTE_LINES: %s", l->note_errmsg);
+    l->note_err = 0;
+    g_clear_pointer(&l->note_errmsg, g_free);
+    return err;
+}
+
 int kona_link_flush(KonaLink *l, GError **errp)
 {
-    return kona_link_call(l, KONA_OP_FLUSH, NULL, 0, NULL, errp);
+    int r = push_notes(l, errp);
+
+    if (r < 0) {
+        return r;
+    }
+    r = kona_link_call(l, KONA_OP_FLUSH, NULL, 0, NULL, errp);
+    if (r < 0) {
+        return r;
+    }
+    return note_error(l, errp);
 }
 
 int kona_link_ping(KonaLink *l, GError **errp)
@@ -1127,6 +1362,8 @@ int kona_link_stats(KonaLink *l, KonaMemnodeStats *out, GError **errp)
     out->bad_frames = f[KONA_STAT_BAD_FRAMES];
     out->refused = f[KONA_STAT_REFUSED];
     out->uptime_ms = f[KONA_STAT_UPTIME_MS];
+    out->maps = f[KONA_STAT_MAPS];
+    out->mapped_slabs = f[KONA_STAT_MAPPED_SLABS];
     return 0;
 }
 
@@ -1140,4 +1377,215 @@ int kona_link_send_raw(KonaLink *l, const void *buf, size_t len,
     }
     return send_all(l, &iov, 1,
                     kona_now_ns() + (int64_t)l->timeout_ms * 1000000, errp);
+}
+
+/* ---- shared memory (KONA_CAP_SHARED) ---- */
+
+bool kona_link_offers_shared(const KonaLink *l)
+{
+    return g_str_has_prefix(l->addr, "unix:") && (l->caps & KONA_CAP_SHARED);
+}
+
+/*
+ * Can @fd be mapped as @size bytes at @offset without ever faulting with
+ * SIGBUS?  A regular file (memfd or data-directory file) long enough, and
+ * a memfd (shmem and unlinked) sealed against shrinking.
+ */
+static int check_slab_fd(KonaLink *l, int fd, uint64_t size, uint64_t offset,
+                         GError **errp)
+{
+    struct stat st;
+    int seals;
+
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        return fail(l, errp, EINVAL, "SLAB_MAP: the descriptor is not a "
+                    "regular file");
+    }
+    if ((uint64_t)st.st_size < offset || (uint64_t)st.st_size - offset < size) {
+        return fail(l, errp, EINVAL, "SLAB_MAP: the descriptor has %jd "
+                    "bytes, shorter than the slab (%" G_GUINT64_FORMAT
+                    " at %" G_GUINT64_FORMAT ")", (intmax_t)st.st_size, size,
+                    offset);
+    }
+    seals = fcntl(fd, F_GET_SEALS);
+    if (seals >= 0 && st.st_nlink == 0 && !(seals & F_SEAL_SHRINK)) {
+        return fail(l, errp, EINVAL, "SLAB_MAP: the memfd is not sealed "
+                    "against shrinking (a mapping of it could fault)");
+    }
+    return 0;
+}
+
+void *kona_link_slab_map(KonaLink *l, uint64_t slab_id, uint64_t *size,
+                         GError **errp)
+{
+    KonaLinkSlab *known;
+    KonaSlabMapRep rep;
+    uint8_t p[8];
+    const char *why;
+    KonaReq *req;
+    void *mem;
+    int fd;
+
+    if (ensure_connected(l, errp) < 0) {
+        return NULL;
+    }
+    if (!kona_link_offers_shared(l)) {
+        fail(l, errp, EOPNOTSUPP, "no shared memory on this link (%s)",
+             g_str_has_prefix(l->addr, "unix:") ?
+             "the memnode does not offer it" : "not a unix socket");
+        return NULL;
+    }
+    kona_st64(p, slab_id);
+    if (kona_link_call(l, KONA_OP_SLAB_MAP, p, sizeof(p), &req, errp) < 0) {
+        return NULL;
+    }
+    why = kona_decode_slab_map_rep(req->rep, req->rep_len, &rep);
+    fd = req->fd;
+    req->fd = -1;
+    kona_link_req_finish(l, req);
+    if (why) {
+        close(fd);
+        link_break(l, EPROTO, "%s", why);
+        fail(l, errp, EPROTO, "%s", why);
+        return NULL;
+    }
+    known = g_hash_table_lookup(l->slabs, &slab_id);
+    if (known && known->size != rep.size) {
+        close(fd);
+        fail(l, errp, EINVAL, "SLAB_MAP: slab %" G_GUINT64_FORMAT " has %"
+             G_GUINT64_FORMAT " bytes, the reply says %" G_GUINT64_FORMAT,
+             slab_id, known->size, rep.size);
+        return NULL;
+    }
+    if (check_slab_fd(l, fd, rep.size, rep.offset, errp) < 0) {
+        close(fd);
+        return NULL;
+    }
+    mem = mmap(NULL, rep.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+               (off_t)rep.offset);
+    if (mem == MAP_FAILED) {
+        int err = errno;
+        close(fd);
+        fail(l, errp, EINVAL, "SLAB_MAP: cannot map the descriptor: %s",
+             g_strerror(err));
+        return NULL;
+    }
+    /* the mapping keeps the memory; the descriptor is not needed */
+    close(fd);
+    *size = rep.size;
+    return mem;
+}
+
+void kona_link_slab_unmap(void *mem, uint64_t size)
+{
+    if (mem) {
+        munmap(mem, size);
+    }
+}
+
+/* Send the batch of notes without waiting for the reply. */
+static int push_notes(KonaLink *l, GError **errp)
+{
+    uint8_t h[sizeof(KonaWroteLinesReq)];
+    struct iovec iov[3];
+    KonaReq *req;
+
+    if (!l->note_nranges) {
+        return 0;
+    }
+    if (ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if (!l->note_nranges) {
+        return 0;               /* reconnected: dropped with the old server */
+    }
+    kona_st32(h, l->note_nranges);
+    kona_st32(h + 4, 0);
+    iov[0] = (struct iovec){ h, sizeof(h) };
+    iov[1] = (struct iovec){ l->note_ranges,
+                             (size_t)l->note_nranges * sizeof(KonaWroteRange) };
+    iov[2] = (struct iovec){ l->note_masks, 8 * (size_t)l->note_npages };
+    l->note_nranges = l->note_npages = 0;
+    req = submit_iov_noconnect(l, KONA_OP_WROTE_LINES, iov, 3, NULL, 0, errp);
+    if (!req) {
+        return -(errp && *errp ? (*errp)->code : ECONNRESET);
+    }
+    if (req->done) {
+        /* answered while we were sending (a full socket) */
+        note_answered(l, req);
+    } else {
+        req->detached = true;
+    }
+    return 0;
+}
+
+int kona_link_note_lines(KonaLink *l, uint64_t slab_id, uint64_t block_off,
+                         uint32_t npages, const uint64_t *masks, GError **errp)
+{
+    uint8_t *r;
+    int ret;
+
+    if (npages == 0 || npages > KONA_MAX_NOTE_PAGES ||
+        block_off % KONA_PAGE_SIZE) {
+        return fail(l, errp, EINVAL, "WROTE_LINES needs a page-aligned offset "
+                    "and 1..%u pages (got offset %" G_GUINT64_FORMAT
+                    ", %u pages)", KONA_MAX_NOTE_PAGES, block_off, npages);
+    }
+    ret = check_range(l, "WROTE_LINES", slab_id, block_off,
+                      (uint64_t)npages * KONA_PAGE_SIZE, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!l->note_ranges) {
+        l->note_ranges = g_malloc(sizeof(KonaWroteRange) * KONA_MAX_NOTE_PAGES);
+        l->note_masks = g_malloc(8 * KONA_MAX_NOTE_PAGES);
+    }
+    if (l->note_npages + npages > KONA_MAX_NOTE_PAGES) {
+        ret = push_notes(l, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    r = l->note_ranges + (size_t)l->note_nranges * sizeof(KonaWroteRange);
+    kona_st64(r, slab_id);
+    kona_st64(r + 8, block_off);
+    kona_st32(r + 16, npages);
+    kona_st32(r + 20, 0);
+    for (uint32_t i = 0; i < npages; i++) {
+        kona_st64(l->note_masks + 8 * (size_t)(l->note_npages + i), masks[i]);
+    }
+    l->note_nranges++;
+    l->note_npages += npages;
+    if (l->note_npages == KONA_MAX_NOTE_PAGES) {
+        return push_notes(l, errp);
+    }
+    return 0;
+}
+
+int kona_link_push_notes(KonaLink *l, GError **errp)
+{
+    int r = push_notes(l, errp);
+
+    return r < 0 ? r : note_error(l, errp);
+}
+
+int kona_link_check(KonaLink *l, GError **errp)
+{
+    if (l->fd < 0) {
+        return fail(l, errp, ECONNRESET, "not connected (%s)",
+                    l->break_reason ? l->break_reason : "closed");
+    }
+    for (;;) {
+        ssize_t r = rx_once(l, true);
+
+        if (r > 0) {
+            continue;
+        }
+        if (r == -EAGAIN || r == -EINTR) {
+            return 0;
+        }
+        rx_fail(l, r);
+        return fail(l, errp, r == 0 ? ECONNRESET : (int)-r, "%s",
+                    l->break_reason);
+    }
 }

@@ -21,7 +21,13 @@
  * (or explicitly with kona_link_reconnect()): the handshake is redone and
  * every slab this link had open is reopened with its key.  Requests that
  * were in flight when it broke have failed and must be retried by the
- * caller.
+ * caller.  WROTE_LINES notes still batched for the old connection are
+ * dropped (they described writes to the old server's memory: map the
+ * slabs again after a reconnect).
+ *
+ * With a secret, the link refuses (-EACCES) a server that does not ask
+ * for authentication, unless allow_unauthenticated is set: otherwise an
+ * impostor listening on the memnode's address would be trusted.
  */
 #ifndef KONA_LINK_H
 #define KONA_LINK_H
@@ -43,6 +49,8 @@ typedef struct KonaLinkOptions {
     size_t secret_len;
     const char *name;               /* client name for the server's logs */
     bool no_reconnect;              /* fail instead of reconnecting */
+    bool allow_unauthenticated;     /* with a secret, still accept a server
+                                     * that does not ask for AUTH */
 } KonaLinkOptions;
 
 /* What STATS returns (KONA_STAT_* fields of the reply). */
@@ -62,6 +70,8 @@ typedef struct KonaMemnodeStats {
     uint64_t bad_frames;            /* connections closed for bad frames */
     uint64_t refused;               /* requests answered with an error */
     uint64_t uptime_ms;
+    uint64_t maps;                  /* slab descriptors handed out */
+    uint64_t mapped_slabs;          /* slabs mapped by connected clients */
 } KonaMemnodeStats;
 
 /*
@@ -116,7 +126,9 @@ int kona_link_write_lines(KonaLink *l, uint64_t slab_id, uint64_t block_off,
                           const void *data, GError **errp);
 /*
  * Every earlier write of this link is in the node's memory (and synced to
- * its data directory) when this returns 0.
+ * its data directory) when this returns 0.  Sends the batch of notes
+ * (kona_link_note_lines) first, and reports a note the server refused
+ * since the last flush (e.g. -EACCES) after the FLUSH itself succeeded.
  */
 int kona_link_flush(KonaLink *l, GError **errp);
 int kona_link_ping(KonaLink *l, GError **errp);
@@ -143,6 +155,46 @@ uint64_t kona_link_submit_flush(KonaLink *l, GError **errp);
 int kona_link_wait(KonaLink *l, uint64_t req_id, GError **errp);
 /* Requests submitted and not yet answered. */
 unsigned kona_link_inflight(const KonaLink *l);
+
+/* ---- shared memory (KONA_CAP_SHARED, co-located memnodes) ---- */
+
+/* Does this link offer the shared path (unix socket and KONA_CAP_SHARED)? */
+bool kona_link_offers_shared(const KonaLink *l);
+/*
+ * Map slab @slab_id (open on this link) read-write, MAP_SHARED.  Returns the
+ * mapping of exactly the slab's size (*size), or NULL with *errp set:
+ * -EOPNOTSUPP if the link does not offer the shared path, -EINVAL if the
+ * descriptor is unusable (shorter than the slab, cannot be mapped, a memfd
+ * without F_SEAL_SHRINK), -EACCES as for READ.  The descriptor is closed;
+ * the caller owns the mapping and releases it with kona_link_slab_unmap().
+ * The mapping stays valid memory whatever happens to the server (a crash
+ * leaves it orphaned; a freed slab's memory is never given to anyone else
+ * while mapped).  Map again after a reconnect.
+ */
+void *kona_link_slab_map(KonaLink *l, uint64_t slab_id, uint64_t *size,
+                         GError **errp);
+void kona_link_slab_unmap(void *mem, uint64_t size);
+/*
+ * Report lines written through a mapping (same masks layout as
+ * kona_link_write_lines).  Batched: queued in the link and sent as one
+ * WROTE_LINES frame without waiting once the batch is full
+ * (KONA_MAX_NOTE_PAGES pages), and by kona_link_flush() (which sends the
+ * batch first) and kona_link_push_notes().  Replies are consumed as they
+ * come (by any later call on the link); a refusal is reported by the next
+ * kona_link_flush() or kona_link_push_notes().  Notes pending when the
+ * connection breaks are dropped.
+ */
+int kona_link_note_lines(KonaLink *l, uint64_t slab_id, uint64_t block_off,
+                         uint32_t npages, const uint64_t *masks,
+                         GError **errp);
+int kona_link_push_notes(KonaLink *l, GError **errp);
+/*
+ * Without blocking: consume replies that have arrived and check that the
+ * server is still there.  0, or -ECONNRESET (or another -errno) with the
+ * link broken (no reconnect is attempted here; the next call that needs the
+ * server reconnects as usual).
+ */
+int kona_link_check(KonaLink *l, GError **errp);
 
 /* For tests: put raw bytes on the wire (no framing, no checks). */
 int kona_link_send_raw(KonaLink *l, const void *buf, size_t len,

@@ -8,7 +8,9 @@
 #include <glib.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #define OUTQ_IOV_MAX 1024       /* Linux IOV_MAX */
 
@@ -50,6 +52,7 @@ static KonaOutEnt *push_ent(KonaOutq *q)
     }
     e = ent_at(q, q->count++);
     memset(e, 0, sizeof(*e));
+    e->fd = -1;
     return e;
 }
 
@@ -67,6 +70,11 @@ static void pop_ent(KonaOutq *q)
     }
     if (e->ext) {
         q->n_ext--;
+    }
+    if (e->fd >= 0) {
+        /* never sent: the connection is going away */
+        close(e->fd);
+        q->n_fds--;
     }
     g_free(e->owned);
     q->bytes -= e->len;
@@ -107,13 +115,14 @@ static uint8_t *arena_alloc(KonaOutq *q, size_t len, size_t *release)
     return q->arena + off;
 }
 
-uint8_t *kona_outq_reserve(KonaOutq *q, size_t len)
+/* @fresh: start a new entry (its first byte may carry a descriptor). */
+static uint8_t *outq_reserve(KonaOutq *q, size_t len, bool fresh)
 {
     KonaOutEnt *e;
     uint8_t *p;
     size_t release;
 
-    if (q->count) {
+    if (q->count && !fresh) {
         /* grow the last arena piece in place: one iovec for many replies */
         KonaOutEnt *last = ent_at(q, q->count - 1);
         if (last->arena && !last->owned &&
@@ -141,6 +150,11 @@ uint8_t *kona_outq_reserve(KonaOutq *q, size_t len)
     e->len = len;
     q->bytes += len;
     return p;
+}
+
+uint8_t *kona_outq_reserve(KonaOutq *q, size_t len)
+{
+    return outq_reserve(q, len, false);
 }
 
 void kona_outq_put_ext(KonaOutq *q, const void *tag, void *base, size_t len)
@@ -176,17 +190,47 @@ void kona_outq_detach(KonaOutq *q, const void *tag, const uint8_t *lo,
 int kona_outq_flush(KonaOutq *q, int fd)
 {
     struct iovec iov[OUTQ_IOV_MAX];
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cm;
 
     while (q->count) {
         size_t n = MIN(q->count, (size_t)OUTQ_IOV_MAX);
+        KonaOutEnt *head = ent_at(q, 0);
         ssize_t sent;
 
         for (size_t i = 0; i < n; i++) {
             KonaOutEnt *e = ent_at(q, i);
+            if (i && e->fd >= 0) {
+                /* it goes first in the next call, with its descriptor */
+                n = i;
+                break;
+            }
             iov[i].iov_base = e->base;
             iov[i].iov_len = e->len;
         }
-        sent = writev(fd, iov, (int)n);
+        if (head->fd >= 0) {
+            struct msghdr m = {
+                .msg_iov = iov, .msg_iovlen = n,
+                .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf),
+            };
+            struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &head->fd, sizeof(int));
+            sent = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (sent > 0) {
+                /* it went with the first bytes: the peer has its copy */
+                close(head->fd);
+                head->fd = -1;
+                q->n_fds--;
+            }
+        } else {
+            sent = writev(fd, iov, (int)n);
+        }
         if (sent < 0) {
             if (errno == EINTR) {
                 continue;
@@ -220,6 +264,18 @@ uint8_t *kona_outq_reply(KonaOutq *q, const KonaHdr *h, uint32_t len)
 {
     uint8_t *p = kona_outq_reserve(q, KONA_HDR_SIZE + len);
 
+    kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, 0, len);
+    return p + KONA_HDR_SIZE;
+}
+
+uint8_t *kona_outq_reply_fd(KonaOutq *q, const KonaHdr *h, uint32_t len,
+                            int fd)
+{
+    uint8_t *p = outq_reserve(q, KONA_HDR_SIZE + len, true);
+    KonaOutEnt *e = ent_at(q, q->count - 1);
+
+    e->fd = fd;
+    q->n_fds++;
     kona_hdr_encode(p, h->op | KONA_OP_REPLY, h->req_id, 0, len);
     return p + KONA_HDR_SIZE;
 }

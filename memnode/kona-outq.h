@@ -9,6 +9,10 @@
  * memory calls kona_outq_detach() first: it copies the affected pieces
  * into the queue's own memory, so a reply always carries the data as it
  * was when the request was processed.
+ *
+ * A reply may carry a file descriptor (SLAB_MAP): it is sent with
+ * SCM_RIGHTS on the reply's first bytes, and the queue owns it until then
+ * (closed once sent, or when the queue is cleared).
  */
 #ifndef KONA_OUTQ_H
 #define KONA_OUTQ_H
@@ -26,6 +30,7 @@ typedef struct KonaOutEnt {
     void *owned;                /* g_malloc'ed block freed when sent */
     size_t arena;               /* arena bytes released when sent */
     const void *ext;            /* owner tag of external memory, or NULL */
+    int fd;                     /* sent with the first byte of base, or -1 */
 } KonaOutEnt;
 
 typedef struct KonaOutq {
@@ -33,6 +38,7 @@ typedef struct KonaOutq {
     size_t cap, head, count;
     size_t bytes;               /* unsent bytes in the queue */
     size_t n_ext;               /* entries referencing external memory */
+    size_t n_fds;               /* descriptors waiting to be sent */
     uint8_t *arena;
     size_t arena_cap, a_head, a_tail, a_used;
 } KonaOutq;
@@ -50,6 +56,12 @@ uint8_t *kona_outq_reply(KonaOutq *q, const KonaHdr *h, uint32_t len);
  */
 void kona_outq_reply_error(KonaOutq *q, const KonaHdr *h, int err,
                            const char *msg);
+/*
+ * Like kona_outq_reply, and @fd (which the queue now owns) goes with the
+ * reply's first bytes.  Needs a unix socket.
+ */
+uint8_t *kona_outq_reply_fd(KonaOutq *q, const KonaHdr *h, uint32_t len,
+                            int fd);
 void kona_outq_destroy(KonaOutq *q);
 
 /* Append @len bytes to the queue and return them for the caller to fill. */
@@ -68,6 +80,7 @@ void kona_outq_detach(KonaOutq *q, const void *tag, const uint8_t *lo,
 /*
  * Send as much as the socket takes.  Returns 0 when the queue is empty,
  * 1 when the socket is full (wait for EPOLLOUT), -errno on error.
+ * Descriptors are closed once they are sent.
  */
 int kona_outq_flush(KonaOutq *q, int fd);
 

@@ -17,6 +17,9 @@ static_assert(sizeof(KonaSlabRep) == 40, "KonaSlabRep");
 static_assert(sizeof(KonaSlabAttachReq) == 16, "KonaSlabAttachReq");
 static_assert(sizeof(KonaReadReq) == 24, "KonaReadReq");
 static_assert(sizeof(KonaWriteLinesReq) == 24, "KonaWriteLinesReq");
+static_assert(sizeof(KonaSlabMapRep) == 24, "KonaSlabMapRep");
+static_assert(sizeof(KonaWroteLinesReq) == 8, "KonaWroteLinesReq");
+static_assert(sizeof(KonaWroteRange) == 24, "KonaWroteRange");
 static_assert(sizeof(KonaRackRegisterReq) == 16, "KonaRackRegisterReq");
 static_assert(sizeof(KonaRackAllocReq) == 24, "KonaRackAllocReq");
 static_assert(sizeof(KonaRackAllocRep) == 24, "KonaRackAllocRep");
@@ -25,6 +28,9 @@ static_assert(sizeof(KonaRackStatusRep) == 24, "KonaRackStatusRep");
 static_assert(sizeof(KonaRackNode) == 32, "KonaRackNode");
 static_assert(KONA_MAX_PAYLOAD >= sizeof(KonaWriteLinesReq) +
               8 * KONA_MAX_WRITE_PAGES + KONA_MAX_IO, "max payload");
+static_assert(KONA_MAX_PAYLOAD >= sizeof(KonaWroteLinesReq) +
+              (sizeof(KonaWroteRange) + 8) * KONA_MAX_NOTE_PAGES,
+              "max WROTE_LINES payload");
 
 uint64_t kona_ld64(const uint8_t *p)
 {
@@ -77,9 +83,11 @@ const char *kona_op_name(unsigned op)
     case KONA_OP_SLAB_FREE:     return "SLAB_FREE";
     case KONA_OP_SLAB_OPEN:     return "SLAB_OPEN";
     case KONA_OP_SLAB_ATTACH:   return "SLAB_ATTACH";
+    case KONA_OP_SLAB_MAP:      return "SLAB_MAP";
     case KONA_OP_READ:          return "READ";
     case KONA_OP_WRITE_LINES:   return "WRITE_LINES";
     case KONA_OP_FLUSH:         return "FLUSH";
+    case KONA_OP_WROTE_LINES:   return "WROTE_LINES";
     case KONA_OP_RACK_REGISTER: return "RACK_REGISTER";
     case KONA_OP_RACK_ALLOC:    return "RACK_ALLOC";
     case KONA_OP_RACK_FREE:     return "RACK_FREE";
@@ -135,6 +143,7 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         *min = *max = sizeof(KonaSlabAllocReq);
         return true;
     case KONA_OP_SLAB_FREE:
+    case KONA_OP_SLAB_MAP:
     case KONA_OP_RACK_FREE:
         *min = *max = 8;
         return true;
@@ -152,6 +161,12 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         *min = sizeof(KonaWriteLinesReq) + 8;
         *max = sizeof(KonaWriteLinesReq) + 8 * KONA_MAX_WRITE_PAGES +
                KONA_MAX_IO;
+        return true;
+    case KONA_OP_WROTE_LINES:
+        /* one range of one page at least; every page costs a range at most */
+        *min = sizeof(KonaWroteLinesReq) + sizeof(KonaWroteRange) + 8;
+        *max = sizeof(KonaWroteLinesReq) +
+               (sizeof(KonaWroteRange) + 8) * KONA_MAX_NOTE_PAGES;
         return true;
     case KONA_OP_RACK_REGISTER:
         *min = sizeof(KonaRackRegisterReq) + 1;
@@ -222,6 +237,9 @@ const char *kona_check_reply_hdr(const KonaHdr *h, unsigned req_op)
     case KONA_OP_SLAB_OPEN:
     case KONA_OP_SLAB_ATTACH:
         return h->len == sizeof(KonaSlabRep) ? NULL : "bad slab reply";
+    case KONA_OP_SLAB_MAP:
+        return h->len == sizeof(KonaSlabMapRep) ? NULL :
+               "bad SLAB_MAP reply";
     case KONA_OP_RACK_REGISTER:
         return h->len == sizeof(KonaRackRegisterRep) ? NULL :
                "bad RACK_REGISTER reply";
@@ -435,6 +453,85 @@ const char *kona_decode_slab_rep(const uint8_t *p, uint32_t len,
     memcpy(out->key, p + 16, KONA_KEY_SIZE);
     out->flags = kona_ld32(p + 32);
     out->reserved = kona_ld32(p + 36);
+    return NULL;
+}
+
+const char *kona_decode_slab_map_rep(const uint8_t *p, uint32_t len,
+                                     KonaSlabMapRep *out)
+{
+    if (len != sizeof(*out)) {
+        return "bad SLAB_MAP reply length";
+    }
+    out->size = kona_ld64(p);
+    out->offset = kona_ld64(p + 8);
+    out->flags = kona_ld32(p + 16);
+    out->reserved = kona_ld32(p + 20);
+    if (out->flags || out->reserved) {
+        return "SLAB_MAP reply reserved field not zero";
+    }
+    if (out->size < KONA_MIN_SLAB_SIZE || out->size > KONA_MAX_SLAB_SIZE ||
+        out->size % KONA_PAGE_SIZE || out->offset % KONA_PAGE_SIZE ||
+        out->offset > KONA_MAX_SLAB_SIZE) {
+        return "SLAB_MAP reply size or offset out of range";
+    }
+    return NULL;
+}
+
+void kona_wrote_range(const uint8_t *p, uint32_t i, KonaWroteRange *out)
+{
+    const uint8_t *r = p + sizeof(KonaWroteLinesReq) +
+                       (size_t)i * sizeof(KonaWroteRange);
+
+    out->slab_id = kona_ld64(r);
+    out->block_off = kona_ld64(r + 8);
+    out->npages = kona_ld32(r + 16);
+    out->reserved = kona_ld32(r + 20);
+}
+
+const char *kona_decode_wrote_lines_req(const uint8_t *p, uint32_t len,
+                                        KonaWroteLinesReq *out,
+                                        const uint8_t **masks)
+{
+    uint64_t pages = 0, ranges_end;
+
+    if (len < sizeof(*out)) {
+        return "WROTE_LINES truncated";
+    }
+    out->nranges = kona_ld32(p);
+    out->reserved = kona_ld32(p + 4);
+    if (out->reserved) {
+        return "WROTE_LINES reserved field not zero";
+    }
+    if (out->nranges == 0 || out->nranges > KONA_MAX_NOTE_PAGES) {
+        return "WROTE_LINES range count out of range";
+    }
+    ranges_end = sizeof(*out) + (uint64_t)out->nranges * sizeof(KonaWroteRange);
+    if (len < ranges_end) {
+        return "WROTE_LINES ranges truncated";
+    }
+    for (uint32_t i = 0; i < out->nranges; i++) {
+        KonaWroteRange r;
+
+        kona_wrote_range(p, i, &r);
+        if (r.reserved) {
+            return "WROTE_LINES range reserved field not zero";
+        }
+        if (r.npages == 0 || r.npages > KONA_MAX_NOTE_PAGES) {
+            return "WROTE_LINES range page count out of range";
+        }
+        if (r.block_off % KONA_PAGE_SIZE ||
+            r.block_off >= KONA_MAX_SLAB_SIZE) {
+            return "WROTE_LINES block offset not page aligned or out of range";
+        }
+        pages += r.npages;
+    }
+    if (pages > KONA_MAX_NOTE_PAGES) {
+        return "WROTE_LINES too many pages";
+    }
+    if (len != ranges_end + 8 * pages) {
+        return "WROTE_LINES length does not match the ranges";
+    }
+    *masks = p + ranges_end;
     return NULL;
 }
 

@@ -75,7 +75,12 @@
  *                                            -> empty
  *   FLUSH        empty                       -> empty, sent only once every
  *                earlier write of this connection is in the node's memory
- *                (and, with a data directory, msync'ed to its files)
+ *                (and, with a data directory, msync'ed to its files: the
+ *                socket writes, the ranges reported by WROTE_LINES and
+ *                every slab this connection has mapped with SLAB_MAP)
+ *   SLAB_MAP     KonaSlabIdReq               -> KonaSlabMapRep + 1 descriptor
+ *   WROTE_LINES  KonaWroteLinesReq + nranges x KonaWroteRange + u64 masks
+ *                                            -> empty
  *   RACK_*       rack controller ops, see below.
  *
  * WRITE_LINES carries dirty cache lines only: block_off is a multiple of
@@ -83,6 +88,50 @@
  * line j of that page is present); the data holds the present lines in
  * order (page by page, line by line), popcount(all masks) * 64 bytes.
  * Lines whose bit is clear are left untouched.
+ *
+ * Shared memory (KONA_CAP_SHARED)
+ * -------------------------------
+ * A client on the same host can map a slab instead of moving its bytes
+ * through the socket.  The server offers KONA_CAP_SHARED only on unix
+ * socket connections (never TCP) and only when not started with
+ * --no-shared.  A slab is a memfd (sealed with F_SEAL_SHRINK |
+ * F_SEAL_GROW | F_SEAL_SEAL, so a mapping of it can never SIGBUS) or,
+ * with a data directory, its fully allocated file.
+ *
+ * SLAB_MAP asks for the descriptor of a slab open on this connection (the
+ * same rule as READ: -EACCES otherwise).  The success reply carries
+ * exactly one descriptor (SCM_RIGHTS) attached to the reply frame's
+ * bytes; an error reply carries none.  The client maps `size` bytes at
+ * `offset` of it MAP_SHARED read-write, then closes the descriptor.  It is
+ * refused with -EOPNOTSUPP where the connection did not negotiate
+ * KONA_CAP_SHARED (TCP, --no-shared, or a client that did not ask).  A
+ * server queues at most KONA_MAX_QUEUED_FDS descriptors per connection:
+ * past that it reads no more requests from it until they are received.
+ *
+ * The memory of a mapped slab is never handed to anyone else: every slab
+ * is new memory (a new memfd or file), so a freed slab lives on in the
+ * mappings that hold it, and stays counted in the node's used capacity
+ * (STATS slab_bytes) until every connection that mapped it has closed.
+ * After a memnode restart, an anonymous slab's mapping is still valid
+ * memory but orphaned (the slab is gone); a data-directory slab comes
+ * back with the same id and key, and mapping it again gives the same file.
+ * Such a file cannot be sealed (most file systems have no seals): a
+ * client holding its descriptor could truncate it and make the node fault
+ * on the slab, so offer the shared path of a --data-dir memnode to
+ * trusted clients only (or run it with --no-shared).
+ *
+ * WROTE_LINES tells the node which lines a client wrote through its
+ * mapping: the node counts them in STATS exactly as if each range had
+ * come in its own WRITE_LINES (writes += nranges, lines_written and
+ * bytes_written by the lines set in the masks) and marks the ranges for
+ * the next FLUSH's sync.  Payload: KonaWroteLinesReq, then `nranges`
+ * KonaWroteRange, then the masks of every range in range order (one u64
+ * per 4 KiB page, bit j = line j, as WRITE_LINES).  1 <= nranges;
+ * every range has 1 <= npages and a page-aligned block_off; the total of
+ * npages is <= KONA_MAX_NOTE_PAGES; the payload length is exactly that
+ * layout; every range lies inside its slab.  Breaking any of these is a
+ * malformed frame.  If a range names a slab not open on this connection
+ * the whole request is refused with -EACCES and nothing is counted.
  *
  * Rack controller
  * ---------------
@@ -131,6 +180,10 @@
 #define KONA_NONCE_SIZE         32
 #define KONA_MAC_SIZE           32
 #define KONA_KEY_SIZE           16
+/* WROTE_LINES: pages over all ranges of one request (32 KiB of masks) */
+#define KONA_MAX_NOTE_PAGES     (KONA_MAX_WRITE_PAGES * 4)          /* 1024 */
+/* descriptors a server queues to one connection (SLAB_MAP replies) */
+#define KONA_MAX_QUEUED_FDS     16
 
 /* ---- operations ---- */
 typedef enum KonaOp {
@@ -143,10 +196,12 @@ typedef enum KonaOp {
     KONA_OP_SLAB_FREE     = 0x11,
     KONA_OP_SLAB_OPEN     = 0x12,
     KONA_OP_SLAB_ATTACH   = 0x13,
+    KONA_OP_SLAB_MAP      = 0x14,
 
     KONA_OP_READ          = 0x20,
     KONA_OP_WRITE_LINES   = 0x21,
     KONA_OP_FLUSH         = 0x22,
+    KONA_OP_WROTE_LINES   = 0x23,
 
     KONA_OP_RACK_REGISTER = 0x30,
     KONA_OP_RACK_ALLOC    = 0x31,
@@ -164,7 +219,9 @@ typedef enum KonaOp {
 #define KONA_CAP_PERSIST        (1ull << 4)     /* slabs survive a restart */
 #define KONA_CAP_RACK           (1ull << 5)     /* peer is a rack controller */
 #define KONA_CAP_ERRMSG         (1ull << 6)     /* error replies carry text */
-#define KONA_CAP_ALL            ((1ull << 7) - 1)
+#define KONA_CAP_SHARED         (1ull << 7)     /* SLAB_MAP hands out slab
+                                                 * descriptors (unix only) */
+#define KONA_CAP_ALL            ((1ull << 8) - 1)
 
 /*
  * Wire images.  Fields are little endian; every struct is naturally
@@ -235,6 +292,8 @@ typedef enum KonaStatField {
     KONA_STAT_BAD_FRAMES,
     KONA_STAT_REFUSED,
     KONA_STAT_UPTIME_MS,
+    KONA_STAT_MAPS,             /* slab descriptors handed out (SLAB_MAP) */
+    KONA_STAT_MAPPED_SLABS,     /* slabs mapped by a connected client now */
     KONA_STAT__COUNT
 } KonaStatField;
 
@@ -284,6 +343,25 @@ typedef struct KonaWriteLinesReq {
     uint32_t npages;            /* 1..KONA_MAX_WRITE_PAGES */
     uint32_t reserved;
 } KonaWriteLinesReq;
+
+typedef struct KonaSlabMapRep {
+    uint64_t size;              /* the slab's size: map exactly this much */
+    uint64_t offset;            /* of the slab in the descriptor */
+    uint32_t flags;             /* reserved, 0 */
+    uint32_t reserved;
+} KonaSlabMapRep;
+
+typedef struct KonaWroteLinesReq {
+    uint32_t nranges;           /* >= 1 KonaWroteRange follow, then masks */
+    uint32_t reserved;
+} KonaWroteLinesReq;
+
+typedef struct KonaWroteRange {
+    uint64_t slab_id;
+    uint64_t block_off;         /* multiple of KONA_PAGE_SIZE */
+    uint32_t npages;            /* >= 1; sum over ranges <= KONA_MAX_NOTE_PAGES */
+    uint32_t reserved;
+} KonaWroteRange;
 
 typedef struct KonaRackRegisterReq {
     uint64_t capacity;          /* bytes the node offers */
@@ -402,6 +480,18 @@ const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
                                         const char **name);
 const char *kona_decode_slab_rep(const uint8_t *p, uint32_t len,
                                  KonaSlabRep *out);
+const char *kona_decode_slab_map_rep(const uint8_t *p, uint32_t len,
+                                     KonaSlabMapRep *out);
+/*
+ * WROTE_LINES: checks the layout (nranges, each range's npages and
+ * alignment, the total, the exact length), not the slabs.  Range i is
+ * kona_wrote_range(p, i); its masks start at *masks + 8 * (sum of the
+ * npages of the ranges before it).
+ */
+const char *kona_decode_wrote_lines_req(const uint8_t *p, uint32_t len,
+                                        KonaWroteLinesReq *out,
+                                        const uint8_t **masks);
+void kona_wrote_range(const uint8_t *p, uint32_t i, KonaWroteRange *out);
 const char *kona_decode_rack_register_req(const uint8_t *p, uint32_t len,
                                           KonaRackRegisterReq *out,
                                           const char **addr);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -85,6 +86,7 @@ static struct {
     char *advertise;
     int ready_fd;
     char *pid_file;
+    gboolean no_shared;
     gboolean verbose;
 } opt = {
     .linger_s = 60,
@@ -130,6 +132,9 @@ static GOptionEntry entries[] = {
       "Write 'READY addr...' to FD and close it once listening", "FD" },
     { "pid-file", 0, 0, G_OPTION_ARG_FILENAME, &opt.pid_file,
       "Write the process id to FILE once listening", "FILE" },
+    { "no-shared", 0, 0, G_OPTION_ARG_NONE, &opt.no_shared,
+      "Never hand slab descriptors to clients: no shared-memory path even "
+      "on unix sockets (KONA_CAP_SHARED)", NULL },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt.verbose,
       "Log connections and refused requests", NULL },
     { 0 }
@@ -266,6 +271,8 @@ static void accept_clients(Memnode *mn, Listener *ls)
         cw = g_new0(ConnWatch, 1);
         cw->w.kind = WATCH_CONN;
         cw->c = mn_conn_new(mn->srv, fd, peer, ls->auth_required);
+        /* descriptors only travel over unix sockets */
+        cw->c->unix_sock = ls->unix_path != NULL;
         cw->c->events = EPOLLIN;
         cw->c->opaque = cw;
         epoll_set(mn, fd, EPOLLIN, cw, EPOLL_CTL_ADD);
@@ -409,6 +416,7 @@ static void parse_options(int argc, char **argv, MnConfig *cfg)
     cfg->max_clients = (unsigned)opt.max_clients;
     cfg->max_client_slabs = (unsigned)opt.max_client_slabs;
     cfg->data_dir = opt.data_dir;
+    cfg->no_shared = opt.no_shared;
     cfg->verbose = opt.verbose;
     if (opt.secret_file) {
         cfg->secret = kona_auth_load_secret(opt.secret_file, &err);
@@ -436,6 +444,21 @@ static int setup_signals(void)
         die("signalfd: %s", g_strerror(errno));
     }
     return fd;
+}
+
+/*
+ * Every slab keeps a descriptor open (its memfd or file, for SLAB_MAP),
+ * besides the clients' sockets: the default soft limit of 1024 would cap
+ * the node at fewer slabs than --max-client-slabs allows one client.
+ */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 static void shutdown_node(Memnode *mn)
@@ -475,6 +498,7 @@ int main(int argc, char **argv)
     struct epoll_event ev[MAX_EVENTS];
 
     parse_options(argc, argv, &cfg);
+    raise_fd_limit();
     mn.sigfd = setup_signals();
     mn.epfd = epoll_create1(EPOLL_CLOEXEC);
     mn.srv = mn_server_new(&cfg, &err);

@@ -6,6 +6,13 @@
  * ordered after earlier writes and keeps the data path free of locks.
  * The price is that nothing here may block for long; the only blocking
  * call is msync on FLUSH with a data directory.
+ *
+ * Clients on the same host may map slabs (SLAB_MAP, KONA_CAP_SHARED) and
+ * write through the mapping; they report those lines with WROTE_LINES so
+ * the counters and FLUSH see them.  Such writes bypass this thread, so
+ * the node cannot order them against its own socket traffic: a READ reply
+ * still queued can carry bytes a client wrote through its mapping after
+ * the READ was answered (as any concurrent access to shared memory).
  */
 #include "memnode-server.h"
 #include "kona-auth.h"
@@ -13,6 +20,7 @@
 #include "kona-util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +88,7 @@ MnConn *mn_conn_new(MnServer *srv, int fd, const char *peer,
     c->in = g_malloc(c->in_cap);
     kona_outq_init(&c->out, OUT_ARENA);
     c->open = g_hash_table_new(g_int64_hash, g_int64_equal);
+    c->mapped = g_hash_table_new(NULL, NULL);
     kona_random_bytes(c->nonce, sizeof(c->nonce));
     c->handshake_deadline_ms = kona_now_ms() + srv->cfg.handshake_ms;
     c->link.data = c;
@@ -116,6 +125,13 @@ void mn_conn_free(MnConn *c)
         mn_slab_unref(srv->store, v);
     }
     g_hash_table_destroy(c->open);
+    /* our client's mappings end with its connection (as far as we can see) */
+    g_hash_table_iter_init(&it, c->mapped);
+    while (g_hash_table_iter_next(&it, &v, NULL)) {
+        g_hash_table_iter_remove(&it);
+        mn_slab_map_unref(srv->store, v);
+    }
+    g_hash_table_destroy(c->mapped);
     g_queue_unlink(&srv->conns, &c->link);
     srv->stats[KONA_STAT_CLIENTS]--;
     g_free(c->in);
@@ -142,9 +158,19 @@ void mn_conn_in_commit(MnConn *c, size_t n)
     c->in_len += n;
 }
 
+/*
+ * Room for more replies: bytes, and descriptors (a client that asks for
+ * descriptors and never reads them would otherwise use up ours).
+ */
+static bool conn_out_room(MnConn *c)
+{
+    return c->out.bytes < c->srv->cfg.max_inflight &&
+           c->out.n_fds < KONA_MAX_QUEUED_FDS;
+}
+
 bool mn_conn_want_read(MnConn *c)
 {
-    return !c->closing && c->out.bytes < c->srv->cfg.max_inflight &&
+    return !c->closing && conn_out_room(c) &&
            c->in_len - c->in_off < c->in_cap;
 }
 
@@ -290,12 +316,15 @@ static bool op_hello(MnConn *c, const KonaHdr *h, const uint8_t *p)
         return bad_frame(c, h, why);
     }
     g_strlcpy(c->name, req.name, sizeof(c->name));
+    c->caps = req.caps & (server_caps |
+                          (c->srv->cfg.data_dir ? KONA_CAP_PERSIST : 0) |
+                          (c->unix_sock && !c->srv->cfg.no_shared ?
+                           KONA_CAP_SHARED : 0));
     r = reply(c, h, sizeof(KonaHelloRep));
     kona_st32(r, KONA_PROTO_MAGIC);
     kona_st16(r + 4, KONA_PROTO_VERSION);
     kona_st16(r + 6, c->auth_required ? KONA_HELLO_F_AUTH_REQUIRED : 0);
-    kona_st64(r + 8, req.caps & (server_caps |
-                                 (c->srv->cfg.data_dir ? KONA_CAP_PERSIST : 0)));
+    kona_st64(r + 8, c->caps);
     kona_st32(r + 16, KONA_MAX_PAYLOAD);
     kona_st32(r + 20, KONA_MAX_IO);
     kona_st64(r + 24, c->srv->cfg.max_inflight);
@@ -341,6 +370,7 @@ static void op_stats(MnConn *c, const KonaHdr *h)
     srv->stats[KONA_STAT_SLABS] = g_hash_table_size(srv->store->by_id);
     srv->stats[KONA_STAT_SLAB_BYTES] = srv->store->used;
     srv->stats[KONA_STAT_UPTIME_MS] = (uint64_t)(kona_now_ms() - srv->start_ms);
+    srv->stats[KONA_STAT_MAPPED_SLABS] = srv->store->mapped_slabs;
     kona_st32(p, KONA_STAT__COUNT);
     kona_st32(p + 4, 0);
     for (int i = 0; i < KONA_STAT__COUNT; i++) {
@@ -412,16 +442,122 @@ static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
     return true;
 }
 
+/*
+ * WROTE_LINES: lines a client wrote through its mapping.  Nothing to copy;
+ * count them as WRITE_LINES would and mark them for FLUSH.
+ */
+static bool op_wrote_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaWroteLinesReq req;
+    const uint8_t *masks;
+    const char *why = kona_decode_wrote_lines_req(p, h->len, &req, &masks);
+    uint64_t lines = 0, refused = 0;
+    bool any_refused = false;
+    MnServer *srv = c->srv;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    /* check every range first: all or nothing */
+    for (uint32_t i = 0; i < req.nranges; i++) {
+        KonaWroteRange r;
+        MnSlab *s;
+
+        kona_wrote_range(p, i, &r);
+        s = conn_slab(c, r.slab_id);
+        if (!s) {
+            any_refused = true;
+            refused = r.slab_id;
+            continue;
+        }
+        if (r.block_off > s->size ||
+            (uint64_t)r.npages * KONA_PAGE_SIZE > s->size - r.block_off) {
+            return bad_frame(c, h, "WROTE_LINES beyond the end of the slab");
+        }
+    }
+    if (any_refused) {
+        reply_err(c, h, EACCES, "slab %" G_GUINT64_FORMAT
+                  " is not open on this connection", refused);
+        return true;
+    }
+    for (uint32_t i = 0; i < req.nranges; i++) {
+        KonaWroteRange r;
+
+        kona_wrote_range(p, i, &r);
+        for (uint32_t j = 0; j < r.npages; j++) {
+            lines += kona_lines_count(kona_ld64(masks));
+            masks += 8;
+        }
+        mn_slab_dirty(conn_slab(c, r.slab_id), r.block_off,
+                      (uint64_t)r.npages * KONA_PAGE_SIZE);
+    }
+    srv->stats[KONA_STAT_WRITES] += req.nranges;
+    srv->stats[KONA_STAT_LINES_WRITTEN] += lines;
+    srv->stats[KONA_STAT_BYTES_WRITTEN] += lines * KONA_LINE_SIZE;
+    reply(c, h, 0);
+    return true;
+}
+
+/* SLAB_MAP: hand the slab's descriptor to a client on this host. */
+static bool op_slab_map(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaSlabIdReq req;
+    const char *why = kona_decode_slab_id_req(p, h->len, &req);
+    MnSlab *s;
+    uint8_t *r;
+    int fd;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    if (!(c->caps & KONA_CAP_SHARED)) {
+        reply_err(c, h, EOPNOTSUPP, "no shared memory on this connection (%s)",
+                  !c->unix_sock ? "not a unix socket" :
+                  c->srv->cfg.no_shared ? "the memnode runs with --no-shared" :
+                  "the client did not ask for it in HELLO");
+        return true;
+    }
+    s = conn_slab_or_refuse(c, h, req.slab_id);
+    if (!s) {
+        return true;
+    }
+    fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        int err = errno;
+        reply_err(c, h, err, "cannot pass the slab's descriptor: %s",
+                  g_strerror(err));
+        return true;
+    }
+    r = kona_outq_reply_fd(&c->out, h, sizeof(KonaSlabMapRep), fd);
+    kona_st64(r, s->size);
+    kona_st64(r + 8, 0);
+    kona_st32(r + 16, 0);
+    kona_st32(r + 20, 0);
+    if (!g_hash_table_contains(c->mapped, s)) {
+        g_hash_table_add(c->mapped, s);
+        mn_slab_map_ref(c->srv->store, s);
+    }
+    c->srv->stats[KONA_STAT_MAPS]++;
+    return true;
+}
+
 static void op_flush(MnConn *c, const KonaHdr *h)
 {
     GHashTableIter it;
     gpointer v;
     int err = 0;
 
-    /* writes are applied as they arrive; only files need syncing */
+    /*
+     * Writes are applied as they arrive; only files need syncing: what
+     * came through the socket or WROTE_LINES (the dirty range), and all
+     * of every slab this client has mapped, whose writes we may not have
+     * been told about (a mapped slab is open until freed, and a freed one
+     * has no file left to sync).
+     */
     g_hash_table_iter_init(&it, c->open);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
-        int r = mn_slab_sync(c->srv->store, v);
+        int r = mn_slab_sync(c->srv->store, v,
+                             g_hash_table_contains(c->mapped, v));
         err = err ? err : r;
     }
     c->srv->stats[KONA_STAT_FLUSHES]++;
@@ -568,6 +704,10 @@ static bool dispatch(MnConn *c, const KonaHdr *h, const uint8_t *p)
     case KONA_OP_FLUSH:
         op_flush(c, h);
         return true;
+    case KONA_OP_WROTE_LINES:
+        return op_wrote_lines(c, h, p);
+    case KONA_OP_SLAB_MAP:
+        return op_slab_map(c, h, p);
     case KONA_OP_PING:
         memcpy(reply(c, h, h->len), p, h->len);
         return true;
@@ -595,7 +735,7 @@ static bool dispatch(MnConn *c, const KonaHdr *h, const uint8_t *p)
 
 bool mn_conn_process(MnConn *c)
 {
-    while (!c->closing && c->out.bytes < c->srv->cfg.max_inflight) {
+    while (!c->closing && conn_out_room(c)) {
         size_t avail = c->in_len - c->in_off;
         const char *why;
         KonaHdr h;

@@ -23,6 +23,7 @@ typedef struct MnConfig {
     uint64_t max_inflight;      /* reply bytes queued per connection */
     GBytes *secret;             /* shared secret, NULL if none */
     int64_t handshake_ms;       /* HELLO (and AUTH) must be done by then */
+    bool no_shared;             /* never offer KONA_CAP_SHARED */
     bool verbose;
 } MnConfig;
 
@@ -47,6 +48,8 @@ typedef struct MnConn {
     int fd;
     char *peer;                 /* for messages */
     bool auth_required;
+    bool unix_sock;             /* may offer KONA_CAP_SHARED (set by caller) */
+    uint64_t caps;              /* negotiated in HELLO */
     MnConnState state;
     int64_t handshake_deadline_ms;
     uint8_t nonce[KONA_NONCE_SIZE];
@@ -57,6 +60,7 @@ typedef struct MnConn {
     KonaOutq out;
 
     GHashTable *open;           /* slab id -> MnSlab*, holding a ref */
+    GHashTable *mapped;         /* MnSlab* set, holding a map ref */
     MnSlab *last;               /* last slab used: skips the hash lookup */
 
     GList link, ext_link;

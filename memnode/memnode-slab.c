@@ -1,11 +1,19 @@
 /*
  * Slab store of kona-memnode.
  *
- * Anonymous slabs are MAP_NORESERVE mappings: a 1 GiB slab costs nothing
- * until touched and reads of untouched pages see zeros.  With a data
- * directory each slab is a sparse file mapped MAP_SHARED plus a small
- * key file (slab-<id>.meta) written atomically before the slab is handed
- * out, so a restarted memnode finds the same ids, keys, names and bytes.
+ * An anonymous slab is a memfd of its own, mapped MAP_SHARED: a 1 GiB
+ * slab costs nothing until touched (shmem allocates on first access) and
+ * untouched pages read as zeros.  The memfd is sealed against shrinking
+ * and growing (and the seals themselves sealed), so a client that maps
+ * its descriptor can never see SIGBUS, and every slab is new memory: a
+ * freed slab's pages live on only in the mappings that still hold them.
+ *
+ * With a data directory each slab is a file, fully allocated when created
+ * (fallocate: a full disk fails the allocation with -ENOSPC instead of a
+ * later SIGBUS in the memnode or in a client's mapping), mapped
+ * MAP_SHARED and kept open, plus a small key file (slab-<id>.meta)
+ * written atomically before the slab is handed out, so a restarted
+ * memnode finds the same ids, keys, names and bytes.
  */
 #include "memnode-slab.h"
 #include "kona-auth.h"
@@ -13,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -26,73 +35,173 @@ static char *slab_path(MnSlabStore *st, uint64_t id, const char *ext)
                            st->data_dir, id, ext);
 }
 
+static MnSlab *slab_new_struct(void)
+{
+    MnSlab *s = g_new0(MnSlab, 1);
+
+    s->fd = -1;
+    return s;
+}
+
 static void slab_free_struct(MnSlab *s)
 {
     g_free(s->name);
     g_free(s);
 }
 
-static int slab_map(MnSlabStore *st, MnSlab *s, bool create, GError **errp)
+/* Drop the node's own mapping and descriptor (clients keep theirs). */
+static void slab_unmap(MnSlab *s)
 {
-    g_autofree char *path = NULL;
-    int fd, err;
-    struct stat sb;
-
-    if (!st->data_dir) {
-        s->mem = mmap(NULL, s->size, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (s->mem == MAP_FAILED) {
-            s->mem = NULL;
-            err = errno;
-            g_set_error(errp, KONA_ERROR, ENOMEM,
-                        "cannot map a %" G_GUINT64_FORMAT "-byte slab: %s",
-                        s->size, g_strerror(err));
-            return -ENOMEM;
-        }
-        return 0;
+    if (s->mem) {
+        munmap(s->mem, s->size);
+        s->mem = NULL;
     }
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
 
-    path = slab_path(st, s->id, "mem");
-    fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0),
-              0600);
-    if (fd < 0) {
+/* The node's mapping of s->fd. */
+static int slab_mmap(MnSlab *s)
+{
+    void *m = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd,
+                   0);
+
+    if (m == MAP_FAILED) {
+        return -errno;
+    }
+    s->mem = m;
+    return 0;
+}
+
+/* A sealed memfd: lazily allocated, can neither shrink nor grow. */
+static int slab_map_anon(MnSlab *s, GError **errp)
+{
+    const char *what;
+    int err;
+
+    s->fd = memfd_create("kona-slab", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (s->fd < 0) {
+        what = "memfd_create";
         goto fail;
     }
-    if (create && ftruncate(fd, (off_t)s->size) < 0) {
-        goto fail_close;
+    if (ftruncate(s->fd, (off_t)s->size) < 0) {
+        what = "ftruncate";
+        goto fail;
     }
-    if (fstat(fd, &sb) < 0) {
-        goto fail_close;
+    if (fcntl(s->fd, F_ADD_SEALS,
+              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        what = "sealing";
+        goto fail;
+    }
+    err = slab_mmap(s);
+    if (err < 0) {
+        errno = -err;
+        what = "mmap";
+        goto fail;
+    }
+    return 0;
+
+fail:
+    err = errno;
+    slab_unmap(s);
+    g_set_error(errp, KONA_ERROR, err == ENOSPC ? ENOSPC : ENOMEM,
+                "cannot create a %" G_GUINT64_FORMAT "-byte slab (%s): %s",
+                s->size, what, g_strerror(err));
+    return err == ENOSPC ? -ENOSPC : -ENOMEM;
+}
+
+/* Allocate every block of the file now; 0 or -errno. */
+static int file_allocate(int fd, uint64_t size)
+{
+    int r;
+
+    if (fallocate(fd, 0, 0, (off_t)size) == 0) {
+        return 0;
+    }
+    if (errno != EOPNOTSUPP) {
+        return -errno;
+    }
+    /* a file system without fallocate: glibc writes the blocks */
+    r = posix_fallocate(fd, 0, (off_t)size);
+    return -r;
+}
+
+static int slab_map_file(MnSlabStore *st, MnSlab *s, bool create,
+                         GError **errp)
+{
+    g_autofree char *path = slab_path(st, s->id, "mem");
+    struct stat sb;
+    char b1[32];
+    int err;
+
+    s->fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0),
+                 0600);
+    if (s->fd < 0) {
+        goto fail;
+    }
+    if (create) {
+        err = file_allocate(s->fd, s->size);
+        if (err == -ENOSPC || err == -EDQUOT) {
+            g_set_error(errp, KONA_ERROR, ENOSPC,
+                        "no room for a %s slab in %s: %s",
+                        kona_format_size(s->size, b1, sizeof(b1)),
+                        st->data_dir, g_strerror(-err));
+            slab_unmap(s);
+            unlink(path);
+            return -ENOSPC;
+        }
+        if (err < 0) {
+            errno = -err;
+            goto fail;
+        }
+    }
+    if (fstat(s->fd, &sb) < 0) {
+        goto fail;
     }
     if ((uint64_t)sb.st_size != s->size) {
-        errno = EINVAL;
         g_set_error(errp, KONA_ERROR, EINVAL,
                     "%s is %jd bytes, its metadata says %" G_GUINT64_FORMAT,
                     path, (intmax_t)sb.st_size, s->size);
-        close(fd);
+        slab_unmap(s);
         return -EINVAL;
     }
-    s->mem = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (s->mem == MAP_FAILED) {
-        s->mem = NULL;
-        goto fail_close;
+    if (!create) {
+        /*
+         * Files of older memnodes may be sparse: allocate them now so a
+         * full disk cannot turn into SIGBUS later.  Failing that the slab
+         * is still served (its data is there), with a warning.
+         */
+        err = file_allocate(s->fd, s->size);
+        if (err < 0) {
+            fprintf(stderr, "kona-memnode: warning: cannot allocate all of "
+                    "%s (%s): writes to its holes may fail\n", path,
+                    g_strerror(-err));
+        }
     }
-    /* the mapping keeps the file alive; the descriptor is not needed */
-    close(fd);
+    err = slab_mmap(s);
+    if (err < 0) {
+        errno = -err;
+        goto fail;
+    }
     return 0;
 
-fail_close:
-    err = errno;
-    close(fd);
-    errno = err;
 fail:
     err = errno;
+    slab_unmap(s);
     g_set_error(errp, KONA_ERROR, err, "slab file %s: %s", path,
                 g_strerror(err));
     if (create) {
         unlink(path);
     }
     return -err;
+}
+
+static int slab_map(MnSlabStore *st, MnSlab *s, bool create, GError **errp)
+{
+    return st->data_dir ? slab_map_file(st, s, create, errp)
+                        : slab_map_anon(s, errp);
 }
 
 static bool slab_write_meta(MnSlabStore *st, MnSlab *s, GError **errp)
@@ -138,7 +247,7 @@ static MnSlab *slab_load(MnSlabStore *st, const char *meta, GError **errp)
     if (!g_key_file_load_from_file(kf, meta, G_KEY_FILE_NONE, errp)) {
         return NULL;
     }
-    s = g_new0(MnSlab, 1);
+    s = slab_new_struct();
     s->id = g_key_file_get_uint64(kf, META_GROUP, "id", NULL);
     s->size = g_key_file_get_uint64(kf, META_GROUP, "size", NULL);
     key = g_key_file_get_string(kf, META_GROUP, "key", NULL);
@@ -192,7 +301,7 @@ static bool store_load(MnSlabStore *st, GError **errp)
         if (g_hash_table_contains(st->by_id, &s->id) ||
             (s->name && g_hash_table_contains(st->by_name, s->name))) {
             g_set_error(errp, KONA_ERROR, EEXIST, "%s: duplicate slab", path);
-            munmap(s->mem, s->size);
+            slab_unmap(s);
             slab_free_struct(s);
             return false;
         }
@@ -239,7 +348,7 @@ void mn_store_free(MnSlabStore *st)
     g_hash_table_iter_init(&it, st->by_id);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         MnSlab *s = v;
-        munmap(s->mem, s->size);
+        slab_unmap(s);
         slab_free_struct(s);
     }
     g_hash_table_destroy(st->by_id);
@@ -270,7 +379,7 @@ MnSlab *mn_store_alloc(MnSlabStore *st, uint64_t size, const char *name,
                                      st->capacity - st->used, b2, sizeof(b2)));
         return NULL;
     }
-    s = g_new0(MnSlab, 1);
+    s = slab_new_struct();
     s->id = st->next_id;
     s->size = size;
     s->name = g_strdup(name);
@@ -282,7 +391,7 @@ MnSlab *mn_store_alloc(MnSlabStore *st, uint64_t size, const char *name,
     if (st->data_dir && !slab_write_meta(st, s, errp)) {
         g_autofree char *mem = slab_path(st, s->id, "mem");
         unlink(mem);
-        munmap(s->mem, s->size);
+        slab_unmap(s);
         slab_free_struct(s);
         return NULL;
     }
@@ -310,9 +419,11 @@ void mn_store_destroy(MnSlabStore *st, MnSlab *s)
         g_hash_table_remove(st->by_name, s->name);
     }
     g_hash_table_remove(st->orphans, s);
-    st->used -= s->size;
-    munmap(s->mem, s->size);
-    s->mem = NULL;
+    if (!s->maps) {
+        /* else a client may still use the memory: see mn_slab_map_unref */
+        st->used -= s->size;
+    }
+    slab_unmap(s);
     s->freed = true;
     if (st->data_dir) {
         g_autofree char *meta = slab_path(st, s->id, "meta");
@@ -321,7 +432,7 @@ void mn_store_destroy(MnSlabStore *st, MnSlab *s)
         unlink(meta);
         unlink(mem);
     }
-    if (!s->refs) {
+    if (!s->refs && !s->maps) {
         slab_free_struct(s);
     }
 }
@@ -342,13 +453,38 @@ void mn_slab_unref(MnSlabStore *st, MnSlab *s)
         return;
     }
     if (s->freed) {
-        slab_free_struct(s);
+        if (!s->maps) {
+            slab_free_struct(s);
+        }
     } else if (!s->name) {
         if (st->linger_ms <= 0) {
             mn_store_destroy(st, s);
         } else {
             s->linger_until_ms = kona_now_ms() + st->linger_ms;
             g_hash_table_add(st->orphans, s);
+        }
+    }
+}
+
+void mn_slab_map_ref(MnSlabStore *st, MnSlab *s)
+{
+    if (!s->maps++) {
+        st->mapped_slabs++;
+    }
+}
+
+void mn_slab_map_unref(MnSlabStore *st, MnSlab *s)
+{
+    g_assert(s->maps > 0);
+    if (--s->maps) {
+        return;
+    }
+    st->mapped_slabs--;
+    if (s->freed) {
+        /* the last client that could touch its memory is gone */
+        st->used -= s->size;
+        if (!s->refs) {
+            slab_free_struct(s);
         }
     }
 }
@@ -376,17 +512,32 @@ int64_t mn_store_expire(MnSlabStore *st, int64_t now_ms)
     return next;
 }
 
-int mn_slab_sync(MnSlabStore *st, MnSlab *s)
+int mn_slab_sync(MnSlabStore *st, MnSlab *s, bool whole)
 {
-    uint64_t lo, hi;
+    int r = 0, prev;
 
-    if (!st->data_dir || s->freed || !s->dirty_hi) {
+    if (!st->data_dir || s->freed) {
         return 0;
     }
-    lo = s->dirty_lo & ~(uint64_t)(KONA_PAGE_SIZE - 1);
-    hi = s->dirty_hi;
+    if (s->dirty_hi) {
+        uint64_t lo = s->dirty_lo & ~(uint64_t)(KONA_PAGE_SIZE - 1);
+
+        if (msync(s->mem + lo, s->dirty_hi - lo, MS_SYNC) < 0) {
+            r = -errno;
+        }
+    }
+    if (!r && whole && fdatasync(s->fd) < 0) {
+        r = -errno;
+    }
+    if (r < 0) {
+        /* keep the range: the next sync retries it */
+        s->sync_err = r;
+        return r;
+    }
     s->dirty_lo = s->dirty_hi = 0;
-    return msync(s->mem + lo, hi - lo, MS_SYNC) < 0 ? -errno : 0;
+    prev = s->sync_err;
+    s->sync_err = 0;
+    return prev;
 }
 
 int mn_store_sync_all(MnSlabStore *st)
@@ -397,7 +548,7 @@ int mn_store_sync_all(MnSlabStore *st)
 
     g_hash_table_iter_init(&it, st->by_id);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
-        int r = mn_slab_sync(st, v);
+        int r = mn_slab_sync(st, v, false);
         ret = ret ? ret : r;
     }
     return ret;

@@ -1,6 +1,8 @@
 /*
- * Slab store of kona-memnode: slabs of anonymous memory, or of files in a
- * data directory so the contents survive a restart.
+ * Slab store of kona-memnode: slabs of anonymous memory (one sealed memfd
+ * each), or of files in a data directory so the contents survive a
+ * restart.  Every slab has a descriptor the node keeps open, which
+ * SLAB_MAP hands to clients on the same host.
  */
 #ifndef MEMNODE_SLAB_H
 #define MEMNODE_SLAB_H
@@ -17,10 +19,13 @@ typedef struct MnSlab {
     uint8_t key[KONA_KEY_SIZE];
     char *name;                 /* named volume (SLAB_ATTACH), or NULL */
     uint8_t *mem;               /* size bytes; NULL once freed */
-    bool freed;                 /* SLAB_FREE'd; struct lives while refs */
+    int fd;                     /* memfd or data file; -1 once freed */
+    bool freed;                 /* SLAB_FREE'd; struct lives while refs/maps */
     unsigned refs;              /* connections that have it open */
+    unsigned maps;              /* connections that have mapped it */
     int64_t linger_until_ms;    /* orphan expiry; 0 when not an orphan */
-    uint64_t dirty_lo, dirty_hi;    /* written since the last msync */
+    uint64_t dirty_lo, dirty_hi;    /* written since the last good msync */
+    int sync_err;               /* last failed sync, reported once more */
 } MnSlab;
 
 typedef struct MnSlabStore {
@@ -29,7 +34,8 @@ typedef struct MnSlabStore {
     GHashTable *orphans;        /* MnSlab* set: unnamed, refs == 0 */
     uint64_t next_id;
     uint64_t capacity;
-    uint64_t used;              /* sum of live slab sizes */
+    uint64_t used;              /* live slabs + freed ones still mapped */
+    uint64_t mapped_slabs;      /* slabs with maps > 0 */
     char *data_dir;             /* NULL: anonymous memory */
     int64_t linger_ms;
 } MnSlabStore;
@@ -51,7 +57,8 @@ MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name);
 /*
  * Destroy a slab's memory and files now.  The caller must have detached
  * every queued reply that points into it.  The struct stays (freed ==
- * true) until the last reference is dropped.
+ * true) until the last reference and the last map are dropped; while a
+ * client may still map the memory it stays counted in @used.
  */
 void mn_store_destroy(MnSlabStore *st, MnSlab *s);
 
@@ -61,6 +68,13 @@ void mn_slab_ref(MnSlabStore *st, MnSlab *s);
  * @linger_ms passes without anyone reopening it.
  */
 void mn_slab_unref(MnSlabStore *st, MnSlab *s);
+
+/*
+ * A connection mapped @s (handed its descriptor) / has gone.  Counted once
+ * per connection: the memory stays in use until every mapper is gone.
+ */
+void mn_slab_map_ref(MnSlabStore *st, MnSlab *s);
+void mn_slab_map_unref(MnSlabStore *st, MnSlab *s);
 
 /* Destroy expired orphans; returns ms until the next expiry, or -1. */
 int64_t mn_store_expire(MnSlabStore *st, int64_t now_ms);
@@ -77,8 +91,15 @@ static inline void mn_slab_dirty(MnSlab *s, uint64_t off, uint64_t len)
     }
 }
 
-/* Make the written range durable in the data directory (msync). */
-int mn_slab_sync(MnSlabStore *st, MnSlab *s);
+/*
+ * Make the written range durable in the data directory (msync), and with
+ * @whole the entire file (fdatasync: a client wrote through its own
+ * mapping).  The range stays dirty until a sync succeeds, and a failure
+ * is returned by this call and by the next one too, even if the retry
+ * works: after a writeback error the kernel may have dropped the pages,
+ * so one good retry does not prove the data reached the disk.
+ */
+int mn_slab_sync(MnSlabStore *st, MnSlab *s, bool whole);
 int mn_store_sync_all(MnSlabStore *st);
 
 #endif /* MEMNODE_SLAB_H */

@@ -3,6 +3,10 @@
  *
  *   kona-bench raw                   raw unix-socket ping-pong and stream
  *   kona-bench memnode ADDR          kona-link reads and dirty-line writes
+ *   kona-bench shared ADDR           the shared-memory path (unix ADDR):
+ *                                    4 KiB fetches from a mapped slab, cold
+ *                                    and warm, and 8-line write-backs
+ *                                    (copy + note), next to socket READs
  *
  * The raw numbers are the physical limit on this machine: the same
  * request/reply sizes as the memnode's READ (48-byte request, 24-byte
@@ -17,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -432,6 +437,128 @@ static void bench_memnode(const char *addr)
     g_rand_free(r);
 }
 
+/* ---- shared memory ---- */
+
+/*
+ * A 4 KiB "fetch" is what the device does on a miss with the slab mapped:
+ * memcpy of the block into its cache.  Cold: the first touch of each page
+ * through this mapping (a minor fault: the memnode already has the page);
+ * warm: the mapping pre-faulted.  A write-back of a block with 8 dirty
+ * lines copies the lines into the mapping and notes them (the link sends
+ * a WROTE_LINES per KONA_MAX_NOTE_PAGES notes, which shows in the p99).
+ */
+static void bench_shared(const char *addr)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) l = kona_link_connect(addr, 10000, &err);
+    g_autofree uint8_t *buf = g_malloc0(1 << 20);
+    g_autofree uint64_t *full = g_new(uint64_t, KONA_MAX_WRITE_PAGES);
+    uint64_t npages = BENCH_SLAB / KONA_PAGE_SIZE, slab, size, ops = 0;
+    g_autofree uint32_t *perm = g_new(uint32_t, npages);
+    GRand *r = g_rand_new_with_seed(2);
+    uint8_t *m;
+    int64_t end;
+    Lat lat = { 0 };
+    KonaMemnodeStats st0, st;
+
+    if (!l || kona_link_slab_alloc(l, BENCH_SLAB, &slab, &err) < 0) {
+        die("%s", err->message);
+    }
+    if (!kona_link_offers_shared(l)) {
+        die("%s does not offer the shared path (a unix socket, and a "
+            "memnode without --no-shared)", addr);
+    }
+    /* the node's memory exists: cold fetches fault on page tables only */
+    memset(full, 0xff, 8 * KONA_MAX_WRITE_PAGES);
+    memset(buf, 0xab, 1 << 20);
+    for (uint64_t off = 0; off < BENCH_SLAB; off += 1 << 20) {
+        if (kona_link_write_lines(l, slab, off, KONA_MAX_WRITE_PAGES, full,
+                                  buf, &err) < 0) {
+            die("%s", err->message);
+        }
+    }
+    m = kona_link_slab_map(l, slab, &size, &err);
+    if (!m || kona_link_stats(l, &st0, &err) < 0) {
+        die("%s", err->message);
+    }
+
+    printf("shared memory at %s (4 KiB memcpy from a mapped %u MiB slab)\n",
+           addr, (unsigned)(BENCH_SLAB >> 20));
+    /* cold: every page once, in random order, until time or pages run out */
+    for (uint64_t i = 0; i < npages; i++) {
+        perm[i] = (uint32_t)i;
+    }
+    for (uint64_t i = npages - 1; i > 0; i--) {
+        uint64_t j = (uint64_t)g_rand_int_range(r, 0, (gint32)(i + 1));
+        uint32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    end = kona_now_ns() + (int64_t)(lat_secs * 1e9);
+    for (uint64_t i = 0; i < npages && kona_now_ns() < end; i++) {
+        int64_t t0 = kona_now_ns();
+        memcpy(buf, m + (uint64_t)perm[i] * KONA_PAGE_SIZE, KONA_PAGE_SIZE);
+        lat_add(&lat, kona_now_ns() - t0);
+    }
+    report_lat("shared_fetch_cold_4KiB", "fetch 4KiB, cold mapping", &lat);
+    /* warm: the whole mapping faulted in first */
+    for (uint64_t off = 0; off < BENCH_SLAB; off += KONA_PAGE_SIZE) {
+        ((volatile uint8_t *)buf)[0] = ((volatile uint8_t *)m)[off];
+    }
+    end = kona_now_ns() + (int64_t)(lat_secs * 1e9);
+    while (kona_now_ns() < end) {
+        uint64_t off = pick_off(r, KONA_PAGE_SIZE);
+        int64_t t0 = kona_now_ns();
+        memcpy(buf, m + off, KONA_PAGE_SIZE);
+        lat_add(&lat, kona_now_ns() - t0);
+    }
+    report_lat("shared_fetch_warm_4KiB", "fetch 4KiB, warm mapping", &lat);
+    /* write-back: 8 dirty lines of a block, copied and noted */
+    end = kona_now_ns() + (int64_t)(lat_secs * 1e9);
+    while (kona_now_ns() < end) {
+        uint64_t off = pick_off(r, KONA_PAGE_SIZE);
+        uint64_t mask = 0x0101010101010101ull << g_rand_int_range(r, 0, 8);
+        int64_t t0 = kona_now_ns();
+
+        for (uint64_t mm = mask; mm; mm &= mm - 1) {
+            unsigned j = (unsigned)__builtin_ctzll(mm);
+            memcpy(m + off + 64 * j, buf + 64 * j, 64);
+        }
+        if (kona_link_note_lines(l, slab, off, 1, &mask, &err) < 0) {
+            die("%s", err->message);
+        }
+        lat_add(&lat, kona_now_ns() - t0);
+        ops++;
+    }
+    report_lat("shared_writeback_8lines", "write-back 8 lines (copy+note)",
+               &lat);
+    if (kona_link_flush(l, &err) < 0) {
+        die("%s", err->message);
+    }
+    /* the socket path on the same node and slab, for the same table */
+    end = kona_now_ns() + (int64_t)(lat_secs * 1e9);
+    while (kona_now_ns() < end) {
+        uint64_t off = pick_off(r, KONA_PAGE_SIZE);
+        int64_t t0 = kona_now_ns();
+        if (kona_link_read(l, slab, off, buf, KONA_PAGE_SIZE, &err) < 0) {
+            die("%s", err->message);
+        }
+        lat_add(&lat, kona_now_ns() - t0);
+    }
+    report_lat("socket_read_4KiB", "socket READ 4KiB (same slab)", &lat);
+    if (kona_link_stats(l, &st, &err) == 0) {
+        /* every write-back reached the node's counters (WROTE_LINES) */
+        printf("  memnode stats: %" G_GUINT64_FORMAT " write-backs counted "
+               "of %" G_GUINT64_FORMAT " noted (%" G_GUINT64_FORMAT " lines)"
+               ", %" G_GUINT64_FORMAT " slab mapped\n",
+               st.writes - st0.writes, ops,
+               st.lines_written - st0.lines_written, st.mapped_slabs);
+    }
+    kona_link_slab_unmap(m, size);
+    kona_link_slab_free(l, slab, NULL);
+    g_rand_free(r);
+}
+
 int main(int argc, char **argv)
 {
     const char *quick = g_getenv("KONA_BENCH_QUICK");
@@ -446,8 +573,11 @@ int main(int argc, char **argv)
         bench_raw();
     } else if (argc == 3 && !strcmp(argv[1], "memnode")) {
         bench_memnode(argv[2]);
+    } else if (argc == 3 && !strcmp(argv[1], "shared")) {
+        bench_shared(argv[2]);
     } else {
-        fprintf(stderr, "usage: kona-bench raw | kona-bench memnode ADDR\n"
+        fprintf(stderr, "usage: kona-bench raw | kona-bench memnode ADDR | "
+                "kona-bench shared ADDR\n"
                 "  KONA_BENCH_QUICK=1 shortens every measurement\n");
         return 2;
     }

@@ -7,7 +7,9 @@
  * Input layout: byte 0 selects the mode (bit 0: start with a valid HELLO
  * and SLAB_ALLOC so the fuzzer reaches the data path at once; bit 1: the
  * connection must authenticate; bits 2-7: read chunk size, to exercise
- * frames split across reads); the rest is the byte stream.
+ * frames split across reads); the rest is the byte stream.  The
+ * connection counts as a unix socket, so SLAB_MAP hands out (and the
+ * queue then closes) real memfd descriptors.
  */
 #include <stdint.h>
 #include <string.h>
@@ -48,7 +50,8 @@ static bool feed(MnConn *c, const uint8_t *data, size_t size, size_t chunk)
         if (!mn_conn_process(c)) {
             return false;
         }
-        if (c->out.bytes > (4u << 20)) {
+        if (c->out.bytes > (4u << 20) ||
+            c->out.n_fds >= KONA_MAX_QUEUED_FDS) {
             kona_outq_clear(&c->out);
         }
     }
@@ -60,7 +63,9 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     uint32_t len = (uint32_t)MIN(n, (size_t)KONA_MAX_PAYLOAD);
     KonaHelloRep hr;
     KonaSlabRep sr;
+    KonaSlabMapRep mr;
     KonaWriteLinesReq wr;
+    KonaWroteLinesReq wl;
     KonaRackRegisterReq rr;
     KonaRackAllocReq ra;
     KonaHdr h;
@@ -70,6 +75,8 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     kona_decode_hello_rep(d, len, &hr);
     kona_decode_slab_rep(d, len, &sr);
     kona_decode_write_lines_req(d, len, &wr, &m, &dd);
+    kona_decode_slab_map_rep(d, len, &mr);
+    kona_decode_wrote_lines_req(d, len, &wl, &m);
     kona_decode_rack_register_req(d, len, &rr, &s);
     kona_decode_rack_alloc_req(d, len, &ra, &s);
     if (n >= KONA_HDR_SIZE) {
@@ -111,6 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     srv = mn_server_new(&cfg, NULL);
     c = mn_conn_new(srv, -1, "fuzz", mode & 2);
+    c->unix_sock = true;
     if ((mode & 1) && !(mode & 2)) {
         uint8_t hello[sizeof(KonaHelloReq)] = { 0 };
         uint8_t alloc[sizeof(KonaSlabAllocReq)] = { 0 };

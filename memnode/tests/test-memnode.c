@@ -973,7 +973,124 @@ static void test_connect_errors(void)
     mn_rm_rf(dir);
 }
 
+/*
+ * A fake server that answers HELLO properly, then answers the next
+ * request one byte every 20 ms: progress, but never in time.
+ */
+typedef struct Dribbler {
+    int lfd;
+    int64_t ran_ms;             /* how long it dribbled before the close */
+} Dribbler;
+
+static bool read_full(int fd, void *buf, size_t len)
+{
+    return recv(fd, buf, len, MSG_WAITALL) == (ssize_t)len;
+}
+
+static gpointer dribbler_main(gpointer opaque)
+{
+    Dribbler *d = opaque;
+    uint8_t in[KONA_HDR_SIZE + sizeof(KonaHelloReq)];
+    uint8_t out[KONA_HDR_SIZE + sizeof(KonaHelloRep)] = { 0 };
+    uint8_t rep[KONA_HDR_SIZE + 1000] = { 0 };
+    int64_t t0;
+    KonaHdr h;
+    int fd;
+
+    kona_set_nonblock(d->lfd, false);
+    fd = accept(d->lfd, NULL, NULL);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_true(read_full(fd, in, sizeof(in)));
+    kona_hdr_decode(in, &h);
+    kona_hdr_encode(out, KONA_OP_HELLO | KONA_OP_REPLY, h.req_id, 0,
+                    sizeof(KonaHelloRep));
+    kona_st32(out + 24, KONA_PROTO_MAGIC);
+    kona_st16(out + 28, KONA_PROTO_VERSION);
+    g_assert_cmpint(write(fd, out, sizeof(out)), ==, sizeof(out));
+    /* a PING carrying 1000 bytes */
+    g_assert_true(read_full(fd, in, KONA_HDR_SIZE));
+    kona_hdr_decode(in, &h);
+    g_assert_cmpuint(h.len, ==, 1000);
+    g_assert_true(read_full(fd, rep, 1000));
+    kona_hdr_encode(rep, KONA_OP_PING | KONA_OP_REPLY, h.req_id, 0, 1000);
+    t0 = kona_now_ms();
+    for (size_t i = 0; i < sizeof(rep) && kona_now_ms() - t0 < 3000; i++) {
+        if (send(fd, rep + i, 1, MSG_NOSIGNAL) != 1) {
+            break;              /* the client gave up: good */
+        }
+        g_usleep(20 * 1000);
+    }
+    d->ran_ms = kona_now_ms() - t0;
+    close(fd);
+    return NULL;
+}
+
+/* The request timeout holds even while the server keeps sending a little. */
+static void test_dribble_timeout(void)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *addr = g_strdup_printf("unix:%s/drib.sock", dir);
+    g_autofree char *bound = NULL;
+    g_autoptr(GError) err = NULL;
+    KonaLinkOptions o = { .timeout_ms = 300, .no_reconnect = true };
+    Dribbler d = { 0 };
+    uint8_t data[1000] = { 0 };
+    GThread *t;
+    KonaLink *l;
+    int64_t t0;
+    bool lo;
+
+    d.lfd = kona_listen(addr, &bound, &lo, &err);
+    g_assert_cmpint(d.lfd, >=, 0);
+    t = g_thread_new("dribbler", dribbler_main, &d);
+    l = kona_link_connect_opts(addr, &o, &err);
+    g_assert_no_error(err);
+    t0 = kona_now_ms();
+    g_assert_cmpint(kona_link_ping_data(l, data, sizeof(data), &err), ==,
+                    -ETIMEDOUT);
+    g_assert_cmpint(kona_now_ms() - t0, >=, 290);
+    g_assert_cmpint(kona_now_ms() - t0, <, 800);
+    g_assert_false(kona_link_connected(l));
+    kona_link_close(l);
+    g_thread_join(t);
+    g_assert_cmpint(d.ran_ms, <, 2500);
+    close(d.lfd);
+    mn_rm_rf(dir);
+}
+
 /* ---- authentication ---- */
+
+/*
+ * A client with a secret refuses a server that does not ask for it (an
+ * impostor on the memnode's address would look like that), unless told
+ * to accept such servers.
+ */
+static void test_auth_downgrade(void)
+{
+    Node *n = node_start(NULL);
+    const char *secret = "correct horse battery staple";
+    KonaLinkOptions o = {
+        .timeout_ms = TIMEOUT_MS,
+        .secret = secret,
+        .secret_len = strlen(secret),
+    };
+    g_autoptr(GError) err = NULL;
+    KonaLink *l;
+
+    g_assert_null(kona_link_connect_opts(n->unix_addr, &o, &err));
+    g_assert_error(err, KONA_ERROR, EACCES);
+    g_assert_nonnull(strstr(err->message, "does not ask for authentication"));
+    g_clear_error(&err);
+    g_assert_null(kona_link_connect_opts(n->tcp_addr, &o, &err));
+    g_assert_error(err, KONA_ERROR, EACCES);
+    g_clear_error(&err);
+    o.allow_unauthenticated = true;
+    l = kona_link_connect_opts(n->unix_addr, &o, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+    kona_link_close(l);
+    node_free(n);
+}
 
 static void test_auth(void)
 {
@@ -1127,7 +1244,9 @@ int main(int argc, char **argv)
     g_test_add_func("/memnode/limits", test_limits);
     g_test_add_func("/memnode/timeout-reconnect", test_timeout_reconnect);
     g_test_add_func("/memnode/connect-errors", test_connect_errors);
+    g_test_add_func("/memnode/dribble-timeout", test_dribble_timeout);
     g_test_add_func("/memnode/auth", test_auth);
+    g_test_add_func("/memnode/auth-downgrade", test_auth_downgrade);
     g_test_add_func("/memnode/cli", test_cli);
     g_test_add_func("/memnode/sigterm", test_sigterm);
     g_test_add_func("/memnode/stats", test_stats);

@@ -3,7 +3,9 @@
  * queue, placement, addresses, sizes and auth MACs.  No processes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "kona-proto.h"
 #include "kona-sock.h"
 #include "kona-util.h"
+#include "memnode-slab.h"
 #include "mn-testutil.h"
 #include "rackctl-place.h"
 
@@ -337,6 +340,248 @@ static void test_outq(void)
     close(sv[1]);
 }
 
+/* Build a WROTE_LINES payload of @n ranges of @pages pages each. */
+static uint32_t wrote_payload(uint8_t *p, uint32_t n, uint32_t pages,
+                              uint64_t off)
+{
+    uint8_t *r = p + sizeof(KonaWroteLinesReq);
+
+    kona_st32(p, n);
+    kona_st32(p + 4, 0);
+    for (uint32_t i = 0; i < n; i++, r += sizeof(KonaWroteRange)) {
+        kona_st64(r, i + 1);
+        kona_st64(r + 8, off);
+        kona_st32(r + 16, pages);
+        kona_st32(r + 20, 0);
+    }
+    memset(r, 0xff, 8ull * n * pages);
+    return (uint32_t)(r - p) + 8 * n * pages;
+}
+
+static void test_decode_wrote_lines(void)
+{
+    static uint8_t p[KONA_MAX_PAYLOAD];
+    KonaWroteLinesReq req;
+    KonaWroteRange r;
+    const uint8_t *masks;
+    uint32_t len;
+    KonaHdr h = { .op = KONA_OP_WROTE_LINES, .req_id = 1 };
+
+    len = wrote_payload(p, 3, 2, 8192);
+    g_assert_null(kona_decode_wrote_lines_req(p, len, &req, &masks));
+    g_assert_cmpuint(req.nranges, ==, 3);
+    g_assert_true(masks == p + 8 + 3 * 24);
+    kona_wrote_range(p, 2, &r);
+    g_assert_cmpuint(r.slab_id, ==, 3);
+    g_assert_cmpuint(r.block_off, ==, 8192);
+    g_assert_cmpuint(r.npages, ==, 2);
+    /* exact length only */
+    g_assert_nonnull(kona_decode_wrote_lines_req(p, len - 8, &req, &masks));
+    g_assert_nonnull(kona_decode_wrote_lines_req(p, len + 8, &req, &masks));
+    /* no ranges */
+    kona_st32(p, 0);
+    g_assert_nonnull(kona_decode_wrote_lines_req(p, len, &req, &masks));
+    /* unaligned offset, zero pages, reserved bits */
+    len = wrote_payload(p, 1, 1, 100);
+    g_assert_nonnull(kona_decode_wrote_lines_req(p, len, &req, &masks));
+    len = wrote_payload(p, 1, 1, 0);
+    kona_st32(p + 8 + 16, 0);
+    g_assert_nonnull(kona_decode_wrote_lines_req(p, len - 8, &req, &masks));
+    len = wrote_payload(p, 1, 1, 0);
+    kona_st32(p + 8 + 20, 1);
+    g_assert_nonnull(kona_decode_wrote_lines_req(p, len, &req, &masks));
+    /* the page limit over all ranges, and the header bound that goes
+     * with it */
+    len = wrote_payload(p, 2, KONA_MAX_NOTE_PAGES / 2, 0);
+    g_assert_null(kona_decode_wrote_lines_req(p, len, &req, &masks));
+    h.len = len;
+    g_assert_null(kona_check_request_hdr(&h));
+    len = wrote_payload(p, 2, KONA_MAX_NOTE_PAGES / 2 + 1, 0);
+    g_assert_nonnull(kona_decode_wrote_lines_req(p, len, &req, &masks));
+    h.len = sizeof(KonaWroteLinesReq) +
+            (sizeof(KonaWroteRange) + 8) * KONA_MAX_NOTE_PAGES + 1;
+    g_assert_nonnull(kona_check_request_hdr(&h));
+    h.len = 8 + 24;
+    g_assert_nonnull(kona_check_request_hdr(&h));
+}
+
+/* A descriptor rides with its reply's first byte; unsent ones are closed. */
+static void test_outq_fd(void)
+{
+    KonaOutq q;
+    KonaHdr h = { .op = KONA_OP_SLAB_MAP, .req_id = 7 };
+    int sv[2], p[2], fd_sent, fd_unsent;
+    uint8_t got[256];
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+    } cm;
+    struct iovec iov = { .iov_base = got, .iov_len = sizeof(got) };
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf),
+    };
+    struct cmsghdr *c;
+    struct stat st;
+    ssize_t n;
+    int rfd;
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    g_assert_cmpint(pipe(p), ==, 0);
+    fd_sent = p[0];
+    fd_unsent = p[1];
+    kona_outq_init(&q, 1024);
+    /* a reply before it, the one with the descriptor, one after */
+    memset(kona_outq_reply(&q, &h, 8), 1, 8);
+    memset(kona_outq_reply_fd(&q, &h, 24, fd_sent), 2, 24);
+    memset(kona_outq_reply(&q, &h, 8), 3, 8);
+    g_assert_cmpuint(q.n_fds, ==, 1);
+    g_assert_cmpint(kona_outq_flush(&q, sv[0]), ==, 0);
+    g_assert_cmpuint(q.n_fds, ==, 0);
+    /* our copy is closed once sent */
+    g_assert_cmpint(fcntl(fd_sent, F_GETFD), ==, -1);
+    g_assert_cmpint(errno, ==, EBADF);
+    /*
+     * One recvmsg may return the bytes before the descriptor's too: the
+     * client pairs descriptors with SLAB_MAP replies, not with bytes.
+     */
+    n = recvmsg(sv[1], &m, MSG_CMSG_CLOEXEC);
+    g_assert_cmpint(n, ==, 3 * KONA_HDR_SIZE + 8 + 24 + 8);
+    g_assert_cmphex(got[KONA_HDR_SIZE], ==, 1);
+    g_assert_cmphex(got[2 * KONA_HDR_SIZE + 8], ==, 2);
+    c = CMSG_FIRSTHDR(&m);
+    g_assert_nonnull(c);
+    g_assert_cmpint(c->cmsg_type, ==, SCM_RIGHTS);
+    g_assert_cmpuint(c->cmsg_len, ==, CMSG_LEN(sizeof(int)));
+    memcpy(&rfd, CMSG_DATA(c), sizeof(int));
+    g_assert_cmpint(fstat(rfd, &st), ==, 0);
+    g_assert_true(S_ISFIFO(st.st_mode));
+    close(rfd);
+    /* a queue cleared before sending closes the descriptor it owns */
+    kona_outq_reply_fd(&q, &h, 24, fd_unsent);
+    kona_outq_destroy(&q);
+    g_assert_cmpint(fcntl(fd_unsent, F_GETFD), ==, -1);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* ---- slab store ---- */
+
+/* An anonymous slab is a sealed memfd: it can neither shrink nor grow. */
+static void test_slab_memfd(void)
+{
+    g_autoptr(GError) err = NULL;
+    MnSlabStore *st = mn_store_new(1 << 30, NULL, 0, &err);
+    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, &err);
+    int seals;
+
+    g_assert_no_error(err);
+    g_assert_nonnull(s);
+    seals = fcntl(s->fd, F_GET_SEALS);
+    g_assert_cmpint(seals & (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), ==,
+                    F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+    g_assert_cmpint(ftruncate(s->fd, 4096), ==, -1);
+    g_assert_cmpint(ftruncate(s->fd, 2 << 20), ==, -1);
+    s->mem[12345] = 7;
+    {
+        /* the descriptor and the node's mapping are the same memory */
+        uint8_t b = 0;
+        g_assert_cmpint(pread(s->fd, &b, 1, 12345), ==, 1);
+        g_assert_cmpuint(b, ==, 7);
+    }
+    mn_slab_ref(st, s);
+    mn_slab_unref(st, s);       /* linger 0: destroyed */
+    g_assert_cmpuint(st->used, ==, 0);
+    mn_store_free(st);
+}
+
+/* A freed slab someone mapped stays in use until the last mapper goes. */
+static void test_slab_map_accounting(void)
+{
+    g_autoptr(GError) err = NULL;
+    MnSlabStore *st = mn_store_new(1 << 30, NULL, 60000, &err);
+    MnSlab *a = mn_store_alloc(st, 1 << 20, NULL, &err);
+    MnSlab *b;
+
+    mn_slab_ref(st, a);
+    mn_slab_map_ref(st, a);
+    mn_slab_map_ref(st, a);     /* a second connection */
+    g_assert_cmpuint(st->mapped_slabs, ==, 1);
+    mn_store_destroy(st, a);
+    mn_slab_unref(st, a);
+    g_assert_cmpuint(st->used, ==, 1 << 20);
+    g_assert_null(mn_store_lookup(st, a->id));
+    /* the capacity it holds is really not available */
+    st->capacity = 3 << 20;
+    b = mn_store_alloc(st, 3 << 20, NULL, &err);
+    g_assert_null(b);
+    g_assert_error(err, KONA_ERROR, ENOSPC);
+    g_clear_error(&err);
+    mn_slab_map_unref(st, a);
+    g_assert_cmpuint(st->used, ==, 1 << 20);
+    mn_slab_map_unref(st, a);   /* frees the struct too */
+    g_assert_cmpuint(st->used, ==, 0);
+    g_assert_cmpuint(st->mapped_slabs, ==, 0);
+    b = mn_store_alloc(st, 3 << 20, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(b);
+    mn_store_free(st);
+}
+
+/*
+ * A failed msync is reported by that FLUSH and by the next one, and the
+ * range is retried, not forgotten.  The failure is a real one: msync of a
+ * range that is not mapped fails with ENOMEM.
+ */
+static void test_slab_sync_error(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = mn_tmpdir();
+    MnSlabStore *st = mn_store_new(1 << 30, dir, 0, &err);
+    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, &err);
+    void *m;
+
+    g_assert_no_error(err);
+    s->mem[8192] = 42;
+    mn_slab_dirty(s, 8192, 4096);
+    g_assert_cmpint(mn_slab_sync(st, s, false), ==, 0);
+    g_assert_cmpuint(s->dirty_hi, ==, 0);
+
+    s->mem[8192] = 43;
+    mn_slab_dirty(s, 8192, 4096);
+    g_assert_cmpint(munmap(s->mem, s->size), ==, 0);
+    g_assert_cmpint(mn_slab_sync(st, s, false), ==, -ENOMEM);
+    /* the range is still to be synced */
+    g_assert_cmpuint(s->dirty_hi, ==, 8192 + 4096);
+    m = mmap(s->mem, s->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+             s->fd, 0);
+    g_assert_true(m == s->mem);
+    /* the retry works, but the failure is reported once more */
+    g_assert_cmpint(mn_slab_sync(st, s, false), ==, -ENOMEM);
+    g_assert_cmpuint(s->dirty_hi, ==, 0);
+    g_assert_cmpint(mn_slab_sync(st, s, false), ==, 0);
+    /* the whole-file sync of a mapped slab fails the same way */
+    g_assert_cmpint(mn_slab_sync(st, s, true), ==, 0);
+    mn_store_free(st);
+    mn_rm_rf(dir);
+}
+
+/* A data-directory slab is allocated in full: no holes, no later SIGBUS. */
+static void test_slab_file_allocated(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = mn_tmpdir();
+    MnSlabStore *st = mn_store_new(1 << 30, dir, 0, &err);
+    MnSlab *s = mn_store_alloc(st, 4 << 20, NULL, &err);
+    struct stat sb;
+
+    g_assert_no_error(err);
+    g_assert_cmpint(fstat(s->fd, &sb), ==, 0);
+    g_assert_cmpint((int64_t)sb.st_blocks * 512, >=, 4 << 20);
+    mn_store_free(st);
+    mn_rm_rf(dir);
+}
+
 /* ---- placement ---- */
 
 static void test_place(void)
@@ -480,9 +725,15 @@ int main(int argc, char **argv)
     g_test_add_func("/proto/reply-hdr-checks", test_reply_hdr_checks);
     g_test_add_func("/proto/decode-write-lines", test_decode_write_lines);
     g_test_add_func("/proto/decode-misc", test_decode_misc);
+    g_test_add_func("/proto/decode-wrote-lines", test_decode_wrote_lines);
     g_test_add_func("/lines/codec", test_lines_codec);
     g_test_add_func("/lines/pages", test_lines_pages);
     g_test_add_func("/outq/basic", test_outq);
+    g_test_add_func("/outq/fd", test_outq_fd);
+    g_test_add_func("/slab/memfd-sealed", test_slab_memfd);
+    g_test_add_func("/slab/map-accounting", test_slab_map_accounting);
+    g_test_add_func("/slab/sync-error-kept", test_slab_sync_error);
+    g_test_add_func("/slab/file-allocated", test_slab_file_allocated);
     g_test_add_func("/rack/place", test_place);
     g_test_add_func("/util/addr", test_addr);
     g_test_add_func("/util/sizes", test_sizes);

@@ -15,21 +15,36 @@
  *   drop N          swallow the next N reply frames (whole frames)
  *   reorder on|off  swap each pair of reply frames that are in flight
  *                   together (a lone frame goes out after 200 ms)
+ *   shared off|on   clear KONA_CAP_SHARED in the HELLO replies of new
+ *                   connections: the client sees a memnode without the
+ *                   shared-memory path (off: hide it; on: relay it)
+ *   shm-fault short|unmappable|off
+ *                   replace the descriptor of the next SLAB_MAP replies
+ *                   with a memfd half the slab's size, or with one that
+ *                   cannot be mapped (a pipe), until "shm-fault off"
  *   pass            clear every fault
- *   stats           "connections N bytes N cuts N"
+ *   stats           "connections N bytes N cuts N fds N"
+ *
+ * Descriptors the memnode sends with SLAB_MAP replies (SCM_RIGHTS) are
+ * relayed with their frame, so a proxied unix memnode still offers the
+ * shared path; a proxy listening on TCP clears KONA_CAP_SHARED itself,
+ * since no descriptor can cross TCP.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "kona-proto.h"
 #include "kona-sock.h"
 #include "kona-util.h"
 
@@ -37,7 +52,14 @@
 #define CHUNK (64 * 1024)
 #define POLL_MS 50
 #define HOLD_MS 200
-#define HDR_SIZE 24             /* kona-proto.h: u32 len first */
+#define HDR_SIZE KONA_HDR_SIZE  /* u32 len first */
+#define MAX_FDS 16              /* per recvmsg */
+
+typedef enum ShmFault {
+    SHM_FAULT_OFF,
+    SHM_FAULT_SHORT,
+    SHM_FAULT_UNMAPPABLE,
+} ShmFault;
 
 /* The faults in force; read by relay threads under @lock. */
 static struct {
@@ -48,9 +70,13 @@ static struct {
     int64_t truncate_left;      /* < 0: no truncation armed */
     unsigned drop_frames;
     bool reorder;
+    bool shared_off;
+    ShmFault shm_fault;
     uint64_t cut_generation;    /* bumped by "cut" */
-    uint64_t connections, bytes, cuts;
+    uint64_t connections, bytes, cuts, fds;
 } faults = { .truncate_left = -1 };
+
+static bool listen_is_tcp;
 
 static char *opt_listen, *opt_target, *opt_control;
 static int opt_ready_fd = -1;
@@ -74,7 +100,10 @@ typedef struct Relay {
     /* Towards the client the stream is cut into frames, for drop/reorder. */
     GByteArray *pending;        /* bytes of an incomplete frame */
     GByteArray *held;           /* a frame kept back by reorder */
+    int held_fd;                /* and its descriptor, or -1 */
     int64_t held_since;
+    GArray *fds;                /* descriptors received, for SLAB_MAP replies */
+    bool shared_off;            /* hide KONA_CAP_SHARED on this connection */
 } Relay;
 
 static bool relay_cut(Relay *r)
@@ -128,23 +157,123 @@ static size_t apply_faults(Relay *r, size_t n, unsigned *delay,
     return n;
 }
 
-/* Send @n bytes through the byte-level faults; false: end the relay. */
-static bool relay_send(Relay *r, const uint8_t *buf, size_t n)
+/* Send the first bytes with @fd attached (SCM_RIGHTS), the rest plainly. */
+static bool write_all_fd(int to, const uint8_t *p, size_t n, int fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } cm;
+    struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf),
+    };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    ssize_t w;
+
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    do {
+        w = sendmsg(to, &m, MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    if (w <= 0) {
+        return false;
+    }
+    return write_all(to, p + w, n - (size_t)w);
+}
+
+/*
+ * Send @n bytes through the byte-level faults, with @fd (owned, closed
+ * here; -1 for none) on the first of them; false: end the relay.
+ */
+static bool relay_send(Relay *r, const uint8_t *buf, size_t n, int fd)
 {
     unsigned delay;
-    bool then_cut;
+    bool then_cut, ok;
     size_t fwd = apply_faults(r, n, &delay, &then_cut);
 
     if (delay) {
         g_usleep(delay * 1000ull);
     }
-    return !relay_cut(r) && write_all(r->to, buf, fwd) && !then_cut;
+    if (relay_cut(r)) {
+        ok = false;
+    } else if (fd >= 0 && fwd) {
+        ok = write_all_fd(r->to, buf, fwd, fd);
+    } else {
+        ok = write_all(r->to, buf, fwd);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok && !then_cut;
+}
+
+/* The descriptor the client gets instead of a slab's, per shm-fault. */
+static int fault_fd(ShmFault f, uint64_t slab_size)
+{
+    int p[2], fd;
+
+    if (f == SHM_FAULT_UNMAPPABLE) {
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            return -1;
+        }
+        close(p[1]);
+        return p[0];
+    }
+    fd = memfd_create("kona-faultproxy-short", MFD_CLOEXEC);
+    if (fd >= 0 && ftruncate(fd, (off_t)(slab_size / 2)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/*
+ * Reply frames that concern the shared path: hide KONA_CAP_SHARED in a
+ * HELLO reply, pair a SLAB_MAP reply with its descriptor (and replace it
+ * per shm-fault).  Returns the descriptor to send with @frame, or -1.
+ */
+static int frame_shared(Relay *r, uint8_t *frame, size_t len)
+{
+    KonaHdr h;
+    ShmFault f;
+    int fd = -1;
+
+    kona_hdr_decode(frame, &h);
+    if (h.op == (KONA_OP_HELLO | KONA_OP_REPLY) && !h.status &&
+        len == HDR_SIZE + sizeof(KonaHelloRep) && r->shared_off) {
+        uint8_t *caps = frame + HDR_SIZE + 8;
+        kona_st64(caps, kona_ld64(caps) & ~KONA_CAP_SHARED);
+    }
+    if (h.op != (KONA_OP_SLAB_MAP | KONA_OP_REPLY) || h.status ||
+        len != HDR_SIZE + sizeof(KonaSlabMapRep)) {
+        return -1;
+    }
+    if (r->fds->len) {
+        fd = g_array_index(r->fds, int, 0);
+        g_array_remove_index(r->fds, 0);
+    }
+    g_mutex_lock(&faults.lock);
+    f = faults.shm_fault;
+    faults.fds += fd >= 0;
+    g_mutex_unlock(&faults.lock);
+    if (f != SHM_FAULT_OFF) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        fd = fault_fd(f, kona_ld64(frame + HDR_SIZE));
+    }
+    return fd;
 }
 
 /* One whole reply frame: drop it, hold it back, or send it. */
-static bool relay_frame(Relay *r, const uint8_t *frame, size_t len)
+static bool relay_frame(Relay *r, uint8_t *frame, size_t len)
 {
     bool drop, reorder;
+    int fd = frame_shared(r, frame, len);
 
     g_mutex_lock(&faults.lock);
     drop = faults.drop_frames > 0;
@@ -152,20 +281,25 @@ static bool relay_frame(Relay *r, const uint8_t *frame, size_t len)
     reorder = faults.reorder;
     g_mutex_unlock(&faults.lock);
     if (drop) {
+        if (fd >= 0) {
+            close(fd);
+        }
         return true;
     }
     if (reorder && !r->held->len) {
         g_byte_array_append(r->held, frame, len);
+        r->held_fd = fd;
         r->held_since = g_get_monotonic_time();
         return true;
     }
-    if (!relay_send(r, frame, len)) {
+    if (!relay_send(r, frame, len, fd)) {
         return false;
     }
     /* The frame that came second went first; now the held one. */
     if (r->held->len) {
-        bool ok = relay_send(r, r->held->data, r->held->len);
+        bool ok = relay_send(r, r->held->data, r->held->len, r->held_fd);
 
+        r->held_fd = -1;
         g_byte_array_set_size(r->held, 0);
         return ok;
     }
@@ -177,7 +311,7 @@ static bool relay_frames(Relay *r, const uint8_t *buf, size_t n)
 {
     g_byte_array_append(r->pending, buf, n);
     while (r->pending->len >= HDR_SIZE) {
-        const uint8_t *p = r->pending->data;
+        uint8_t *p = r->pending->data;
         size_t len = HDR_SIZE + (p[0] | p[1] << 8 | p[2] << 16 |
                                  (uint32_t)p[3] << 24);
 
@@ -199,10 +333,43 @@ static bool relay_release_held(Relay *r)
 
     if (r->held->len &&
         g_get_monotonic_time() - r->held_since >= HOLD_MS * 1000) {
-        ok = relay_send(r, r->held->data, r->held->len);
+        ok = relay_send(r, r->held->data, r->held->len, r->held_fd);
+        r->held_fd = -1;
         g_byte_array_set_size(r->held, 0);
     }
     return ok;
+}
+
+/* recvmsg that keeps the descriptors that come along, in order. */
+static ssize_t relay_recv(Relay *r, uint8_t *buf, size_t len)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(MAX_FDS * sizeof(int))];
+    } cm;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf),
+    };
+    ssize_t n = recvmsg(r->from, &m, MSG_CMSG_CLOEXEC);
+
+    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&m) : NULL; c;
+         c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < nfd; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                if (r->towards_client) {
+                    g_array_append_val(r->fds, fd);
+                } else {
+                    close(fd);      /* clients send none */
+                }
+            }
+        }
+    }
+    return n;
 }
 
 static void *relay_thread(void *opaque)
@@ -212,6 +379,8 @@ static void *relay_thread(void *opaque)
 
     r->pending = g_byte_array_new();
     r->held = g_byte_array_new();
+    r->held_fd = -1;
+    r->fds = g_array_new(FALSE, FALSE, sizeof(int));
     for (;;) {
         struct pollfd pfd = { .fd = r->from, .events = POLLIN };
         ssize_t n;
@@ -222,14 +391,21 @@ static void *relay_thread(void *opaque)
         if (poll(&pfd, 1, POLL_MS) <= 0) {
             continue;
         }
-        n = recv(r->from, buf, CHUNK, 0);
+        n = relay_recv(r, buf, CHUNK);
         if (n <= 0) {
             break;
         }
         if (!(r->towards_client ? relay_frames(r, buf, (size_t)n)
-                                : relay_send(r, buf, (size_t)n))) {
+                                : relay_send(r, buf, (size_t)n, -1))) {
             break;
         }
+    }
+    for (guint i = 0; i < r->fds->len; i++) {
+        close(g_array_index(r->fds, int, i));
+    }
+    g_array_free(r->fds, TRUE);
+    if (r->held_fd >= 0) {
+        close(r->held_fd);
     }
     g_byte_array_unref(r->pending);
     g_byte_array_unref(r->held);
@@ -255,7 +431,8 @@ static void *connection_thread(void *opaque)
     }
     g_mutex_lock(&faults.lock);
     up = (Relay) { .from = client, .to = server,
-                   .generation = faults.cut_generation };
+                   .generation = faults.cut_generation,
+                   .shared_off = faults.shared_off || listen_is_tcp };
     g_mutex_unlock(&faults.lock);
     down = up;
     down.from = server;
@@ -291,18 +468,31 @@ static const char *run_command(char *line)
         faults.drop_frames = (unsigned)g_ascii_strtoull(w[1], NULL, 10);
     } else if (g_str_equal(w[0], "reorder") && n == 2) {
         faults.reorder = g_str_equal(w[1], "on");
+    } else if (g_str_equal(w[0], "shared") && n == 2 &&
+               (g_str_equal(w[1], "on") || g_str_equal(w[1], "off"))) {
+        faults.shared_off = g_str_equal(w[1], "off");
+    } else if (g_str_equal(w[0], "shm-fault") && n == 2 &&
+               (g_str_equal(w[1], "short") ||
+                g_str_equal(w[1], "unmappable") ||
+                g_str_equal(w[1], "off"))) {
+        faults.shm_fault = g_str_equal(w[1], "short") ? SHM_FAULT_SHORT :
+                           g_str_equal(w[1], "unmappable") ?
+                           SHM_FAULT_UNMAPPABLE : SHM_FAULT_OFF;
     } else if (g_str_equal(w[0], "cut") && n == 1) {
         faults.cut_generation++;
         faults.cuts++;
     } else if (g_str_equal(w[0], "pass") && n == 1) {
         faults.delay_ms = 0;
         faults.blackhole = faults.refuse = faults.reorder = false;
+        faults.shared_off = false;
+        faults.shm_fault = SHM_FAULT_OFF;
         faults.truncate_left = -1;
         faults.drop_frames = 0;
     } else if (g_str_equal(w[0], "stats") && n == 1) {
         snprintf(reply, sizeof(reply), "connections %" G_GUINT64_FORMAT
-                 " bytes %" G_GUINT64_FORMAT " cuts %" G_GUINT64_FORMAT,
-                 faults.connections, faults.bytes, faults.cuts);
+                 " bytes %" G_GUINT64_FORMAT " cuts %" G_GUINT64_FORMAT
+                 " fds %" G_GUINT64_FORMAT,
+                 faults.connections, faults.bytes, faults.cuts, faults.fds);
         g_mutex_unlock(&faults.lock);
         return reply;
     } else {
@@ -398,6 +588,7 @@ int main(int argc, char **argv)
     if (pfd[1].fd < 0) {
         die("--control: %s", err->message);
     }
+    listen_is_tcp = g_str_has_prefix(listen_addr, "tcp:");
     for (int i = 0; i < 2; i++) {
         const char *a = i ? control_addr : listen_addr;
 
