@@ -44,6 +44,12 @@ static const KonaTrackOps *const kona_track_modes[] = {
     &kona_track_stores,
 };
 
+static const char *const kona_remote_path_names[] = {
+    [KONA_REMOTE_PATH_AUTO] = "auto",
+    [KONA_REMOTE_PATH_SOCKET] = "socket",
+    [KONA_REMOTE_PATH_SHARED] = "shared",
+};
+
 static const char *const kona_policy_names[KONA_POLICY__MAX] = {
     [KONA_POLICY_CLOCK] = "clock",
     [KONA_POLICY_FIFO] = "fifo",
@@ -148,6 +154,20 @@ static bool kona_check_cache(KonaCxlState *s, KonaPolicy *policy,
         return false;
     }
     return true;
+}
+
+static bool kona_check_remote_path(KonaCxlState *s, KonaRemotePath *path,
+                                   Error **errp)
+{
+    for (unsigned i = 0; i < ARRAY_SIZE(kona_remote_path_names); i++) {
+        if (g_str_equal(s->remote_path, kona_remote_path_names[i])) {
+            *path = i;
+            return true;
+        }
+    }
+    error_setg(errp, "kona-cxl: property 'remote-path' must be auto, socket "
+               "or shared, not '%s'", s->remote_path);
+    return false;
 }
 
 /*
@@ -330,7 +350,8 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
 
     if (!kona_check_bus(pci_dev, errp) || !kona_check_size(s, errp) ||
         !kona_check_cache(s, &policy, errp) ||
-        !kona_check_latency(s, errp) || !kona_check_tracking(s, errp)) {
+        !kona_check_latency(s, errp) || !kona_check_tracking(s, errp) ||
+        !kona_check_remote_path(s, &rcfg.path, errp)) {
         return;
     }
     if (!kona_remote_open(&s->remote, &rcfg, errp)) {
@@ -450,6 +471,7 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_UINT32("window-ms", KonaCxlState, window_ms, 0),
     DEFINE_PROP_BOOL("direct-decode", KonaCxlState, direct_decode, true),
     DEFINE_PROP_STRING("tracking", KonaCxlState, tracking),
+    DEFINE_PROP_STRING("remote-path", KonaCxlState, remote_path),
 };
 
 /* A reset uncommits every decoder without telling us: unmap them. */
@@ -470,6 +492,7 @@ static void kona_cxl_instance_init(Object *obj)
 
     s->policy = g_strdup("clock");
     s->tracking = g_strdup("exact");
+    s->remote_path = g_strdup("auto");
     s->uffd.uffd = s->uffd.stop_fd = -1;
 }
 
@@ -544,6 +567,11 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
         "with a clean copy at write-back) or stores (resident data mapped "
         "read-only: loads and code at RAM speed, every store trapped and "
         "tracked per line)");
+    object_class_property_set_description(oc, "remote-path",
+        "how fetches and write-backs reach memory nodes: auto (default: "
+        "through a shared mapping of the slab wherever the memnode offers "
+        "it, i.e. on this host over unix:, else the socket), socket or "
+        "shared (start-up fails where it is not offered)");
     object_class_property_set_description(oc, "direct-decode",
         "serve a committed, non-interleaved HDM decoder's host range "
         "directly instead of through the CXL window's decode (default on)");

@@ -251,6 +251,7 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
 {
     KonaCache *c = &s->cache;
     uint32_t frame = kona_make_room(s, ls);
+    const uint8_t *data;
     uint8_t *buf;
     Error *err = NULL;
     int64_t t0;
@@ -263,7 +264,7 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
         t0 = kona_latency_now();
         kona_release_bql(ls);
         if (kona_remote_read(&s->remote, block << c->block_shift, buf,
-                             c->block_size, &err) < 0) {
+                             c->block_size, &data, &err) < 0) {
             kona_cache_put_free(c, frame);
             kona_remote_failed(s, err);
             return KONA_NO_FRAME;
@@ -274,9 +275,10 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
     } else {
         /* Local media: a block's first touch finds zeroes. */
         memset(buf, 0, c->block_size);
+        data = buf;
     }
     kona_cache_install(c, frame, block);
-    if (s->track->install(s, frame, buf, &err) < 0) {
+    if (s->track->install(s, frame, data, &err) < 0) {
         /* No page of it may stay mapped without the cache knowing. */
         if (s->track->drop) {
             s->track->drop(s, frame);

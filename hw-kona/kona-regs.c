@@ -70,6 +70,10 @@ static uint32_t kona_run_io_command(KonaCxlState *s, KonaLockState *ls,
         kona_remote_failed(s, err);
         return KONA_CMD_STATUS_REMOTE_ERROR;
     }
+    if (cmd != KONA_CMD_FLUSH && kona_remote_present(&s->remote)) {
+        /* Answered once the memnodes have counted its write-backs. */
+        kona_remote_sync_notes(&s->remote);
+    }
     return KONA_CMD_STATUS_OK;
 }
 

@@ -21,6 +21,8 @@
 /* Chunks of one fetch: blocks are at most 2 MiB, a READ at most 1 MiB. */
 #define KONA_REMOTE_MAX_CHUNKS 2
 #define KONA_RESYNC_INTERVAL_MS 1000
+/* A mapped copy's memnode is checked for life at most this often. */
+#define KONA_REMOTE_CHECK_NS    (1000 * 1000)
 
 /* Every connection of the device: same timeouts, same secret. */
 static KonaLink *remote_connect(KonaRemote *r, const char *addr,
@@ -92,6 +94,111 @@ static int remote_get_slab(KonaRemote *r, KonaLink *l, uint64_t *slab,
     return 0;
 }
 
+/*
+ * Serve @c through a mapping of its slab where the path allows: auto maps
+ * wherever the memnode offers it (an unusable descriptor falls back to
+ * the socket, with a warning), shared insists, socket never maps.
+ */
+static bool remote_map_copy(KonaRemote *r, KonaCopy *c, uint64_t need,
+                            Error **errp)
+{
+    bool insist = r->cfg.path == KONA_REMOTE_PATH_SHARED;
+    g_autoptr(GError) gerr = NULL;
+    uint64_t size = 0;
+    void *map;
+
+    if (r->cfg.path == KONA_REMOTE_PATH_SOCKET) {
+        return true;
+    }
+    if (!kona_link_offers_shared(c->link)) {
+        if (insist) {
+            error_setg(errp, "kona-cxl: property 'remote-path': memory node "
+                       "'%s' does not offer the shared path (only a memnode "
+                       "on this host, reached at a unix: address and not "
+                       "started with --no-shared, does)", c->addr);
+            return false;
+        }
+        return true;
+    }
+    map = kona_link_slab_map(c->link, c->slab_id, &size, &gerr);
+    if (map && size < need) {
+        kona_link_slab_unmap(map, size);
+        map = NULL;
+        g_set_error(&gerr, KONA_ERROR, EINVAL, "the mapping holds %"
+                    PRIu64 " bytes, the slab %" PRIu64, size, need);
+    }
+    if (!map) {
+        if (insist) {
+            error_setg(errp, "kona-cxl: property 'remote-path': cannot map "
+                       "slab %" PRIu64 " of memory node '%s': %s",
+                       c->slab_id, c->addr, gerr->message);
+            return false;
+        }
+        warn_report("kona-cxl: memory node '%s': cannot map slab %" PRIu64
+                    " (%s): using the socket path", c->addr, c->slab_id,
+                    gerr->message);
+        return true;
+    }
+    c->shared = true;
+    c->map = map;
+    c->map_size = size;
+    c->checked_ns = get_clock();
+    trace_kona_remote_mapped(c->addr, c->slab_id, size);
+    return true;
+}
+
+static void remote_unmap_copy(KonaCopy *c)
+{
+    if (c->map) {
+        kona_link_slab_unmap(c->map, c->map_size);
+        c->map = NULL;
+    }
+}
+
+/*
+ * A mapped copy is usable if its memnode is still there (checked at most
+ * every KONA_REMOTE_CHECK_NS, or now with @now).  One that went away is
+ * reconnected, its slab reopened by kona-link and mapped again: a memnode
+ * restarted with --data-dir gives back the same file; without, the slab
+ * is gone and the copy fails as a socket copy would.
+ */
+static bool remote_copy_ready(KonaCopy *c, bool now, GError **gerr)
+{
+    int64_t t = get_clock();
+    uint64_t size;
+
+    if (!c->shared) {
+        return true;
+    }
+    if (c->map && !now && t - c->checked_ns < KONA_REMOTE_CHECK_NS) {
+        return true;
+    }
+    if (c->map && kona_link_check(c->link, NULL) == 0) {
+        g_autoptr(GError) refused = NULL;
+
+        c->checked_ns = t;
+        /* The memnode's counters lag the write-backs by this much. */
+        if (kona_link_push_notes(c->link, &refused) < 0 && !c->refused) {
+            /* Reported by the next FLUSH, as the link itself would. */
+            c->refused = g_strdup(refused->message);
+        }
+        return true;
+    }
+    remote_unmap_copy(c);
+    if (!kona_link_connected(c->link) &&
+        kona_link_reconnect(c->link, gerr) < 0) {
+        return false;
+    }
+    c->map = kona_link_slab_map(c->link, c->slab_id, &size, gerr);
+    if (!c->map) {
+        return false;
+    }
+    c->map_size = size;
+    c->checked_ns = t;
+    trace_kona_remote_mapped(c->addr, c->slab_id, size);
+    return true;
+}
+
 static bool remote_open_memnode(KonaRemote *r, Error **errp)
 {
     const char *addrs[KONA_MAX_COPIES] = { r->cfg.memnode, r->cfg.replica };
@@ -119,6 +226,9 @@ static bool remote_open_memnode(KonaRemote *r, Error **errp)
         c->live = true;
         e->ncopies++;
         trace_kona_remote_extent(0, e->size, addrs[i], c->slab_id);
+        if (!remote_map_copy(r, c, e->size, errp)) {
+            return false;
+        }
     }
     return true;
 }
@@ -175,6 +285,9 @@ static bool remote_open_rack(KonaRemote *r, Error **errp)
         e->ncopies = 1;
         r->nextents++;
         trace_kona_remote_extent(p->offset, p->size, p->addr, p->slab_id);
+        if (!remote_map_copy(r, c, p->size, errp)) {
+            return false;
+        }
     }
     if (!r->nextents ||
         r->extents[r->nextents - 1].offset +
@@ -240,7 +353,9 @@ void kona_remote_close(KonaRemote *r)
 {
     for (unsigned i = 0; r->extents && i < r->nextents; i++) {
         for (unsigned j = 0; j < r->extents[i].ncopies; j++) {
+            remote_unmap_copy(&r->extents[i].copies[j]);
             g_free(r->extents[i].copies[j].addr);
+            g_free(r->extents[i].copies[j].refused);
         }
     }
     g_clear_pointer(&r->links, g_ptr_array_unref);
@@ -291,12 +406,32 @@ static void remote_copy_failed(KonaRemote *r, KonaExtent *e, KonaCopy *c,
     }
 }
 
+/*
+ * Read [off, off + len) of @c's slab: into @buf, or with @data (not NULL)
+ * straight from the mapping, *data pointing there (or at @buf).
+ */
 static int remote_read_copy(KonaCopy *c, uint64_t off, void *buf,
-                            uint32_t len, GError **gerr)
+                            uint32_t len, const uint8_t **data,
+                            GError **gerr)
 {
     uint64_t ids[KONA_REMOTE_MAX_CHUNKS];
     unsigned n = 0;
     int ret;
+
+    if (c->shared) {
+        if (!remote_copy_ready(c, false, gerr)) {
+            return -EIO;
+        }
+        if (data) {
+            *data = c->map + off;
+        } else {
+            memcpy(buf, c->map + off, len);
+        }
+        return 0;
+    }
+    if (data) {
+        *data = buf;
+    }
 
     /* Pipelined: every chunk of a large block in flight at once. */
     for (uint32_t done = 0; done < len; done += KONA_MAX_IO) {
@@ -321,7 +456,7 @@ static int remote_read_copy(KonaCopy *c, uint64_t off, void *buf,
 static void remote_try_resync(KonaRemote *r);
 
 int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
-                     Error **errp)
+                     const uint8_t **data, Error **errp)
 {
     KonaExtent *e = remote_extent(r, offset, len);
     g_autoptr(GError) gerr = NULL;
@@ -344,7 +479,8 @@ int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
         addr = c->addr;
         for (int t = 0; t < KONA_REMOTE_TRIES; t++) {
             g_clear_error(&gerr);
-            ret = remote_read_copy(c, offset - e->offset, buf, len, &gerr);
+            ret = remote_read_copy(c, offset - e->offset, buf, len, data,
+                                   &gerr);
             if (ret == 0) {
                 return 0;
             }
@@ -380,23 +516,65 @@ static size_t remote_pack(KonaRemote *r, uint64_t page_base, uint32_t npages,
     return out;
 }
 
-/* Send the packed lines to one copy, with retries. */
+/*
+ * Copy the masked lines of @npages pages at @pages into @c's mapping at
+ * slab offset @off, and tell the memnode (batched).
+ */
+static int remote_write_mapped(KonaCopy *c, uint64_t off, uint32_t npages,
+                               const uint64_t *masks, const uint8_t *pages,
+                               GError **gerr)
+{
+    if (!remote_copy_ready(c, false, gerr)) {
+        return -EIO;
+    }
+    for (uint32_t p = 0; p < npages; p++) {
+        uint8_t *dst = c->map + off + (uint64_t)p * 4096;
+        const uint8_t *src = pages + (uint64_t)p * 4096;
+
+        if (masks[p] == UINT64_MAX) {
+            memcpy(dst, src, 4096);
+        } else {
+            kona_lines_copy(dst, src, masks[p]);
+        }
+    }
+    return kona_link_note_lines(c->link, c->slab_id, off, npages, masks,
+                                gerr);
+}
+
+/*
+ * Write the masked lines to one copy, with retries: through its mapping
+ * from @pages, or the packed @lines over its socket.
+ */
 static int remote_write_copy(KonaCopy *c, uint64_t off, uint32_t npages,
-                             const uint64_t *masks, const uint8_t *lines,
-                             GError **gerr)
+                             const uint64_t *masks, const uint8_t *pages,
+                             const uint8_t *lines, GError **gerr)
 {
     int ret = -EIO;
 
     for (int t = 0; t < KONA_REMOTE_TRIES; t++) {
         g_clear_error(gerr);
-        ret = kona_link_write_lines(c->link, c->slab_id, off, npages, masks,
-                                    lines, gerr);
+        ret = c->shared
+              ? remote_write_mapped(c, off, npages, masks, pages, gerr)
+              : kona_link_write_lines(c->link, c->slab_id, off, npages,
+                                      masks, lines, gerr);
         if (ret == 0) {
             return 0;
         }
-        trace_kona_remote_retry("write", off, (*gerr)->message);
+        trace_kona_remote_retry("write", off,
+                                *gerr ? (*gerr)->message : "error");
     }
     return ret;
+}
+
+/* Does any live copy of @e take its writes over a socket? */
+static bool remote_needs_packing(KonaExtent *e)
+{
+    for (unsigned i = 0; i < e->ncopies; i++) {
+        if (e->copies[i].live && !e->copies[i].shared) {
+            return true;
+        }
+    }
+    return false;
 }
 
 int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
@@ -415,10 +593,14 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
     for (uint32_t done = 0; done < npages;) {
         uint32_t n = MIN(npages - done, KONA_MAX_WRITE_PAGES);
         uint64_t base = page_base + (uint64_t)done * 4096;
+        /* Where page @base's bytes are (lines outside the block unused). */
+        const uint8_t *pages = data + (base - data_base);
         g_autoptr(GError) gerr = NULL;
         unsigned written = 0;
 
-        remote_pack(r, base, n, masks + done, data, data_base);
+        if (remote_needs_packing(e)) {
+            remote_pack(r, base, n, masks + done, data, data_base);
+        }
         /* Complete when every live copy has it. */
         for (unsigned i = 0; i < e->ncopies; i++) {
             KonaCopy *c = &e->copies[i];
@@ -428,7 +610,7 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
             }
             g_clear_error(&gerr);
             if (remote_write_copy(c, base - e->offset, n, masks + done,
-                                  r->lines, &gerr) == 0) {
+                                  pages, r->lines, &gerr) == 0) {
                 written++;
             } else {
                 remote_copy_failed(r, e, c, "write-back", gerr);
@@ -454,13 +636,21 @@ int kona_remote_flush(KonaRemote *r, Error **errp)
             KonaCopy *c = &e->copies[j];
             g_autoptr(GError) gerr = NULL;
 
-            if (!c->live || kona_link_flush(c->link, &gerr) == 0) {
+            if (!c->live) {
                 continue;
             }
+            if (remote_copy_ready(c, true, &gerr) &&
+                kona_link_flush(c->link, &gerr) == 0) {
+                if (!c->refused) {
+                    continue;
+                }
+                g_set_error(&gerr, KONA_ERROR, EACCES, "%s", c->refused);
+            }
+            g_clear_pointer(&c->refused, g_free);
             remote_copy_failed(r, e, c, "flush", gerr);
             if (c->live) {
                 error_setg(errp, "kona-cxl: flush of '%s' failed: %s",
-                           c->addr, gerr->message);
+                           c->addr, gerr ? gerr->message : "error");
                 return -EIO;
             }
         }
@@ -468,9 +658,9 @@ int kona_remote_flush(KonaRemote *r, Error **errp)
     return 0;
 }
 
-/* Copy the whole extent from a live copy to @to (on link @l, slab). */
+/* Copy the whole extent from a live copy to @to, then flush @to. */
 static int remote_copy_extent(KonaRemote *r, KonaExtent *e, KonaCopy *from,
-                              KonaLink *l, uint64_t slab, GError **gerr)
+                              KonaCopy *to, GError **gerr)
 {
     uint64_t full[KONA_MAX_WRITE_PAGES];
     g_autofree uint8_t *buf = g_malloc(KONA_MAX_IO);
@@ -478,19 +668,19 @@ static int remote_copy_extent(KonaRemote *r, KonaExtent *e, KonaCopy *from,
     memset(full, 0xff, sizeof(full));
     for (uint64_t off = 0; off < e->size; off += KONA_MAX_IO) {
         uint32_t len = MIN(e->size - off, KONA_MAX_IO);
-        int ret = kona_link_read(from->link, from->slab_id, off, buf, len,
-                                 gerr);
+        const uint8_t *src;
+        int ret = remote_read_copy(from, off, buf, len, &src, gerr);
 
         if (ret == 0) {
-            ret = kona_link_write_lines(l, slab, off, len / 4096, full, buf,
-                                        gerr);
+            ret = remote_write_copy(to, off, len / 4096, full, src, src,
+                                    gerr);
         }
         if (ret < 0) {
             return ret;
         }
     }
     r->resync_bytes += e->size;
-    return kona_link_flush(l, gerr);
+    return kona_link_flush(to->link, gerr);
 }
 
 /*
@@ -517,34 +707,60 @@ static void remote_try_resync(KonaRemote *r)
             KonaCopy *c = &e->copies[j];
             g_autoptr(GError) gerr = NULL;
             Error *err = NULL;
-            KonaLink *l;
-            uint64_t slab;
+            KonaCopy fresh = { .addr = c->addr, .live = true };
 
             if (c->live) {
                 continue;
             }
-            l = remote_connect(r, c->addr, &gerr);
-            if (!l) {
+            fresh.link = remote_connect(r, c->addr, &gerr);
+            if (!fresh.link) {
                 continue;
             }
-            if (remote_get_slab(r, l, &slab, "replica", &err) < 0 ||
-                remote_copy_extent(r, e, from, l, slab, &gerr) < 0) {
+            if (remote_get_slab(r, fresh.link, &fresh.slab_id, "replica",
+                                &err) < 0 ||
+                !remote_map_copy(r, &fresh, e->size, &err) ||
+                remote_copy_extent(r, e, from, &fresh, &gerr) < 0) {
                 warn_report("kona-cxl: resync of '%s' failed: %s", c->addr,
-                            err ? error_get_pretty(err) : gerr->message);
+                            err ? error_get_pretty(err) :
+                            gerr ? gerr->message : "error");
                 error_free(err);
-                kona_link_close(l);
+                remote_unmap_copy(&fresh);
+                kona_link_close(fresh.link);
                 continue;
             }
-            /* The new connection replaces the dead one. */
+            /* The new connection and slab replace the dead ones. */
+            remote_unmap_copy(c);
+            g_free(c->refused);
             g_ptr_array_remove(r->links, c->link);
-            g_ptr_array_add(r->links, l);
-            c->link = l;
-            c->slab_id = slab;
-            c->live = true;
+            g_ptr_array_add(r->links, fresh.link);
+            *c = fresh;
             r->resyncs++;
             info_report("kona-cxl: '%s' is back and resynced (%" PRIu64
                         " bytes)", c->addr, e->size);
             trace_kona_remote_resync(c->addr, e->size);
+        }
+    }
+}
+
+void kona_remote_sync_notes(KonaRemote *r)
+{
+    for (guint i = 0; i < r->links->len; i++) {
+        KonaLink *l = g_ptr_array_index(r->links, i);
+
+        /* In order: the PING's answer comes after the notes'. */
+        if (kona_link_connected(l) && kona_link_push_notes(l, NULL) == 0) {
+            kona_link_ping(l, NULL);
+        }
+    }
+}
+
+void kona_remote_paths(KonaRemote *r, unsigned *mapped, unsigned *copies)
+{
+    *mapped = *copies = 0;
+    for (unsigned i = 0; i < r->nextents; i++) {
+        for (unsigned j = 0; j < r->extents[i].ncopies; j++) {
+            *mapped += r->extents[i].copies[j].shared;
+            (*copies)++;
         }
     }
 }

@@ -8,6 +8,20 @@
  * remote memory: blocks start zero-filled and write-back has nowhere to go,
  * so the cache must hold the whole media.
  *
+ * Two paths to a memnode.  Over a socket, a fetch is a READ request and a
+ * write-back a WRITE_LINES carrying the dirty lines.  A memnode on this
+ * host (unix: address) may also hand over each slab's memory as a
+ * descriptor (the shared path, KONA_CAP_SHARED): the slab is mapped, a
+ * fetch is a copy from the mapping, a write-back copies the dirty lines
+ * into it and tells the memnode which (WROTE_LINES, batched), and FLUSH
+ * is the same request on both paths.  Property 'remote-path' picks: auto
+ * (the shared path wherever a memnode offers it), socket or shared.  A
+ * mapped copy's memnode is checked for life at most once a millisecond
+ * (and the batched notes sent then, so the memnode's counters lag by
+ * about that much, and not at all after a FLUSH or a guest command); one
+ * that went away is reconnected and the slab mapped again, or the copy
+ * fails like a socket copy whose memnode is gone.
+ *
  * Replication: a write-back completes once every live copy has it; a copy
  * whose memnode fails is declared dead and the device runs on the others
  * (failovers); a dead copy's memnode is retried at most once a second and,
@@ -22,11 +36,22 @@
 
 #define KONA_MAX_COPIES 2
 
+typedef enum KonaRemotePath {
+    KONA_REMOTE_PATH_AUTO,
+    KONA_REMOTE_PATH_SOCKET,
+    KONA_REMOTE_PATH_SHARED,
+} KonaRemotePath;
+
 typedef struct KonaCopy {
     KonaLink *link;             /* owned by KonaRemote.links */
     char *addr;
     uint64_t slab_id;
     bool live;
+    bool shared;                /* served through a mapping of the slab */
+    uint8_t *map;               /* the mapping; NULL while it is lost */
+    uint64_t map_size;
+    int64_t checked_ns;         /* when the memnode was last seen alive */
+    char *refused;              /* a note the memnode refused, for FLUSH */
 } KonaCopy;
 
 typedef struct KonaExtent {
@@ -42,6 +67,7 @@ typedef struct KonaRemoteConfig {
     const char *rackctl;
     const char *volume;         /* named allocation: survives QEMU */
     const char *secret_file;    /* shared secret for memnode AUTH */
+    KonaRemotePath path;
     uint64_t size;
     uint32_t block_size;
     unsigned timeout_ms;
@@ -71,9 +97,14 @@ static inline bool kona_remote_present(const KonaRemote *r)
     return r->nextents > 0;
 }
 
-/* Read media [offset, offset + len) (inside one extent) into @buf. */
+/*
+ * Read media [offset, offset + len) (inside one extent).  With @data NULL
+ * into @buf; otherwise *data is where the bytes are: in a copy's mapping
+ * (valid until the next call on @r, no copy made) or, read from a socket,
+ * in @buf.
+ */
 int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
-                     Error **errp);
+                     const uint8_t **data, Error **errp);
 
 /*
  * Write the lines set in @masks (one per 4 KiB page from @page_base) to
@@ -87,5 +118,14 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
 
 /* Every write so far is in the memnodes' memory (FLUSH on each link). */
 int kona_remote_flush(KonaRemote *r, Error **errp);
+
+/*
+ * The memnodes have counted every write-back through a mapping so far
+ * (the batched WROTE_LINES notes sent and answered).
+ */
+void kona_remote_sync_notes(KonaRemote *r);
+
+/* Copies served through a mapping, of all copies. */
+void kona_remote_paths(KonaRemote *r, unsigned *mapped, unsigned *copies);
 
 #endif /* KONA_REMOTE_H */

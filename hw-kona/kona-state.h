@@ -52,6 +52,7 @@ struct KonaCxlState {
     uint32_t window_ms;
     bool direct_decode;
     char *tracking;
+    char *remote_path;
     uint64_t fetch_latency_ns;
     char *latency_preset;
     uint64_t latency_line_ns, latency_page_ns, latency_64k_ns;

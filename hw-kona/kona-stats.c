@@ -138,6 +138,14 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
     if (s->replica) {
         g_string_append_printf(out, "  replica %s\n", s->replica);
     }
+    if (kona_remote_present(&s->remote)) {
+        unsigned mapped, copies;
+
+        kona_remote_paths(&s->remote, &mapped, &copies);
+        g_string_append_printf(out, "  remote path: %s, %u of %u cop%s "
+                               "mapped\n", s->remote_path, mapped, copies,
+                               copies == 1 ? "y" : "ies");
+    }
     if (kona_latency_enabled(&s->latency)) {
         g_string_append_printf(out, "  latency model: %" PRIu64 " ns per "
                                "%u-byte fetch (%s)\n",

@@ -54,6 +54,18 @@ size_t kona_lines_pack(const void *page, uint64_t mask, void *out)
     return (size_t)(dst - (uint8_t *)out);
 }
 
+void kona_lines_copy(void *dst, const void *src, uint64_t mask)
+{
+    while (mask) {
+        unsigned len;
+        unsigned first = next_run(&mask, &len);
+
+        memcpy((uint8_t *)dst + first * KONA_LINE_SIZE,
+               (const uint8_t *)src + first * KONA_LINE_SIZE,
+               len * KONA_LINE_SIZE);
+    }
+}
+
 size_t kona_lines_unpack(void *page, uint64_t mask, const void *in)
 {
     uint8_t *dst = page;

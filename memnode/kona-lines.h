@@ -29,6 +29,9 @@ size_t kona_lines_pack(const void *page, uint64_t mask, void *out);
 /* Copy packed lines from @in into @page where @mask says; returns bytes read. */
 size_t kona_lines_unpack(void *page, uint64_t mask, const void *in);
 
+/* Copy the lines of @src selected by @mask to the same places of @dst. */
+void kona_lines_copy(void *dst, const void *src, uint64_t mask);
+
 /* The same for @npages consecutive 4 KiB pages starting at @pages. */
 size_t kona_lines_pack_pages(const void *pages, const uint64_t *masks,
                              uint32_t npages, void *out);

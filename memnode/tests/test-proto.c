@@ -243,6 +243,10 @@ static void test_lines_codec(void)
                 }
             }
         }
+        /* copy page to page: the same lines, the rest kept */
+        memset(ref, 0xEE, sizeof(ref));
+        kona_lines_copy(ref, page, mask);
+        g_assert_cmpmem(ref, sizeof(ref), out, sizeof(out));
         /* diff finds exactly the lines that changed */
         memset(out, 0xEE, sizeof(out));
         memcpy(ref, out, sizeof(out));
