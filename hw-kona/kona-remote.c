@@ -759,7 +759,9 @@ void kona_remote_paths(KonaRemote *r, unsigned *mapped, unsigned *copies)
     *mapped = *copies = 0;
     for (unsigned i = 0; i < r->nextents; i++) {
         for (unsigned j = 0; j < r->extents[i].ncopies; j++) {
-            *mapped += r->extents[i].copies[j].shared;
+            KonaCopy *c = &r->extents[i].copies[j];
+
+            *mapped += c->live && c->shared;
             (*copies)++;
         }
     }

@@ -125,7 +125,7 @@ int kona_remote_flush(KonaRemote *r, Error **errp);
  */
 void kona_remote_sync_notes(KonaRemote *r);
 
-/* Copies served through a mapping, of all copies. */
+/* Live copies served through a mapping, of all copies. */
 void kona_remote_paths(KonaRemote *r, unsigned *mapped, unsigned *copies);
 
 #endif /* KONA_REMOTE_H */

@@ -966,6 +966,56 @@ static void test_shared_isolation(void)
 }
 
 /*
+ * Replica failover on the shared path with the primary behind the fault
+ * proxy (as tests/guest/replica-test has it): the primary memnode dies, the
+ * proxy ends the device's connection, and the device notices on its next
+ * access that needs the primary, even a read of a clean block through the
+ * orphaned mapping, and carries on with the replica.
+ */
+static void test_shared_replica_via_proxy(void)
+{
+    FaultFixture ff = { 0 };
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *props = NULL;
+    MnProc *replica = memnode_at(dir, "replica");
+    KonaQTest *t = &ff.mn.t;
+
+    fault_start(&ff, "cache-size=64K");
+    kona_qtest_stop(t);
+    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=2000,"
+                            "memnode=%s,replica=%s,remote-path=shared",
+                            ff.proxy->addrs[0], replica->addrs[0]);
+    kona_qtest_start(t, props);
+    g_assert_cmpuint(mapped_copies(t), ==, 2);
+    touch_blocks(t, 0, 64);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+
+    mn_proc_kill(ff.mn.memnode);
+    g_usleep(5 * 1000);
+    check_blocks(t, 0, 64);
+    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 1);
+    touch_blocks(t, 64, 64);
+    check_blocks(t, 0, 128);
+    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 1);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+    g_assert_cmpuint(mapped_copies(t), ==, 1);
+
+    kona_qtest_stop(t);
+    t->qts = NULL;
+    close(ff.control);
+    g_assert_cmpint(mn_proc_stop(ff.proxy), ==, 0);
+    mn_proc_free(ff.proxy);
+    mn_proc_free(ff.mn.memnode);
+    mn_rm_rf(ff.mn.dir);
+    g_free(ff.mn.dir);
+    g_free(ff.mn.addr);
+    g_assert_cmpint(mn_proc_stop(replica), ==, 0);
+    mn_proc_free(replica);
+    mn_rm_rf(dir);
+}
+
+/*
  * A memnode with a data directory restarts under a device that maps its
  * slab: the device reconnects, reopens the slab (same id and key, same
  * file) and maps it again; nothing is lost and nothing fails.
@@ -1349,6 +1399,8 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/shared/memnode-gone",
                    test_shared_memnode_gone);
     qtest_add_func("/kona-remote/shared/isolation", test_shared_isolation);
+    qtest_add_func("/kona-remote/shared/replica-via-proxy",
+                   test_shared_replica_via_proxy);
     qtest_add_func("/kona-remote/shared/datadir-restart",
                    test_shared_datadir_restart);
     qtest_add_func("/kona-remote/fetch-latency", test_fetch_latency);
