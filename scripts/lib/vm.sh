@@ -40,6 +40,9 @@
 #   KONA_VM_FMW_SIZE=4G      size of the CXL fixed memory window
 #   KONA_VM_OVERLAY=DIR      files copied into the guest's / for this run (no image rebuild)
 #   KONA_VM_VERBOSE=1        also stream the serial console to stderr
+#   KONA_VM_STREAM=1         stream the guest command's output to stdout
+#                            as it comes (not the boot, not the KONA-*
+#                            marker lines but KONA-FAIL's reason)
 #   KONA_VM_DEVICE=kona-cxl  default device type for kona_vm_memdev_args
 #   KONA_VM_KONA_PROPS=...   extra kona-cxl properties (memnode=..., cache-size=...)
 #   KONA_VM_QMP=PATH         QMP socket for the run; with it, QEMU is kept
@@ -215,13 +218,23 @@ _kona_vm_cleanup() {
 }
 
 # One console line, for kona_vm_run's watchdog (uses and sets its locals:
-# now, t0, begin_at, result_seen, last_step).
+# now, t0, begin_at, result_seen, last_step, in_cmd).
 _kona_vm_line() {
     local l=${1%$'\r'}
+    if [ -n "$in_cmd" ] && [ -n "${KONA_VM_STREAM:-}" ]; then
+        case "$l" in
+            KONA-FAIL*) printf '%s\n' "$l" ;;
+            KONA-*) ;;
+            # A marker after output that did not end its line.
+            *KONA-[A-Z]*) printf '%s\n' "${l%%KONA-[A-Z]*}" ;;
+            *) printf '%s\n' "$l" ;;
+        esac
+    fi
     case "$l" in
         *KONA-BEGIN*)
             [ -z "$begin_at" ] || return 0
             begin_at=$now
+            in_cmd=1
             last_step='guest command running'
             if [ -n "${KONA_VM_PROGRESS:-}" ]; then
                 log "guest booted in $(_kona_vm_secs $((now - t0)))s"
@@ -244,6 +257,7 @@ _kona_vm_line() {
             fi
             ;;
         *KONA-RESULT*)
+            in_cmd=
             if [ -z "${KONA_VM_QMP:-}" ] || [ -n "$result_seen" ]; then
                 return 0
             fi
@@ -294,7 +308,7 @@ kona_vm_run() {
         # for KONA_VM_ON_RESULT; we end it once that has run.
         set -- "$@" -qmp "unix:$KONA_VM_QMP,server=on,wait=off" -no-shutdown
     fi
-    local result_seen=''
+    local result_seen='' in_cmd=''
 
     # For the record (the temporary initrd is gone after the run).
     printf '%q ' "$QEMU_BIN" "${KONA_VM_BASE_ARGS[@]}" "$@" >"$logfile.cmdline"
