@@ -227,21 +227,66 @@ int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
  * the cache past HIGH_WM first evicts down to LOW_WM; in any mode, a full
  * cache evicts one victim.  Returns a free frame or KONA_NO_FRAME.
  */
+/*
+ * The policy's victim could not be written back (its memory node failed):
+ * evict another frame that does not need that memory node, clean ones
+ * first.  One pass over the frames, on this failure path only; frames
+ * whose own memory node fails too are skipped with theirs.
+ */
+static bool kona_evict_other(KonaCxlState *s, KonaLockState *ls,
+                             uint32_t failed)
+{
+    KonaCache *c = &s->cache;
+    uint64_t bad[4] = { c->frames[failed].block << c->block_shift };
+    unsigned nbad = 1;
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t f = 0; f < c->nframes; f++) {
+            KonaFrame *fr = &c->frames[f];
+            uint64_t at = fr->block << c->block_shift;
+            Error *err = NULL;
+            bool skip = false;
+
+            if (!fr->resident || f == failed || (pass == 0) != !fr->ndirty) {
+                continue;
+            }
+            for (unsigned i = 0; i < nbad && fr->ndirty; i++) {
+                skip |= kona_remote_same_extent(&s->remote, at, bad[i]);
+            }
+            if (skip) {
+                continue;
+            }
+            if (kona_evict_frame(s, ls, f, true, &err) == 0) {
+                return true;
+            }
+            kona_remote_failed(s, err);
+            if (nbad == ARRAY_SIZE(bad)) {
+                return false;
+            }
+            bad[nbad++] = at;
+        }
+    }
+    return false;
+}
+
 static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
 {
     KonaCache *c = &s->cache;
     uint32_t target = kona_cache_resident(c);
-    Error *err = NULL;
 
     if (s->policy_mode == KONA_MODE_DEVICE && target + 1 > s->high_wm) {
         target = s->low_wm;
     }
     target = MIN(target, c->nframes - 1);
     while (kona_cache_resident(c) > target) {
-        if (kona_evict_frame(s, ls, kona_cache_pick_victim(c), true,
-                             &err) < 0) {
+        uint32_t victim = kona_cache_pick_victim(c);
+        Error *err = NULL;
+
+        if (kona_evict_frame(s, ls, victim, true, &err) < 0) {
             kona_remote_failed(s, err);
-            break;
+            if (!kona_evict_other(s, ls, victim)) {
+                break;
+            }
         }
     }
     return kona_cache_take_free(c);
@@ -419,6 +464,8 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
                      uint64_t len, bool evict, uint64_t *count, Error **errp)
 {
     KonaCache *c = &s->cache;
+    Error *first_err = NULL;
+    unsigned failed = 0;
     uint64_t first, last;
 
     *count = 0;
@@ -427,21 +474,37 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     }
     first = kona_cache_block_of(c, addr);
     last = kona_cache_block_of(c, addr + len - 1);
-    /* Only resident blocks can need work: visit the frames. */
+    /*
+     * Only resident blocks can need work: visit the frames.  A block whose
+     * memory node fails stays (dirty) and the others go on: one dead node
+     * must not keep the lines of the healthy ones from being written.
+     */
     for (uint32_t f = 0; f < c->nframes; f++) {
         KonaFrame *fr = &c->frames[f];
         uint64_t lines = s->stats[KONA_DEV_STAT_WRITEBACK_LINES];
+        Error *err = NULL;
         int ret;
 
         if (!fr->resident || fr->block < first || fr->block > last) {
             continue;
         }
-        ret = evict ? kona_evict_frame(s, ls, f, false, errp)
-                    : kona_writeback(s, ls, f, false, errp);
+        ret = evict ? kona_evict_frame(s, ls, f, false, &err)
+                    : kona_writeback(s, ls, f, false, &err);
         if (ret < 0) {
-            return ret;
+            if (!failed++) {
+                first_err = err;
+            } else {
+                kona_remote_failed(s, err);     /* counted, logged */
+            }
+            continue;
         }
         *count += evict ? 1 : s->stats[KONA_DEV_STAT_WRITEBACK_LINES] - lines;
+    }
+    if (failed) {
+        error_propagate_prepend(errp, first_err, "kona-cxl: %u block(s) "
+                                "could not be written back; the first: ",
+                                failed);
+        return -EIO;
     }
     return 0;
 }
@@ -483,9 +546,14 @@ int kona_flush_all(KonaCxlState *s, KonaLockState *ls, uint64_t *lines,
     int ret;
 
     ret = kona_clean_range(s, ls, 0, s->size, false, &count, errp);
-    if (ret == 0 && kona_remote_present(&s->remote)) {
+    /* What did reach the healthy memory nodes is flushed there all the same. */
+    if (kona_remote_present(&s->remote)) {
         kona_release_bql(ls);
-        ret = kona_remote_flush(&s->remote, errp);
+        if (ret == 0) {
+            ret = kona_remote_flush(&s->remote, errp);
+        } else {
+            kona_remote_flush(&s->remote, NULL);
+        }
     }
     if (lines) {
         *lines = s->stats[KONA_DEV_STAT_WRITEBACK_LINES] - before;

@@ -627,8 +627,36 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
     return 0;
 }
 
+/*
+ * FLUSH on @l once per kona_remote_flush (many extents of a rack may share
+ * one memnode): the first answer is kept in @done for the others.
+ */
+static int remote_flush_link(KonaLink *l, GHashTable *done, GError **gerr)
+{
+    GError *prev;
+
+    if (g_hash_table_lookup_extended(done, l, NULL, (gpointer *)&prev)) {
+        if (prev) {
+            *gerr = g_error_copy(prev);
+            return -EIO;
+        }
+        return 0;
+    }
+    if (kona_link_flush(l, gerr) < 0) {
+        g_hash_table_insert(done, l, g_error_copy(*gerr));
+        return -EIO;
+    }
+    g_hash_table_insert(done, l, NULL);
+    return 0;
+}
+
 int kona_remote_flush(KonaRemote *r, Error **errp)
 {
+    g_autoptr(GHashTable) done = g_hash_table_new_full(
+        NULL, NULL, NULL, (GDestroyNotify)g_error_free);
+    int ret = 0;
+
+    /* Every link is flushed, even after one failed: the others are fine. */
     for (unsigned i = 0; i < r->nextents; i++) {
         KonaExtent *e = &r->extents[i];
 
@@ -640,7 +668,7 @@ int kona_remote_flush(KonaRemote *r, Error **errp)
                 continue;
             }
             if (remote_copy_ready(c, true, &gerr) &&
-                kona_link_flush(c->link, &gerr) == 0) {
+                remote_flush_link(c->link, done, &gerr) == 0) {
                 if (!c->refused) {
                     continue;
                 }
@@ -648,14 +676,14 @@ int kona_remote_flush(KonaRemote *r, Error **errp)
             }
             g_clear_pointer(&c->refused, g_free);
             remote_copy_failed(r, e, c, "flush", gerr);
-            if (c->live) {
+            if (c->live && ret == 0) {
                 error_setg(errp, "kona-cxl: flush of '%s' failed: %s",
                            c->addr, gerr ? gerr->message : "error");
-                return -EIO;
+                ret = -EIO;
             }
         }
     }
-    return 0;
+    return ret;
 }
 
 /* Copy the whole extent from a live copy to @to, then flush @to. */
@@ -765,4 +793,9 @@ void kona_remote_paths(KonaRemote *r, unsigned *mapped, unsigned *copies)
             (*copies)++;
         }
     }
+}
+
+bool kona_remote_same_extent(KonaRemote *r, uint64_t a, uint64_t b)
+{
+    return remote_extent(r, a, 1) == remote_extent(r, b, 1);
 }

@@ -125,6 +125,9 @@ int kona_remote_flush(KonaRemote *r, Error **errp);
  */
 void kona_remote_sync_notes(KonaRemote *r);
 
+/* Do media offsets @a and @b live in the same extent (memory nodes)? */
+bool kona_remote_same_extent(KonaRemote *r, uint64_t a, uint64_t b);
+
 /* Live copies served through a mapping, of all copies. */
 void kona_remote_paths(KonaRemote *r, unsigned *mapped, unsigned *copies);
 

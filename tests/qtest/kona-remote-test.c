@@ -1015,6 +1015,152 @@ static void test_shared_replica_via_proxy(void)
     mn_rm_rf(dir);
 }
 
+/* Two memnodes under a rack controller, the media striped in 4 MiB. */
+typedef struct RackFixture {
+    char *dir;
+    MnProc *ctl;
+    MnProc *node[2];
+    KonaQTest t;
+} RackFixture;
+
+static void rack_start(RackFixture *rf, const char *props)
+{
+    g_autofree char *ctl_listen = NULL, *ctl_opt = NULL, *all = NULL;
+
+    rf->dir = mn_tmpdir();
+    ctl_listen = g_strdup_printf("--listen=unix:%s/ctl.sock", rf->dir);
+    const char *ctl_argv[] = { ctl_listen, "--slab-size=4M", NULL };
+    rf->ctl = mn_proc_start(mn_rackctl_bin(), ctl_argv);
+    ctl_opt = g_strdup_printf("--controller=%s", rf->ctl->addrs[0]);
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *l = g_strdup_printf("--listen=unix:%s/n%d.sock",
+                                             rf->dir, i);
+        const char *argv[] = { l, ctl_opt, "--capacity=512M", NULL };
+
+        rf->node[i] = mn_proc_start(mn_memnode_bin(), argv);
+    }
+    all = g_strdup_printf("size=256M,rackctl=%s,timeout-ms=1000,%s",
+                          rf->ctl->addrs[0], props);
+    kona_qtest_start(&rf->t, all);
+}
+
+/* Which node holds media offset @off: the one whose counters grow. */
+static int rack_node_of(RackFixture *rf, uint64_t off)
+{
+    uint64_t before[2];
+
+    for (int i = 0; i < 2; i++) {
+        before[i] = stats_at(rf->node[i]->addrs[0]).lines_written;
+    }
+    qtest_writeb(rf->t.qts, rf->t.window + off, 0x5a);
+    g_assert_cmpuint(kona_cmd(&rf->t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    for (int i = 0; i < 2; i++) {
+        if (stats_at(rf->node[i]->addrs[0]).lines_written > before[i]) {
+            return i;
+        }
+    }
+    g_assert_not_reached();
+}
+
+static void rack_stop(RackFixture *rf)
+{
+    if (rf->t.qts) {
+        kona_qtest_stop(&rf->t);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (rf->node[i]) {
+            g_assert_cmpint(mn_proc_stop(rf->node[i]), ==, 0);
+            mn_proc_free(rf->node[i]);
+        }
+    }
+    g_assert_cmpint(mn_proc_stop(rf->ctl), ==, 0);
+    mn_proc_free(rf->ctl);
+    mn_rm_rf(rf->dir);
+    g_free(rf->dir);
+}
+
+/*
+ * One memnode of two dies with dirty lines bound for both: FLUSH (and so
+ * the write-back at exit) still writes everything the healthy one should
+ * get, whichever order the blocks are in, and reports the failures.
+ */
+static void test_flush_past_failure(gconstpointer path)
+{
+    g_autofree char *props = g_strdup_printf("cache-size=512K,"
+                                             "remote-path=%s",
+                                             (const char *)path);
+    const uint64_t stripe = 4 * MiB;
+    RackFixture rf = { 0 };
+    uint64_t base, result;
+    int dead, live;
+
+    rack_start(&rf, props);
+    dead = rack_node_of(&rf, 0);
+    live = rack_node_of(&rf, stripe);
+    g_assert_cmpint(dead, !=, live);
+    /* Dirty blocks of the doomed node first: they come first in the cache. */
+    for (int b = 1; b <= 8; b++) {
+        qtest_writeb(rf.t.qts, rf.t.window + b * 4096, b);
+    }
+    for (int b = 1; b <= 8; b++) {
+        qtest_writeb(rf.t.qts, rf.t.window + stripe + b * 4096, b);
+    }
+    base = stats_at(rf.node[live]->addrs[0]).lines_written;
+    mn_proc_kill(rf.node[dead]);
+    mn_proc_free(rf.node[dead]);
+    rf.node[dead] = NULL;
+    g_usleep(5 * 1000);
+
+    g_assert_cmpuint(kona_cmd(&rf.t, KONA_CMD_FLUSH, 0, 0, &result), ==,
+                     KONA_CMD_STATUS_REMOTE_ERROR);
+    g_assert_cmpuint(stats_at(rf.node[live]->addrs[0]).lines_written - base,
+                     ==, 8);
+    /* Every block that could not be written back was counted. */
+    g_assert_cmpuint(kona_qmp_stat(&rf.t, "remote-errors"), >=, 8);
+    /* ... and kept, dirty: nothing was dropped. */
+    g_assert_cmpuint(kona_qmp_stat(&rf.t, "dirty-lines"), ==, 8);
+    rack_stop(&rf);
+}
+
+/*
+ * A miss whose victim cannot be written back (its memnode is gone) takes
+ * another victim, and the data from the healthy memnode arrives.
+ */
+static void test_room_past_failure(void)
+{
+    const uint64_t stripe = 4 * MiB;
+    RackFixture rf = { 0 };
+    int dead, live;
+
+    rack_start(&rf, "cache-size=64K");     /* 16 frames */
+    dead = rack_node_of(&rf, 0);
+    live = rack_node_of(&rf, stripe);
+    g_assert_cmpint(dead, !=, live);
+    /* One block of the healthy node resident and clean, 15 dirty ones. */
+    qtest_writeb(rf.t.qts, rf.t.window + stripe + 4096 + 7, 0x42);
+    g_assert_cmpuint(kona_cmd(&rf.t, KONA_CMD_EVICT, 0, 256 * MiB, NULL),
+                     ==, KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(qtest_readb(rf.t.qts, rf.t.window + stripe + 4096 + 7),
+                     ==, 0x42);
+    for (int b = 1; b <= 15; b++) {
+        qtest_writeb(rf.t.qts, rf.t.window + b * 4096, b);
+    }
+    g_assert_cmpuint(kona_qmp_stat(&rf.t, "resident-blocks"), ==, 16);
+    mn_proc_kill(rf.node[dead]);
+    mn_proc_free(rf.node[dead]);
+    rf.node[dead] = NULL;
+    g_usleep(5 * 1000);
+
+    /* The healthy node's data still comes in. */
+    qtest_writeb(rf.t.qts, rf.t.window + stripe + 2 * 4096 + 7, 0x43);
+    g_assert_cmpuint(qtest_readb(rf.t.qts,
+                                 rf.t.window + stripe + 2 * 4096 + 7), ==,
+                     0x43);
+    g_assert_cmpuint(kona_qmp_stat(&rf.t, "dirty-lines"), ==, 16);
+    rack_stop(&rf);
+}
+
 /*
  * A memnode with a data directory restarts under a device that maps its
  * slab: the device reconnects, reopens the slab (same id and key, same
@@ -1401,6 +1547,12 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/shared/isolation", test_shared_isolation);
     qtest_add_func("/kona-remote/shared/replica-via-proxy",
                    test_shared_replica_via_proxy);
+    qtest_add_data_func("/kona-remote/fault/flush-past-failure/shared",
+                        "shared", test_flush_past_failure);
+    qtest_add_data_func("/kona-remote/fault/flush-past-failure/socket",
+                        "socket", test_flush_past_failure);
+    qtest_add_func("/kona-remote/fault/room-past-failure",
+                   test_room_past_failure);
     qtest_add_func("/kona-remote/shared/datadir-restart",
                    test_shared_datadir_restart);
     qtest_add_func("/kona-remote/fetch-latency", test_fetch_latency);
