@@ -98,6 +98,7 @@ static bool kona_direct_probe_one(KonaCxlState *s, uint64_t hpa, uint64_t dpa)
     uint8_t byte;
 
     s->direct_probe_dpa = UINT64_MAX;
+    s->direct_probes++;
     address_space_read(&address_space_memory, hpa, MEMTXATTRS_UNSPECIFIED,
                        &byte, 1);
     return s->direct_probe_dpa == dpa;
@@ -130,6 +131,28 @@ static void kona_direct_unmap(KonaCxlState *s, int which)
     }
 }
 
+/*
+ * Does [hpa, hpa + size) lie inside one CXL fixed memory window?  The
+ * base is the guest's choice, and the probes read guest-physical memory:
+ * over RAM or another device's registers a read may have effects, so
+ * nothing outside a window is ever probed.
+ */
+static bool kona_direct_in_window(const KonaDirect *plan)
+{
+    MemoryRegionSection sec = memory_region_find(get_system_memory(),
+                                                 plan->hpa, plan->size);
+    bool ok = sec.mr &&
+              sec.offset_within_address_space == plan->hpa &&
+              int128_eq(sec.size, int128_make64(plan->size)) &&
+              g_str_has_prefix(memory_region_name(sec.mr),
+                               "cxl-fixed-memory-region");
+
+    if (sec.mr) {
+        memory_region_unref(sec.mr);
+    }
+    return ok;
+}
+
 /* Map decoder @which directly if it can be; true if it is mapped now. */
 static bool kona_direct_try(KonaCxlState *s, int which)
 {
@@ -140,6 +163,10 @@ static bool kona_direct_try(KonaCxlState *s, int which)
         return true;
     }
     if (!kona_direct_plan(s, which, &plan)) {
+        return false;
+    }
+    if (!kona_direct_in_window(&plan)) {
+        trace_kona_direct_refused(which, plan.hpa, plan.size);
         return false;
     }
     if (!kona_direct_probe(s, &plan)) {

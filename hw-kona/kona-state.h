@@ -92,6 +92,7 @@ struct KonaCxlState {
     QEMUBH *direct_bh;
     bool direct_pending;        /* a committed decoder is not mapped yet */
     uint64_t direct_probe_dpa;  /* where the last probe landed */
+    uint64_t direct_probes;     /* guest-physical reads made to probe */
     uint32_t direct_slow_count;
 
     /* Control registers (BAR 5) */

@@ -194,12 +194,23 @@ static void kona_get_direct_decoders(Object *obj, Visitor *v,
     visit_type_uint32(v, name, &n, errp);
 }
 
+/* Guest-physical reads direct decode made to check decoders (BQL). */
+static void kona_get_direct_probes(Object *obj, Visitor *v, const char *name,
+                                   void *opaque, Error **errp)
+{
+    uint64_t n = KONA_CXL(obj)->direct_probes;
+
+    visit_type_uint64(v, name, &n, errp);
+}
+
 void kona_cxl_stats_add_properties(ObjectClass *oc)
 {
     unsigned i;
 
     object_class_property_add(oc, "direct-decoders", "uint32",
                               kona_get_direct_decoders, NULL, NULL, NULL);
+    object_class_property_add(oc, "direct-probes", "uint64",
+                              kona_get_direct_probes, NULL, NULL, NULL);
 
     object_class_property_add(oc, "stats", "KonaStats", kona_get_stats,
                               NULL, NULL, NULL);

@@ -11,6 +11,7 @@
 #include "qemu/osdep.h"
 #include "qemu/units.h"
 #include "libqtest.h"
+#include "qobject/qdict.h"
 #include "kona-regs.h"
 #include "kona-qtest-util.h"
 
@@ -128,6 +129,41 @@ static void test_direct_off(void)
     kona_qtest_stop(&t);
 }
 
+static uint64_t direct_probes(KonaQTest *t)
+{
+    QDict *rsp = qtest_qmp(t->qts, "{ 'execute': 'qom-get', 'arguments': "
+                           "{ 'path': '/machine/peripheral/kona0', "
+                           "'property': 'direct-probes' } }");
+    uint64_t n = qdict_get_int(rsp, "return");
+
+    qobject_unref(rsp);
+    return n;
+}
+
+/*
+ * The decoder's base is the guest's choice.  The device checks it by
+ * reading guest-physical addresses through QEMU's decode, so a base outside
+ * the CXL window (over RAM or another device's registers, where a read can
+ * have effects) must not be probed at all, nor mapped.
+ */
+static void test_direct_base_outside_window(void)
+{
+    KonaQTest t;
+
+    kona_qtest_boot(&t, PROPS);
+    kona_qtest_commit(&t, true);
+    kona_qtest_commit_endpoint_at(&t, 16 * MiB);    /* guest RAM */
+    g_usleep(200 * 1000);       /* the commit's bottom half has run */
+    g_assert_cmpuint(kona_qmp_direct_decoders(&t, 0), ==, 0);
+    g_assert_cmpuint(direct_probes(&t), ==, 0);
+    /* Where the window is, the same decoder is probed and mapped. */
+    kona_qtest_uncommit(&t, false);
+    kona_qtest_commit(&t, false);
+    g_assert_cmpuint(kona_qmp_direct_decoders(&t, 1), ==, 1);
+    g_assert_cmpuint(direct_probes(&t), >, 0);
+    kona_qtest_stop(&t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -137,5 +173,7 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-cxl/direct/upstream-later",
                    test_direct_upstream_later);
     qtest_add_func("/kona-cxl/direct/off", test_direct_off);
+    qtest_add_func("/kona-cxl/direct/base-outside-window",
+                   test_direct_base_outside_window);
     return g_test_run();
 }

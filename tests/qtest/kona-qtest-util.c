@@ -102,6 +102,11 @@ void kona_qtest_commit(KonaQTest *t, bool host_bridge)
                t->size);
 }
 
+void kona_qtest_commit_endpoint_at(KonaQTest *t, uint64_t base)
+{
+    commit_hdm(t->qts, EP_COMPONENT, base, t->size);
+}
+
 void kona_qtest_uncommit(KonaQTest *t, bool host_bridge)
 {
     uncommit_hdm(t->qts, host_bridge ? t->host_regs : EP_COMPONENT);

@@ -30,6 +30,8 @@ void kona_qtest_boot(KonaQTest *t, const char *device_props);
 /* (Un)commit HDM decoder 0 of the host bridge or of the endpoint. */
 void kona_qtest_commit(KonaQTest *t, bool host_bridge);
 void kona_qtest_uncommit(KonaQTest *t, bool host_bridge);
+/* Commit the endpoint's decoder 0 at host address @base (any, even bad). */
+void kona_qtest_commit_endpoint_at(KonaQTest *t, uint64_t base);
 /*
  * The device's "direct-decoders" property (decoder ranges it serves
  * itself), once it has settled: polled until it equals @want or a second
