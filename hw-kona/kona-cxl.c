@@ -45,9 +45,9 @@ static const KonaTrackOps *const kona_track_modes[] = {
 };
 
 static const char *const kona_remote_path_names[] = {
-    [KONA_REMOTE_PATH_AUTO] = "auto",
-    [KONA_REMOTE_PATH_SOCKET] = "socket",
-    [KONA_REMOTE_PATH_SHARED] = "shared",
+    [KONA_COPY_PATH_AUTO] = "auto",
+    [KONA_COPY_PATH_SOCKET] = "socket",
+    [KONA_COPY_PATH_SHARED] = "shared",
 };
 
 static const char *const kona_policy_names[KONA_POLICY__MAX] = {
@@ -156,7 +156,7 @@ static bool kona_check_cache(KonaCxlState *s, KonaPolicy *policy,
     return true;
 }
 
-static bool kona_check_remote_path(KonaCxlState *s, KonaRemotePath *path,
+static bool kona_check_remote_path(KonaCxlState *s, KonaCopyPath *path,
                                    Error **errp)
 {
     for (unsigned i = 0; i < ARRAY_SIZE(kona_remote_path_names); i++) {

@@ -16,31 +16,10 @@
 #include "kona-remote.h"
 #include "trace.h"
 
-/* A broken connection is re-made by kona-link on the next call; retry. */
-#define KONA_REMOTE_TRIES 3
-/* Chunks of one fetch: blocks are at most 2 MiB, a READ at most 1 MiB. */
+/* Fetch chunks: blocks are at most 2 MiB, a READ at most 1 MiB. */
 #define KONA_REMOTE_MAX_CHUNKS 2
-#define KONA_RESYNC_INTERVAL_MS 1000
-/* A mapped copy's memnode is checked for life at most this often. */
-#define KONA_REMOTE_CHECK_NS    (1000 * 1000)
+#define KONA_REMOTE_TRIES 3
 
-/* Every connection of the device: same timeouts, same secret. */
-static KonaLink *remote_connect(KonaRemote *r, const char *addr,
-                                GError **gerr)
-{
-    KonaLinkOptions o = {
-        .connect_timeout_ms = r->cfg.timeout_ms,
-        .timeout_ms = r->cfg.timeout_ms,
-        .name = "kona-cxl",
-    };
-    gsize len = 0;
-
-    if (r->secret) {
-        o.secret = g_bytes_get_data(r->secret, &len);
-        o.secret_len = len;
-    }
-    return kona_link_connect_opts(addr, &o, gerr);
-}
 
 static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
                                  const char *prop, Error **errp)
@@ -54,7 +33,7 @@ static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
             return l;
         }
     }
-    l = remote_connect(r, addr, &gerr);
+    l = kona_copy_connect(&r->copy_cfg, addr, &gerr);
     if (!l) {
         error_setg(errp, "kona-cxl: property '%s': cannot reach memory node "
                    "'%s': %s", prop, addr, gerr->message);
@@ -64,140 +43,9 @@ static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
     return l;
 }
 
-/* The media's slab on @l: the named volume, or a fresh slab. */
-static int remote_get_slab(KonaRemote *r, KonaLink *l, uint64_t *slab,
-                           const char *prop, Error **errp)
-{
-    g_autoptr(GError) gerr = NULL;
-    uint64_t size = r->cfg.size;
-    bool created = true;
-    int ret;
 
-    if (r->cfg.volume) {
-        ret = kona_link_slab_attach(l, r->cfg.volume, r->cfg.size, true,
-                                    slab, &size, &created, &gerr);
-    } else {
-        ret = kona_link_slab_alloc(l, r->cfg.size, slab, &gerr);
-    }
-    if (ret < 0) {
-        error_setg(errp, "kona-cxl: property '%s': memory node '%s' gave no "
-                   "slab of %" PRIu64 " bytes: %s", prop, kona_link_addr(l),
-                   r->cfg.size, gerr->message);
-        return ret;
-    }
-    if (size != r->cfg.size) {
-        error_setg(errp, "kona-cxl: property 'volume': volume '%s' on '%s' "
-                   "holds %" PRIu64 " bytes but property 'size' is %" PRIu64,
-                   r->cfg.volume, kona_link_addr(l), size, r->cfg.size);
-        return -EINVAL;
-    }
-    return 0;
-}
 
-/*
- * Serve @c through a mapping of its slab where the path allows: auto maps
- * wherever the memnode offers it (an unusable descriptor falls back to
- * the socket, with a warning), shared insists, socket never maps.
- */
-static bool remote_map_copy(KonaRemote *r, KonaCopy *c, uint64_t need,
-                            Error **errp)
-{
-    bool insist = r->cfg.path == KONA_REMOTE_PATH_SHARED;
-    g_autoptr(GError) gerr = NULL;
-    uint64_t size = 0;
-    void *map;
 
-    if (r->cfg.path == KONA_REMOTE_PATH_SOCKET) {
-        return true;
-    }
-    if (!kona_link_offers_shared(c->link)) {
-        if (insist) {
-            error_setg(errp, "kona-cxl: property 'remote-path': memory node "
-                       "'%s' does not offer the shared path (only a memnode "
-                       "on this host, reached at a unix: address and not "
-                       "started with --no-shared, does)", c->addr);
-            return false;
-        }
-        return true;
-    }
-    map = kona_link_slab_map(c->link, c->slab_id, &size, &gerr);
-    if (map && size < need) {
-        kona_link_slab_unmap(map, size);
-        map = NULL;
-        g_set_error(&gerr, KONA_ERROR, EINVAL, "the mapping holds %"
-                    PRIu64 " bytes, the slab %" PRIu64, size, need);
-    }
-    if (!map) {
-        if (insist) {
-            error_setg(errp, "kona-cxl: property 'remote-path': cannot map "
-                       "slab %" PRIu64 " of memory node '%s': %s",
-                       c->slab_id, c->addr, gerr->message);
-            return false;
-        }
-        warn_report("kona-cxl: memory node '%s': cannot map slab %" PRIu64
-                    " (%s): using the socket path", c->addr, c->slab_id,
-                    gerr->message);
-        return true;
-    }
-    c->shared = true;
-    c->map = map;
-    c->map_size = size;
-    c->checked_ns = get_clock();
-    trace_kona_remote_mapped(c->addr, c->slab_id, size);
-    return true;
-}
-
-static void remote_unmap_copy(KonaCopy *c)
-{
-    if (c->map) {
-        kona_link_slab_unmap(c->map, c->map_size);
-        c->map = NULL;
-    }
-}
-
-/*
- * A mapped copy is usable if its memnode is still there (checked at most
- * every KONA_REMOTE_CHECK_NS, or now with @now).  One that went away is
- * reconnected, its slab reopened by kona-link and mapped again: a memnode
- * restarted with --data-dir gives back the same file; without, the slab
- * is gone and the copy fails as a socket copy would.
- */
-static bool remote_copy_ready(KonaCopy *c, bool now, GError **gerr)
-{
-    int64_t t = get_clock();
-    uint64_t size;
-
-    if (!c->shared) {
-        return true;
-    }
-    if (c->map && !now && t - c->checked_ns < KONA_REMOTE_CHECK_NS) {
-        return true;
-    }
-    if (c->map && kona_link_check(c->link, NULL) == 0) {
-        g_autoptr(GError) refused = NULL;
-
-        c->checked_ns = t;
-        /* The memnode's counters lag the write-backs by this much. */
-        if (kona_link_push_notes(c->link, &refused) < 0 && !c->refused) {
-            /* Reported by the next FLUSH, as the link itself would. */
-            c->refused = g_strdup(refused->message);
-        }
-        return true;
-    }
-    remote_unmap_copy(c);
-    if (!kona_link_connected(c->link) &&
-        kona_link_reconnect(c->link, gerr) < 0) {
-        return false;
-    }
-    c->map = kona_link_slab_map(c->link, c->slab_id, &size, gerr);
-    if (!c->map) {
-        return false;
-    }
-    c->map_size = size;
-    c->checked_ns = t;
-    trace_kona_remote_mapped(c->addr, c->slab_id, size);
-    return true;
-}
 
 static bool remote_open_memnode(KonaRemote *r, Error **errp)
 {
@@ -218,7 +66,7 @@ static bool remote_open_memnode(KonaRemote *r, Error **errp)
         KonaCopy *c = &e->copies[e->ncopies];
 
         c->link = remote_link_for(r, addrs[i], props[i], errp);
-        if (!c->link || remote_get_slab(r, c->link, &c->slab_id, props[i],
+        if (!c->link || kona_copy_get_slab(&r->copy_cfg, c->link, &c->slab_id, props[i],
                                         errp) < 0) {
             return false;
         }
@@ -226,7 +74,7 @@ static bool remote_open_memnode(KonaRemote *r, Error **errp)
         c->live = true;
         e->ncopies++;
         trace_kona_remote_extent(0, e->size, addrs[i], c->slab_id);
-        if (!remote_map_copy(r, c, e->size, errp)) {
+        if (!kona_copy_map(&r->copy_cfg, c, e->size, errp)) {
             return false;
         }
     }
@@ -239,7 +87,7 @@ static bool remote_open_rack(KonaRemote *r, Error **errp)
     g_autoptr(KonaRackAlloc) alloc = NULL;
     uint64_t align = MAX(r->cfg.block_size, 4096);
 
-    r->rack = remote_connect(r, r->cfg.rackctl, &gerr);
+    r->rack = kona_copy_connect(&r->copy_cfg, r->cfg.rackctl, &gerr);
     if (!r->rack) {
         error_setg(errp, "kona-cxl: property 'rackctl': cannot reach rack "
                    "controller '%s': %s", r->cfg.rackctl, gerr->message);
@@ -285,7 +133,7 @@ static bool remote_open_rack(KonaRemote *r, Error **errp)
         e->ncopies = 1;
         r->nextents++;
         trace_kona_remote_extent(p->offset, p->size, p->addr, p->slab_id);
-        if (!remote_map_copy(r, c, p->size, errp)) {
+        if (!kona_copy_map(&r->copy_cfg, c, p->size, errp)) {
             return false;
         }
     }
@@ -313,11 +161,18 @@ bool kona_remote_open(KonaRemote *r, const KonaRemoteConfig *cfg,
     r->cfg.volume = g_strdup(cfg->volume);
     r->cfg.secret_file = g_strdup(cfg->secret_file);
     r->links = g_ptr_array_new_with_free_func((GDestroyNotify)kona_link_close);
+    r->copy_cfg = (KonaCopyConfig) {
+        .timeout_ms = cfg->timeout_ms,
+        .path = cfg->path,
+        .volume = r->cfg.volume,
+        .size = cfg->size,
+    };
+    kona_resync_init(&r->resync, &r->copy_cfg);
     if (cfg->secret_file) {
         g_autoptr(GError) gerr = NULL;
 
-        r->secret = kona_auth_load_secret(cfg->secret_file, &gerr);
-        if (!r->secret) {
+        r->copy_cfg.secret = kona_auth_load_secret(cfg->secret_file, &gerr);
+        if (!r->copy_cfg.secret) {
             error_setg(errp, "kona-cxl: property 'secret-file': %s",
                        gerr->message);
             kona_remote_close(r);
@@ -351,9 +206,11 @@ bool kona_remote_open(KonaRemote *r, const KonaRemoteConfig *cfg,
 
 void kona_remote_close(KonaRemote *r)
 {
+    /* First: its thread works with the copies' addresses and config. */
+    kona_resync_destroy(&r->resync);
     for (unsigned i = 0; r->extents && i < r->nextents; i++) {
         for (unsigned j = 0; j < r->extents[i].ncopies; j++) {
-            remote_unmap_copy(&r->extents[i].copies[j]);
+            kona_copy_unmap(&r->extents[i].copies[j]);
             g_free(r->extents[i].copies[j].addr);
             g_free(r->extents[i].copies[j].refused);
         }
@@ -368,9 +225,21 @@ void kona_remote_close(KonaRemote *r)
     g_free((char *)r->cfg.rackctl);
     g_free((char *)r->cfg.volume);
     g_free((char *)r->cfg.secret_file);
-    g_clear_pointer(&r->secret, g_bytes_unref);
+    g_clear_pointer(&r->copy_cfg.secret, g_bytes_unref);
     memset(&r->cfg, 0, sizeof(r->cfg));
     r->nextents = 0;
+}
+
+/* Dead copies come back in the background (kona-resync.c). */
+static void remote_resync(KonaRemote *r)
+{
+    uint64_t bytes = kona_resync_poll(&r->resync, r->extents, r->nextents,
+                                      r->links);
+
+    if (bytes) {
+        r->resyncs++;
+        r->resync_bytes += bytes;
+    }
 }
 
 /* The extent holding media [offset, offset + len), or NULL. */
@@ -406,54 +275,6 @@ static void remote_copy_failed(KonaRemote *r, KonaExtent *e, KonaCopy *c,
     }
 }
 
-/*
- * Read [off, off + len) of @c's slab: into @buf, or with @data (not NULL)
- * straight from the mapping, *data pointing there (or at @buf).
- */
-static int remote_read_copy(KonaCopy *c, uint64_t off, void *buf,
-                            uint32_t len, const uint8_t **data,
-                            GError **gerr)
-{
-    uint64_t ids[KONA_REMOTE_MAX_CHUNKS];
-    unsigned n = 0;
-    int ret;
-
-    if (c->shared) {
-        if (!remote_copy_ready(c, false, gerr)) {
-            return -EIO;
-        }
-        if (data) {
-            *data = c->map + off;
-        } else {
-            memcpy(buf, c->map + off, len);
-        }
-        return 0;
-    }
-    if (data) {
-        *data = buf;
-    }
-
-    /* Pipelined: every chunk of a large block in flight at once. */
-    for (uint32_t done = 0; done < len; done += KONA_MAX_IO) {
-        ids[n] = kona_link_submit_read(c->link, c->slab_id, off + done,
-                                       (uint8_t *)buf + done,
-                                       MIN(len - done, KONA_MAX_IO), gerr);
-        if (!ids[n]) {
-            break;
-        }
-        n++;
-    }
-    ret = *gerr ? -EIO : 0;
-    /* Every submitted request is waited for, even after a failure. */
-    for (unsigned i = 0; i < n; i++) {
-        int r2 = kona_link_wait(c->link, ids[i], *gerr ? NULL : gerr);
-
-        ret = ret ? ret : r2;
-    }
-    return ret;
-}
-
-static void remote_try_resync(KonaRemote *r);
 
 int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
                      const uint8_t **data, Error **errp)
@@ -469,7 +290,7 @@ int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
         return -EINVAL;
     }
     g_assert(len <= KONA_REMOTE_MAX_CHUNKS * KONA_MAX_IO);
-    remote_try_resync(r);
+    remote_resync(r);
     for (unsigned i = 0; i < e->ncopies; i++) {
         KonaCopy *c = &e->copies[i];
 
@@ -479,12 +300,12 @@ int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
         addr = c->addr;
         for (int t = 0; t < KONA_REMOTE_TRIES; t++) {
             g_clear_error(&gerr);
-            ret = remote_read_copy(c, offset - e->offset, buf, len, data,
+            ret = kona_copy_read(c, offset - e->offset, buf, len, data,
                                    &gerr);
             if (ret == 0) {
                 return 0;
             }
-            trace_kona_remote_retry("read", offset, gerr ? gerr->message : "");
+            trace_kona_copy_retry("read", offset, gerr ? gerr->message : "");
         }
         remote_copy_failed(r, e, c, "fetch", gerr);
     }
@@ -516,55 +337,7 @@ static size_t remote_pack(KonaRemote *r, uint64_t page_base, uint32_t npages,
     return out;
 }
 
-/*
- * Copy the masked lines of @npages pages at @pages into @c's mapping at
- * slab offset @off, and tell the memnode (batched).
- */
-static int remote_write_mapped(KonaCopy *c, uint64_t off, uint32_t npages,
-                               const uint64_t *masks, const uint8_t *pages,
-                               GError **gerr)
-{
-    if (!remote_copy_ready(c, false, gerr)) {
-        return -EIO;
-    }
-    for (uint32_t p = 0; p < npages; p++) {
-        uint8_t *dst = c->map + off + (uint64_t)p * 4096;
-        const uint8_t *src = pages + (uint64_t)p * 4096;
 
-        if (masks[p] == UINT64_MAX) {
-            memcpy(dst, src, 4096);
-        } else {
-            kona_lines_copy(dst, src, masks[p]);
-        }
-    }
-    return kona_link_note_lines(c->link, c->slab_id, off, npages, masks,
-                                gerr);
-}
-
-/*
- * Write the masked lines to one copy, with retries: through its mapping
- * from @pages, or the packed @lines over its socket.
- */
-static int remote_write_copy(KonaCopy *c, uint64_t off, uint32_t npages,
-                             const uint64_t *masks, const uint8_t *pages,
-                             const uint8_t *lines, GError **gerr)
-{
-    int ret = -EIO;
-
-    for (int t = 0; t < KONA_REMOTE_TRIES; t++) {
-        g_clear_error(gerr);
-        ret = c->shared
-              ? remote_write_mapped(c, off, npages, masks, pages, gerr)
-              : kona_link_write_lines(c->link, c->slab_id, off, npages,
-                                      masks, lines, gerr);
-        if (ret == 0) {
-            return 0;
-        }
-        trace_kona_remote_retry("write", off,
-                                *gerr ? (*gerr)->message : "error");
-    }
-    return ret;
-}
 
 /* Does any live copy of @e take its writes over a socket? */
 static bool remote_needs_packing(KonaExtent *e)
@@ -589,7 +362,7 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
                    ", +%u)", page_base, npages);
         return -EINVAL;
     }
-    remote_try_resync(r);
+    remote_resync(r);
     for (uint32_t done = 0; done < npages;) {
         uint32_t n = MIN(npages - done, KONA_MAX_WRITE_PAGES);
         uint64_t base = page_base + (uint64_t)done * 4096;
@@ -609,13 +382,15 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
                 continue;
             }
             g_clear_error(&gerr);
-            if (remote_write_copy(c, base - e->offset, n, masks + done,
+            if (kona_copy_write(c, base - e->offset, n, masks + done,
                                   pages, r->lines, &gerr) == 0) {
                 written++;
             } else {
                 remote_copy_failed(r, e, c, "write-back", gerr);
             }
         }
+        /* A copy being brought back gets these pages again. */
+        kona_resync_note_write(&r->resync, e, base - e->offset, n);
         if (!written) {
             error_setg(errp, "kona-cxl: write-back of pages [0x%" PRIx64
                        ", +%u) failed: %s", base, n,
@@ -625,6 +400,13 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
         done += n;
     }
     return 0;
+}
+
+static void remote_free_error(gpointer err)
+{
+    if (err) {
+        g_error_free(err);
+    }
 }
 
 /*
@@ -653,7 +435,7 @@ static int remote_flush_link(KonaLink *l, GHashTable *done, GError **gerr)
 int kona_remote_flush(KonaRemote *r, Error **errp)
 {
     g_autoptr(GHashTable) done = g_hash_table_new_full(
-        NULL, NULL, NULL, (GDestroyNotify)g_error_free);
+        NULL, NULL, NULL, remote_free_error);
     int ret = 0;
 
     /* Every link is flushed, even after one failed: the others are fine. */
@@ -667,7 +449,7 @@ int kona_remote_flush(KonaRemote *r, Error **errp)
             if (!c->live) {
                 continue;
             }
-            if (remote_copy_ready(c, true, &gerr) &&
+            if (kona_copy_ready(c, true, &gerr) &&
                 remote_flush_link(c->link, done, &gerr) == 0) {
                 if (!c->refused) {
                     continue;
@@ -684,90 +466,6 @@ int kona_remote_flush(KonaRemote *r, Error **errp)
         }
     }
     return ret;
-}
-
-/* Copy the whole extent from a live copy to @to, then flush @to. */
-static int remote_copy_extent(KonaRemote *r, KonaExtent *e, KonaCopy *from,
-                              KonaCopy *to, GError **gerr)
-{
-    uint64_t full[KONA_MAX_WRITE_PAGES];
-    g_autofree uint8_t *buf = g_malloc(KONA_MAX_IO);
-
-    memset(full, 0xff, sizeof(full));
-    for (uint64_t off = 0; off < e->size; off += KONA_MAX_IO) {
-        uint32_t len = MIN(e->size - off, KONA_MAX_IO);
-        const uint8_t *src;
-        int ret = remote_read_copy(from, off, buf, len, &src, gerr);
-
-        if (ret == 0) {
-            ret = remote_write_copy(to, off, len / 4096, full, src, src,
-                                    gerr);
-        }
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    r->resync_bytes += e->size;
-    return kona_link_flush(to->link, gerr);
-}
-
-/*
- * Bring dead copies back: at most once a second, reconnect to a dead
- * copy's memnode; if it answers, give the copy a slab there (the volume by
- * name, or a new one) and fill it from a live copy.
- */
-static void remote_try_resync(KonaRemote *r)
-{
-    int64_t now = get_clock() / SCALE_MS;
-
-    if (now < r->next_resync_ms) {
-        return;
-    }
-    r->next_resync_ms = now + KONA_RESYNC_INTERVAL_MS;
-    for (unsigned i = 0; i < r->nextents; i++) {
-        KonaExtent *e = &r->extents[i];
-        KonaCopy *from = NULL;
-
-        for (unsigned j = 0; j < e->ncopies; j++) {
-            from = e->copies[j].live ? &e->copies[j] : from;
-        }
-        for (unsigned j = 0; from && j < e->ncopies; j++) {
-            KonaCopy *c = &e->copies[j];
-            g_autoptr(GError) gerr = NULL;
-            Error *err = NULL;
-            KonaCopy fresh = { .addr = c->addr, .live = true };
-
-            if (c->live) {
-                continue;
-            }
-            fresh.link = remote_connect(r, c->addr, &gerr);
-            if (!fresh.link) {
-                continue;
-            }
-            if (remote_get_slab(r, fresh.link, &fresh.slab_id, "replica",
-                                &err) < 0 ||
-                !remote_map_copy(r, &fresh, e->size, &err) ||
-                remote_copy_extent(r, e, from, &fresh, &gerr) < 0) {
-                warn_report("kona-cxl: resync of '%s' failed: %s", c->addr,
-                            err ? error_get_pretty(err) :
-                            gerr ? gerr->message : "error");
-                error_free(err);
-                remote_unmap_copy(&fresh);
-                kona_link_close(fresh.link);
-                continue;
-            }
-            /* The new connection and slab replace the dead ones. */
-            remote_unmap_copy(c);
-            g_free(c->refused);
-            g_ptr_array_remove(r->links, c->link);
-            g_ptr_array_add(r->links, fresh.link);
-            *c = fresh;
-            r->resyncs++;
-            info_report("kona-cxl: '%s' is back and resynced (%" PRIu64
-                        " bytes)", c->addr, e->size);
-            trace_kona_remote_resync(c->addr, e->size);
-        }
-    }
 }
 
 void kona_remote_sync_notes(KonaRemote *r)

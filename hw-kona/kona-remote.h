@@ -32,34 +32,8 @@
 #ifndef KONA_REMOTE_H
 #define KONA_REMOTE_H
 
-#include "hw/kona-memnode/kona-link.h"
-
-#define KONA_MAX_COPIES 2
-
-typedef enum KonaRemotePath {
-    KONA_REMOTE_PATH_AUTO,
-    KONA_REMOTE_PATH_SOCKET,
-    KONA_REMOTE_PATH_SHARED,
-} KonaRemotePath;
-
-typedef struct KonaCopy {
-    KonaLink *link;             /* owned by KonaRemote.links */
-    char *addr;
-    uint64_t slab_id;
-    bool live;
-    bool shared;                /* served through a mapping of the slab */
-    uint8_t *map;               /* the mapping; NULL while it is lost */
-    uint64_t map_size;
-    int64_t checked_ns;         /* when the memnode was last seen alive */
-    char *refused;              /* a note the memnode refused, for FLUSH */
-} KonaCopy;
-
-typedef struct KonaExtent {
-    uint64_t offset;            /* media range [offset, offset + size) */
-    uint64_t size;
-    KonaCopy copies[KONA_MAX_COPIES];
-    unsigned ncopies;
-} KonaExtent;
+#include "kona-copy.h"
+#include "kona-resync.h"
 
 typedef struct KonaRemoteConfig {
     const char *memnode;        /* "unix:PATH" | "tcp:HOST:PORT" */
@@ -67,7 +41,7 @@ typedef struct KonaRemoteConfig {
     const char *rackctl;
     const char *volume;         /* named allocation: survives QEMU */
     const char *secret_file;    /* shared secret for memnode AUTH */
-    KonaRemotePath path;
+    KonaCopyPath path;
     uint64_t size;
     uint32_t block_size;
     unsigned timeout_ms;
@@ -75,12 +49,12 @@ typedef struct KonaRemoteConfig {
 
 typedef struct KonaRemote {
     KonaRemoteConfig cfg;       /* strings owned */
-    GBytes *secret;
+    KonaCopyConfig copy_cfg;    /* for every copy: secret owned */
     KonaLink *rack;             /* controller link, keeps the allocation */
     GPtrArray *links;           /* KonaLink *, one per memnode */
     KonaExtent *extents;
     unsigned nextents;
-    int64_t next_resync_ms;
+    KonaResync resync;
     uint64_t failovers, resyncs, resync_bytes;
     /* Write-back staging: masks and packed lines of one request. */
     uint64_t *masks;
