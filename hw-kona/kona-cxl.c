@@ -171,6 +171,39 @@ static bool kona_check_remote_path(KonaCxlState *s, KonaCopyPath *path,
 }
 
 /*
+ * Latency presets: the Kona paper's remote memory, and the page-fault
+ * runtimes it compares with (one flat latency per fault).
+ */
+static const struct {
+    const char *name;
+    uint64_t line_ns, page_ns, big_ns;
+} kona_latency_presets[] = {
+    { "kona-paper", KONA_PAPER_LINE_NS, KONA_PAPER_PAGE_NS,
+      KONA_PAPER_64K_NS },
+    { "legoos", 0, KONA_LEGOOS_PAGE_NS, 0 },
+    { "infiniswap", 0, KONA_INFINISWAP_PAGE_NS, 0 },
+};
+
+/* writeback=lines (Kona) or pages (a page-granular runtime). */
+static bool kona_check_writeback(KonaCxlState *s, Error **errp)
+{
+    if (!g_str_equal(s->writeback, "lines") &&
+        !g_str_equal(s->writeback, "pages")) {
+        error_setg(errp, "kona-cxl: property 'writeback' must be lines or "
+                   "pages, not '%s'", s->writeback);
+        return false;
+    }
+    s->writeback_pages = g_str_equal(s->writeback, "pages");
+    if (s->writeback_pages && s->block_size < KONA_CACHE_PAGE_SIZE) {
+        error_setg(errp, "kona-cxl: property 'writeback': writeback=pages "
+                   "needs 'block-size' of at least 4 KiB (a page is sent "
+                   "whole from the cache)");
+        return false;
+    }
+    return true;
+}
+
+/*
  * The latency model of a fetch: the three points, or a preset for them, or
  * fetch-latency-ns as one flat value for every block size.
  */
@@ -181,9 +214,17 @@ static bool kona_check_latency(KonaCxlState *s, Error **errp)
     const uint64_t max = 10 * NANOSECONDS_PER_SECOND;
 
     if (s->latency_preset && !g_str_equal(s->latency_preset, "none")) {
-        if (!g_str_equal(s->latency_preset, "kona-paper")) {
-            error_setg(errp, "kona-cxl: property 'latency' must be none or "
-                       "kona-paper, not '%s'", s->latency_preset);
+        unsigned i;
+
+        for (i = 0; i < ARRAY_SIZE(kona_latency_presets); i++) {
+            if (g_str_equal(s->latency_preset, kona_latency_presets[i].name)) {
+                break;
+            }
+        }
+        if (i == ARRAY_SIZE(kona_latency_presets)) {
+            error_setg(errp, "kona-cxl: property 'latency' must be none, "
+                       "kona-paper, legoos or infiniswap, not '%s'",
+                       s->latency_preset);
             return false;
         }
         if (points || s->fetch_latency_ns) {
@@ -191,9 +232,9 @@ static bool kona_check_latency(KonaCxlState *s, Error **errp)
                        "latency-*-ns properties: give one or the other");
             return false;
         }
-        s->latency_line_ns = KONA_PAPER_LINE_NS;
-        s->latency_page_ns = KONA_PAPER_PAGE_NS;
-        s->latency_64k_ns = KONA_PAPER_64K_NS;
+        s->latency_line_ns = kona_latency_presets[i].line_ns;
+        s->latency_page_ns = kona_latency_presets[i].page_ns;
+        s->latency_64k_ns = kona_latency_presets[i].big_ns;
         points = true;
     }
     if (points && s->fetch_latency_ns) {
@@ -350,7 +391,8 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
 
     if (!kona_check_bus(pci_dev, errp) || !kona_check_size(s, errp) ||
         !kona_check_cache(s, &policy, errp) ||
-        !kona_check_latency(s, errp) || !kona_check_tracking(s, errp) ||
+        !kona_check_latency(s, errp) || !kona_check_writeback(s, errp) ||
+        !kona_check_tracking(s, errp) ||
         !kona_check_remote_path(s, &rcfg.path, errp)) {
         return;
     }
@@ -472,6 +514,7 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_BOOL("direct-decode", KonaCxlState, direct_decode, true),
     DEFINE_PROP_STRING("tracking", KonaCxlState, tracking),
     DEFINE_PROP_STRING("remote-path", KonaCxlState, remote_path),
+    DEFINE_PROP_STRING("writeback", KonaCxlState, writeback),
 };
 
 /* A reset uncommits every decoder without telling us: unmap them. */
@@ -493,6 +536,7 @@ static void kona_cxl_instance_init(Object *obj)
     s->policy = g_strdup("clock");
     s->tracking = g_strdup("exact");
     s->remote_path = g_strdup("auto");
+    s->writeback = g_strdup("lines");
     s->uffd.uffd = s->uffd.stop_fd = -1;
 }
 
@@ -548,8 +592,13 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
         "modelled latency of every fetch, whatever the block size: a miss "
         "takes max(real cost, this)");
     object_class_property_set_description(oc, "latency",
-        "latency model preset: none (default) or kona-paper (2.42 us per "
-        "64 B line, 3.11 us per 4 KiB, 9.28 us per 64 KiB)");
+        "latency model preset: none (default), kona-paper (2.42 us per "
+        "64 B line, 3.11 us per 4 KiB, 9.28 us per 64 KiB), legoos (10 us "
+        "per fetch) or infiniswap (40 us per fetch)");
+    object_class_property_set_description(oc, "writeback",
+        "lines (default: only the dirty 64 B lines, as Kona) or pages "
+        "(every 4 KiB page with a dirty line, whole, as a page-granular "
+        "far-memory runtime)");
     object_class_property_set_description(oc, "latency-line-ns",
         "modelled latency of fetching a 64 B block (a miss takes max(real "
         "cost, model); the model is linear in the block size between the "

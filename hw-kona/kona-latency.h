@@ -32,6 +32,9 @@
 #define KONA_PAPER_LINE_NS      2420
 #define KONA_PAPER_PAGE_NS      3110
 #define KONA_PAPER_64K_NS       9280
+/* The page-fault runtimes the paper compares with (ns per 4 KiB fault). */
+#define KONA_LEGOOS_PAGE_NS     10000
+#define KONA_INFINISWAP_PAGE_NS 40000
 
 typedef struct KonaLatency {
     uint32_t size[KONA_LATENCY_POINTS];     /* the given points, ascending */

@@ -143,6 +143,10 @@ static int kona_writeback_lines(KonaCxlState *s, KonaLockState *ls,
 
         for (uint32_t p = 0; p < npages; p++) {
             masks[p] = kona_cache_page_mask(c, frame, p);
+            /* A page-granular runtime sends a dirty page whole. */
+            if (s->writeback_pages && masks[p]) {
+                masks[p] = UINT64_MAX;
+            }
         }
         kona_release_bql(ls);
         ret = kona_remote_write_lines(&s->remote,
@@ -155,6 +159,9 @@ static int kona_writeback_lines(KonaCxlState *s, KonaLockState *ls,
         }
     }
     wb = kona_cache_clean(c, frame, s->hist);
+    if (s->writeback_pages) {
+        wb.lines = wb.pages * (KONA_CACHE_PAGE_SIZE / KONA_DEV_LINE_SIZE);
+    }
     s->stats[KONA_DEV_STAT_WRITEBACKS]++;
     s->stats[KONA_DEV_STAT_WRITEBACK_LINES] += wb.lines;
     s->stats[KONA_DEV_STAT_WRITEBACK_BYTES] += wb.lines * KONA_DEV_LINE_SIZE;

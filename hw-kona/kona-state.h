@@ -53,6 +53,8 @@ struct KonaCxlState {
     bool direct_decode;
     char *tracking;
     char *remote_path;
+    char *writeback;
+    bool writeback_pages;       /* writeback=pages: whole dirty pages */
     uint64_t fetch_latency_ns;
     char *latency_preset;
     uint64_t latency_line_ns, latency_page_ns, latency_64k_ns;

@@ -146,6 +146,10 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
                                "mapped\n", s->remote_path, mapped, copies,
                                copies == 1 ? "y" : "ies");
     }
+    if (s->writeback_pages) {
+        g_string_append(out, "  writeback=pages: dirty pages sent whole "
+                        "(a page-granular runtime)\n");
+    }
     if (kona_latency_enabled(&s->latency)) {
         g_string_append_printf(out, "  latency model: %" PRIu64 " ns per "
                                "%u-byte fetch (%s)\n",

@@ -250,6 +250,67 @@ static void test_amplification(gconstpointer data)
     remote_stop(&fx);
 }
 
+/*
+ * writeback=pages: the device behaves as a page-granular runtime would, on
+ * the pattern above: every page with a dirty line is sent whole, and the
+ * memnode receives exactly that; the histogram still says how many lines
+ * of each page were dirty.  With latency=legoos each fetch takes 10 us.
+ */
+static void test_page_runtime(void)
+{
+    RemoteFixture fx = { 0 };
+    KonaMemnodeStats before, after;
+    g_autofree char *text = NULL;
+    uint8_t page[4096];
+    uint64_t result;
+    QDict *rsp;
+
+    remote_start(&fx, "cache-size=1M,writeback=pages,latency=legoos");
+    before = memnode_stats(&fx);
+    qtest_writeq(fx.t.qts, fx.t.window + 8, 1);
+    qtest_writeq(fx.t.qts, fx.t.window + 5 * 4096, 2);
+    qtest_writel(fx.t.qts, fx.t.window + 5 * 4096 + 640, 3);
+    qtest_writeb(fx.t.qts, fx.t.window + 5 * 4096 + 4095, 4);
+    memset(page, 0x77, sizeof(page));
+    qtest_bufwrite(fx.t.qts, fx.t.window + 9 * 4096, page, sizeof(page));
+    g_assert_cmpuint(kona_cmd(&fx.t, KONA_CMD_EVICT, 0, 16 * 4096, &result),
+                     ==, KONA_CMD_STATUS_OK);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "writeback-bytes"), ==, 3 * 4096);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "page-writeback-bytes"), ==,
+                     3 * 4096);
+    after = memnode_stats(&fx);
+    g_assert_cmpuint(after.bytes_written - before.bytes_written, ==,
+                     3 * 4096);
+    g_assert_cmpuint(hist(&fx.t, 1), ==, 1);
+    g_assert_cmpuint(hist(&fx.t, 3), ==, 1);
+    g_assert_cmpuint(hist(&fx.t, 64), ==, 1);
+    /* Three fetches of 10 us each, at least. */
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "fetches"), ==, 3);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "stall-ns"), >=, 3 * 10000);
+    rsp = qtest_qmp(fx.t.qts, "{ 'execute': 'qom-get', 'arguments': "
+                    "{ 'path': '/machine/peripheral/kona0', "
+                    "'property': 'stats-text' } }");
+    text = g_strdup(qdict_get_str(rsp, "return"));
+    qobject_unref(rsp);
+    g_assert_nonnull(strstr(text, "writeback=pages"));
+    g_assert_nonnull(strstr(text, "latency model: 10000 ns per 4096-byte "
+                            "fetch (legoos)"));
+    /* The data itself is the guest's, whole pages or not. */
+    g_assert_cmphex(qtest_readq(fx.t.qts, fx.t.window + 8), ==, 1);
+    g_assert_cmphex(qtest_readb(fx.t.qts, fx.t.window + 5 * 4096 + 4095), ==,
+                    4);
+    remote_stop(&fx);
+
+    remote_start(&fx, "cache-size=1M");
+    text = g_strdup_printf("memnode=%s,writeback=pages,block-size=1K",
+                           fx.addr);
+    expect_failure(text, "writeback=pages needs 'block-size' of at least");
+    g_free(text);
+    text = g_strdup_printf("memnode=%s,writeback=dirty", fx.addr);
+    expect_failure(text, "property 'writeback' must be lines or pages");
+    remote_stop(&fx);
+}
+
 /* 16 KiB blocks: one write-back covers four pages. */
 static void test_amplification_big_blocks(gconstpointer data)
 {
@@ -1343,7 +1404,8 @@ static void test_latency_preset(void)
 
     remote_start(&fx, "cache-size=64K");
     props = g_strdup_printf("memnode=%s,latency=lan", fx.addr);
-    expect_failure(props, "property 'latency' must be none or kona-paper");
+    expect_failure(props, "property 'latency' must be none, kona-paper, "
+                   "legoos or infiniswap");
     g_clear_pointer(&props, g_free);
     props = g_strdup_printf("memnode=%s,latency=kona-paper,"
                             "latency-page-ns=100", fx.addr);
@@ -1634,5 +1696,6 @@ int main(int argc, char **argv)
                    test_shared_datadir_restart);
     qtest_add_func("/kona-remote/fetch-latency", test_fetch_latency);
     qtest_add_func("/kona-remote/latency-preset", test_latency_preset);
+    qtest_add_func("/kona-remote/page-runtime", test_page_runtime);
     return g_test_run();
 }
