@@ -86,6 +86,32 @@ void kona_remote_failed(KonaCxlState *s, Error *err)
     }
 }
 
+void kona_range_init(KonaRangeIter *it, const KonaCache *c, uint64_t first,
+                     uint64_t last)
+{
+    it->first = first;
+    it->last = last;
+    it->by_block = last - first < c->nframes;
+    it->n = it->by_block ? last - first + 1 : c->nframes;
+    it->i = 0;
+}
+
+uint32_t kona_range_next(KonaRangeIter *it, const KonaCache *c)
+{
+    while (it->i < it->n) {
+        uint64_t i = it->i++;
+        uint32_t f = it->by_block ? kona_cache_frame_of(c, it->first + i)
+                                  : (uint32_t)i;
+
+        if (f != KONA_NO_FRAME && c->frames[f].resident &&
+            c->frames[f].block >= it->first &&
+            c->frames[f].block <= it->last) {
+            return f;
+        }
+    }
+    return KONA_NO_FRAME;
+}
+
 /* Where @frame's block's data is, as the mode serves it. */
 static uint8_t *kona_frame_data(KonaCxlState *s, uint32_t frame)
 {
@@ -276,13 +302,28 @@ static bool kona_evict_other(KonaCxlState *s, KonaLockState *ls,
     return false;
 }
 
+/*
+ * Most frames one miss evicts: the watermarks are the guest's to set, and
+ * a LOW_WM of 0 must not make a miss write back the whole cache with the
+ * device lock held.  Hysteresis goes on over the next misses.
+ */
+static uint32_t kona_evict_batch(const KonaCache *c)
+{
+    return MAX(1, MIN(256, c->nframes / 8));
+}
+
 static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
 {
     KonaCache *c = &s->cache;
-    uint32_t target = kona_cache_resident(c);
+    uint32_t resident = kona_cache_resident(c);
+    uint32_t target = resident;
 
-    if (s->policy_mode == KONA_MODE_DEVICE && target + 1 > s->high_wm) {
-        target = s->low_wm;
+    if (s->policy_mode == KONA_MODE_DEVICE && resident + 1 > s->high_wm) {
+        uint32_t batch = kona_evict_batch(c);
+
+        /* Down to LOW_WM, a batch at a time, and below HIGH_WM at least. */
+        target = MAX(s->low_wm, MIN(s->high_wm ? s->high_wm - 1 : 0,
+                                    resident > batch ? resident - batch : 0));
     }
     target = MIN(target, c->nframes - 1);
     while (kona_cache_resident(c) > target) {
@@ -474,6 +515,8 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     Error *first_err = NULL;
     unsigned failed = 0;
     uint64_t first, last;
+    KonaRangeIter it;
+    uint32_t f;
 
     *count = 0;
     if (len == 0) {
@@ -482,19 +525,17 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     first = kona_cache_block_of(c, addr);
     last = kona_cache_block_of(c, addr + len - 1);
     /*
-     * Only resident blocks can need work: visit the frames.  A block whose
-     * memory node fails stays (dirty) and the others go on: one dead node
-     * must not keep the lines of the healthy ones from being written.
+     * Only resident blocks can need work: visit the range's blocks, or the
+     * frames if there are fewer.  A block whose memory node fails stays
+     * (dirty) and the others go on: one dead node must not keep the lines
+     * of the healthy ones from being written.
      */
-    for (uint32_t f = 0; f < c->nframes; f++) {
-        KonaFrame *fr = &c->frames[f];
+    kona_range_init(&it, c, first, last);
+    while ((f = kona_range_next(&it, c)) != KONA_NO_FRAME) {
         uint64_t lines = s->stats[KONA_DEV_STAT_WRITEBACK_LINES];
         Error *err = NULL;
         int ret;
 
-        if (!fr->resident || fr->block < first || fr->block > last) {
-            continue;
-        }
         ret = evict ? kona_evict_frame(s, ls, f, false, &err)
                     : kona_writeback(s, ls, f, false, &err);
         if (ret < 0) {
@@ -519,29 +560,17 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
 void kona_sync_dirty(KonaCxlState *s, uint64_t addr, uint64_t len)
 {
     KonaCache *c = &s->cache;
-    uint64_t first, last;
+    KonaRangeIter it;
+    uint32_t f;
 
     if (!s->track->sync_dirty || len == 0 || addr >= c->media_size) {
         return;
     }
     len = MIN(len, c->media_size - addr);
-    first = kona_cache_block_of(c, addr);
-    last = kona_cache_block_of(c, addr + len - 1);
-    if (last - first < c->nframes) {
-        for (uint64_t b = first; b <= last; b++) {
-            uint32_t f = kona_cache_frame_of(c, b);
-
-            if (f != KONA_NO_FRAME) {
-                s->track->sync_dirty(s, f);
-            }
-        }
-        return;
-    }
-    for (uint32_t f = 0; f < c->nframes; f++) {
-        if (c->frames[f].resident && c->frames[f].block >= first &&
-            c->frames[f].block <= last) {
-            s->track->sync_dirty(s, f);
-        }
+    kona_range_init(&it, c, kona_cache_block_of(c, addr),
+                    kona_cache_block_of(c, addr + len - 1));
+    while ((f = kona_range_next(&it, c)) != KONA_NO_FRAME) {
+        s->track->sync_dirty(s, f);
     }
 }
 

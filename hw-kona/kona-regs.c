@@ -209,7 +209,6 @@ static uint64_t kona_reg_get(KonaCxlState *s, hwaddr addr)
     }
     }
     if (addr >= KONA_REG_STATS && addr < KONA_REG_STATS_END) {
-        kona_stats_sync(s, (addr - KONA_REG_STATS) / 8);
         return kona_stat_get(s, (addr - KONA_REG_STATS) / 8);
     }
     if (addr >= KONA_REG_HIST && addr < KONA_REG_HIST_END) {
@@ -228,11 +227,15 @@ static uint64_t kona_reg_get(KonaCxlState *s, hwaddr addr)
 static uint64_t kona_regs_read(void *opaque, hwaddr addr, unsigned size)
 {
     KonaCxlState *s = opaque;
+    hwaddr reg = addr & ~7ull;
     KonaLockState ls;
     uint64_t val;
 
+    if (reg >= KONA_REG_STATS && reg < KONA_REG_STATS_END) {
+        kona_stats_sync(s, (reg - KONA_REG_STATS) / 8);    /* takes the lock */
+    }
     kona_lock(s, &ls);
-    val = kona_reg_get(s, addr & ~7ull);
+    val = kona_reg_get(s, reg);
     kona_unlock(s, &ls);
     if (size == 4) {
         val = (uint32_t)(val >> ((addr & 4) * 8));

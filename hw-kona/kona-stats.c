@@ -41,23 +41,31 @@ uint64_t kona_stat_get(KonaCxlState *s, unsigned stat)
     }
 }
 
+/* Frames compared per hold of the device lock. */
+#define KONA_SYNC_CHUNK 256
+
 void kona_stats_sync(KonaCxlState *s, unsigned stat)
 {
-    if (s->track->sync_dirty && (stat == KONA_DEV_STAT_DIRTY_LINES ||
-                                 stat == KONA_DEV_STAT_DIRTY_BLOCKS ||
-                                 stat == KONA_DEV_STAT__COUNT)) {
-        kona_sync_dirty(s, 0, s->size);
-    }
-}
-
-/* The dirty gauges, for a reader without the device lock. */
-static void kona_stats_sync_locked(KonaCxlState *s, unsigned stat)
-{
+    KonaCache *c = &s->cache;
     KonaLockState ls;
 
-    if (s->track->sync_dirty) {
+    if (!s->track->sync_dirty || (stat != KONA_DEV_STAT_DIRTY_LINES &&
+                                  stat != KONA_DEV_STAT_DIRTY_BLOCKS &&
+                                  stat != KONA_DEV_STAT__COUNT)) {
+        return;
+    }
+    /*
+     * Comparing the whole cache takes milliseconds: a chunk of frames per
+     * hold of the lock, so the guest's accesses go on in between.
+     */
+    for (uint32_t f0 = 0; f0 < c->nframes; f0 += KONA_SYNC_CHUNK) {
         kona_lock(s, &ls);
-        kona_stats_sync(s, stat);
+        for (uint32_t f = f0; f < MIN(f0 + KONA_SYNC_CHUNK, c->nframes);
+             f++) {
+            if (c->frames[f].resident) {
+                s->track->sync_dirty(s, f);
+            }
+        }
         kona_unlock(s, &ls);
     }
 }
@@ -79,7 +87,7 @@ static void kona_get_stats(Object *obj, Visitor *v, const char *name,
     bool ok = true;
     unsigned i;
 
-    kona_stats_sync_locked(s, KONA_DEV_STAT__COUNT);
+    kona_stats_sync(s, KONA_DEV_STAT__COUNT);
     if (!visit_start_struct(v, name, NULL, 0, errp)) {
         return;
     }
@@ -117,7 +125,7 @@ static void kona_get_one_stat(Object *obj, Visitor *v, const char *name,
     KonaCxlState *s = KONA_CXL(obj);
     uint64_t val;
 
-    kona_stats_sync_locked(s, GPOINTER_TO_UINT(opaque));
+    kona_stats_sync(s, GPOINTER_TO_UINT(opaque));
     val = kona_stat_get(s, GPOINTER_TO_UINT(opaque));
     visit_type_uint64(v, name, &val, errp);
 }
@@ -128,7 +136,7 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
     GString *out = g_string_new(NULL);
     unsigned i;
 
-    kona_stats_sync_locked(s, KONA_DEV_STAT__COUNT);
+    kona_stats_sync(s, KONA_DEV_STAT__COUNT);
     g_string_append_printf(out, "kona-cxl %s: size %" PRIu64 " cache %"
                            PRIu64 " block %u policy %s remote %s "
                            "tracking %s\n",

@@ -15,7 +15,8 @@ extern const char *const kona_stat_names[KONA_DEV_STAT__COUNT];
 uint64_t kona_stat_get(KonaCxlState *s, unsigned stat);
 /*
  * Modes that find dirty lines by comparison: bring the dirty gauges up to
- * date before @stat (KONA_DEV_STAT__COUNT: all) is read; lock held.
+ * date before @stat (KONA_DEV_STAT__COUNT: all) is read.  Takes the device
+ * lock itself, a chunk of the cache at a time: call it without the lock.
  */
 void kona_stats_sync(KonaCxlState *s, unsigned stat);
 void kona_cxl_stats_add_properties(ObjectClass *oc);

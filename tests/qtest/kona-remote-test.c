@@ -66,6 +66,8 @@ static void remote_stop(RemoteFixture *fx)
 
 static KonaMemnodeStats stats_at(const char *addr);
 static void expect_failure(const char *props, const char *needle);
+static void touch_blocks(KonaQTest *t, int first, int n);
+static void check_blocks(KonaQTest *t, int first, int n);
 
 static KonaMemnodeStats memnode_stats(RemoteFixture *fx)
 {
@@ -465,6 +467,30 @@ static void test_watermarks(void)
         g_assert_cmpuint(qtest_readb(fx.t.qts, fx.t.window + b * 4096), ==,
                          b);
     }
+    remote_stop(&fx);
+}
+
+/*
+ * A guest that sets the low watermark to 0 asks for the whole cache to go
+ * whenever the high one is passed: the device evicts in bounded batches
+ * (an eighth of the cache per miss at most), not the whole cache under its
+ * lock at once.
+ */
+static void test_watermark_batch(void)
+{
+    RemoteFixture fx = { 0 };
+    uint64_t before;
+
+    remote_start(&fx, "cache-size=64K");       /* 16 frames */
+    kona_reg_writeq(&fx.t, KONA_REG_LOW_WM, 0 | (uint64_t)16 << 32);
+    g_assert_cmpuint(kona_reg_readl(&fx.t, KONA_REG_LOW_WM), ==, 0);
+    touch_blocks(&fx.t, 0, 16);
+    g_assert_cmpuint(kona_reg_readl(&fx.t, KONA_REG_RESIDENT), ==, 16);
+    before = kona_qmp_stat(&fx.t, "evictions");
+    touch_blocks(&fx.t, 16, 1);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "evictions") - before, ==, 2);
+    g_assert_cmpuint(kona_reg_readl(&fx.t, KONA_REG_RESIDENT), ==, 15);
+    check_blocks(&fx.t, 0, 17);
     remote_stop(&fx);
 }
 
@@ -1658,6 +1684,7 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/unchanged-store", test_unchanged_store);
     qtest_add_func("/kona-remote/guest-policy", test_guest_policy);
     qtest_add_func("/kona-remote/watermarks", test_watermarks);
+    qtest_add_func("/kona-remote/watermark-batch", test_watermark_batch);
     qtest_add_func("/kona-remote/flush-on-exit", test_flush_on_exit);
     qtest_add_func("/kona-remote/register-fuzz", test_register_fuzz);
     qtest_add_func("/kona-remote/bad-properties", test_bad_remote_properties);
