@@ -60,9 +60,11 @@ void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
     c->frames = g_new0(KonaFrame, c->nframes);
     c->dirty_words = g_new0(uint64_t,
                             (size_t)c->nframes * c->words_per_block);
+    if (policy == KONA_POLICY_FIFO) {
+        c->fifo = g_new(KonaFifoLink, c->nframes);
+    }
     c->free = g_new(uint32_t, c->nframes);
     for (uint32_t f = 0; f < c->nframes; f++) {
-        c->frames[f].dirty = c->dirty_words + (size_t)f * c->words_per_block;
         /* Hand out frame 0 first. */
         c->free[f] = c->nframes - 1 - f;
     }
@@ -75,6 +77,7 @@ void kona_cache_destroy(KonaCache *c)
     g_free(c->table);
     g_free(c->frames);
     g_free(c->dirty_words);
+    g_free(c->fifo);
     g_free(c->free);
     memset(c, 0, sizeof(*c));
 }
@@ -133,6 +136,34 @@ uint32_t kona_cache_pick_victim(KonaCache *c)
     }
 }
 
+static void fifo_append(KonaCache *c, uint32_t frame)
+{
+    c->fifo[frame].prev = c->fifo_tail;
+    c->fifo[frame].next = KONA_NO_FRAME;
+    if (c->fifo_tail != KONA_NO_FRAME) {
+        c->fifo[c->fifo_tail].next = frame;
+    } else {
+        c->fifo_head = frame;
+    }
+    c->fifo_tail = frame;
+}
+
+static void fifo_unlink(KonaCache *c, uint32_t frame)
+{
+    KonaFifoLink *l = &c->fifo[frame];
+
+    if (l->prev != KONA_NO_FRAME) {
+        c->fifo[l->prev].next = l->next;
+    } else {
+        c->fifo_head = l->next;
+    }
+    if (l->next != KONA_NO_FRAME) {
+        c->fifo[l->next].prev = l->prev;
+    } else {
+        c->fifo_tail = l->prev;
+    }
+}
+
 void kona_cache_install(KonaCache *c, uint32_t frame, uint64_t block)
 {
     KonaFrame *fr = &c->frames[frame];
@@ -143,17 +174,12 @@ void kona_cache_install(KonaCache *c, uint32_t frame, uint64_t block)
     fr->resident = true;
     fr->accessed = true;
     fr->ndirty = 0;
-    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
+    memset(kona_cache_dirty_bits(c, frame), 0,
+           c->words_per_block * sizeof(uint64_t));
     c->table[block] = frame;
-
-    fr->fifo_prev = c->fifo_tail;
-    fr->fifo_next = KONA_NO_FRAME;
-    if (c->fifo_tail != KONA_NO_FRAME) {
-        c->frames[c->fifo_tail].fifo_next = frame;
-    } else {
-        c->fifo_head = frame;
+    if (c->fifo) {
+        fifo_append(c, frame);
     }
-    c->fifo_tail = frame;
 }
 
 void kona_cache_drop(KonaCache *c, uint32_t frame)
@@ -165,15 +191,8 @@ void kona_cache_drop(KonaCache *c, uint32_t frame)
     fr->resident = false;
     fr->accessed = false;
 
-    if (fr->fifo_prev != KONA_NO_FRAME) {
-        c->frames[fr->fifo_prev].fifo_next = fr->fifo_next;
-    } else {
-        c->fifo_head = fr->fifo_next;
-    }
-    if (fr->fifo_next != KONA_NO_FRAME) {
-        c->frames[fr->fifo_next].fifo_prev = fr->fifo_prev;
-    } else {
-        c->fifo_tail = fr->fifo_prev;
+    if (c->fifo) {
+        fifo_unlink(c, frame);
     }
     c->free[c->nfree++] = frame;
 }
@@ -182,6 +201,7 @@ uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
                                uint32_t len)
 {
     KonaFrame *fr = &c->frames[frame];
+    uint64_t *dirty = kona_cache_dirty_bits(c, frame);
     uint32_t first = off >> KONA_CACHE_LINE_SHIFT;
     uint32_t last = (off + len - 1) >> KONA_CACHE_LINE_SHIFT;
     uint32_t added = 0;
@@ -189,7 +209,7 @@ uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
     g_assert(len > 0 && last < c->lines_per_block);
     for (uint32_t l = first; l <= last; l++) {
         uint64_t bit = 1ull << (l % 64);
-        uint64_t *w = &fr->dirty[l / 64];
+        uint64_t *w = &dirty[l / 64];
 
         if (!(*w & bit)) {
             *w |= bit;
@@ -208,14 +228,15 @@ uint32_t kona_cache_diff_dirty(KonaCache *c, uint32_t frame,
                                const uint8_t *now, const uint8_t *clean)
 {
     KonaFrame *fr = &c->frames[frame];
+    uint64_t *dirty = kona_cache_dirty_bits(c, frame);
     uint32_t n = 0;
 
-    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
+    memset(dirty, 0, c->words_per_block * sizeof(uint64_t));
     for (uint32_t l = 0; l < c->lines_per_block; l++) {
         size_t off = (size_t)l * KONA_CACHE_LINE_SIZE;
 
         if (memcmp(now + off, clean + off, KONA_CACHE_LINE_SIZE)) {
-            fr->dirty[l / 64] |= 1ull << (l % 64);
+            dirty[l / 64] |= 1ull << (l % 64);
             n++;
         }
     }
@@ -242,13 +263,13 @@ uint64_t kona_cache_page_base(const KonaCache *c, uint32_t frame)
 uint64_t kona_cache_page_mask(const KonaCache *c, uint32_t frame,
                               uint32_t page)
 {
-    const KonaFrame *fr = &c->frames[frame];
+    const uint64_t *dirty = kona_cache_dirty_bits(c, frame);
 
     if (c->lines_per_block >= 64) {
-        return fr->dirty[page];
+        return dirty[page];
     }
     /* A sub-page block: its lines sit at its position within the page. */
-    return fr->dirty[0] << ((fr->block << c->block_shift) %
+    return dirty[0] << ((c->frames[frame].block << c->block_shift) %
                             KONA_CACHE_PAGE_SIZE / KONA_CACHE_LINE_SIZE);
 }
 
@@ -278,7 +299,8 @@ KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist)
     c->dirty_lines -= fr->ndirty;
     c->dirty_frames--;
     fr->ndirty = 0;
-    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
+    memset(kona_cache_dirty_bits(c, frame), 0,
+           c->words_per_block * sizeof(uint64_t));
     return wb;
 }
 
@@ -286,7 +308,7 @@ KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist)
 static uint64_t frame_bits(const KonaCache *c, uint32_t frame, uint32_t first,
                            uint32_t n)
 {
-    const uint64_t *d = c->frames[frame].dirty;
+    const uint64_t *d = kona_cache_dirty_bits(c, frame);
     uint64_t lo = d[first / 64] >> (first % 64);
 
     if (first % 64 && first / 64 + 1 < c->words_per_block) {
@@ -347,7 +369,7 @@ uint64_t kona_cache_count_dirty(const KonaCache *c, uint64_t addr,
             continue;
         }
         for (uint64_t l = lo; l <= hi; l++) {
-            count += (fr->dirty[l / 64] >> (l % 64)) & 1;
+            count += (kona_cache_dirty_bits(c, f)[l / 64] >> (l % 64)) & 1;
         }
     }
     return count;

@@ -34,14 +34,21 @@ typedef enum KonaPolicy {
     KONA_POLICY__MAX
 } KonaPolicy;
 
+/*
+ * One per frame, so kept to 16 bytes: the dirty bitmap is found with
+ * kona_cache_dirty_bits() and the FIFO links live apart (FIFO only).
+ */
 typedef struct KonaFrame {
     uint64_t block;             /* block index, valid if resident */
-    uint64_t *dirty;            /* lines_per_block bits */
-    uint32_t ndirty;
+    uint32_t ndirty;            /* dirty lines, bits set in the bitmap */
     bool resident;
     bool accessed;
-    uint32_t fifo_prev, fifo_next;  /* install order, resident frames */
 } KonaFrame;
+
+/* Install order of the resident frames, for the FIFO policy. */
+typedef struct KonaFifoLink {
+    uint32_t prev, next;
+} KonaFifoLink;
 
 /* What writing back one frame's dirty lines costs, and would have cost. */
 typedef struct KonaWriteback {
@@ -62,7 +69,8 @@ typedef struct KonaCache {
     uint8_t *mem;               /* nframes * block_size bytes */
     uint32_t *table;            /* block -> frame, or KONA_NO_FRAME */
     KonaFrame *frames;
-    uint64_t *dirty_words;      /* backing store of every frame's bitmap */
+    uint64_t *dirty_words;      /* every frame's bitmap, words_per_block each */
+    KonaFifoLink *fifo;         /* per frame; NULL unless the policy is FIFO */
 
     uint32_t *free;             /* stack of free frames */
     uint32_t nfree;
@@ -94,6 +102,12 @@ static inline uint32_t kona_cache_frame_of(const KonaCache *c,
                                            uint64_t block)
 {
     return c->table[block];
+}
+
+/* @f's dirty bitmap: bit l of word l / 64 is line l of the block. */
+static inline uint64_t *kona_cache_dirty_bits(const KonaCache *c, uint32_t f)
+{
+    return c->dirty_words + (size_t)f * c->words_per_block;
 }
 
 static inline uint8_t *kona_cache_frame_mem(const KonaCache *c, uint32_t f)

@@ -208,8 +208,8 @@ static void test_diff_dirty(void)
     now[64 * 70 + 9] = 2;       /* line 70: the second bitmap word */
     now[8191] = 3;              /* line 127 */
     g_assert_cmpuint(kona_cache_diff_dirty(c, f, now, clean), ==, 3);
-    g_assert_cmphex(c->frames[f].dirty[0], ==, 1);
-    g_assert_cmphex(c->frames[f].dirty[1], ==, 1ull << 6 | 1ull << 63);
+    g_assert_cmphex(kona_cache_dirty_bits(c, f)[0], ==, 1);
+    g_assert_cmphex(kona_cache_dirty_bits(c, f)[1], ==, 1ull << 6 | 1ull << 63);
     g_assert_cmpuint(c->dirty_lines, ==, 3);
     g_assert_cmpuint(c->dirty_frames, ==, 1);
     /* Another frame adds to the gauges; a line changed back leaves. */
