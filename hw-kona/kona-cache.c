@@ -11,8 +11,12 @@
 
 #include "kona-cache.h"
 
-/* The block table costs 4 bytes per block of media. */
-#define KONA_CACHE_MAX_BLOCKS   (1ull << 26)
+/*
+ * Block numbers have 40 bits where the guest reads them (the frame window,
+ * KONA_FRAME_BLOCK in kona-regs.h): 64 TiB of media in 64 B blocks.  No
+ * table here grows with the number of blocks.
+ */
+#define KONA_CACHE_MAX_BLOCKS   (1ull << 40)
 
 bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
                             uint64_t block_size, const char **why)
@@ -28,7 +32,7 @@ bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
         return false;
     }
     if (media_size / block_size > KONA_CACHE_MAX_BLOCKS) {
-        *why = "is too small for this media size (at most 2^26 blocks)";
+        *why = "is too small for this media size (at most 2^40 blocks)";
         return false;
     }
     if (cache_size < block_size || cache_size % block_size ||
@@ -40,9 +44,22 @@ bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
     return true;
 }
 
+/* log2 of the slots for @nframes: a power of two >= 2 x nframes. */
+static unsigned slot_bits(uint32_t nframes)
+{
+    unsigned bits = 1;
+
+    while ((1ull << bits) < 2ull * nframes) {
+        bits++;
+    }
+    return bits;
+}
+
 void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
                      uint32_t block_size, KonaPolicy policy, void *mem)
 {
+    unsigned bits;
+
     memset(c, 0, sizeof(*c));
     c->media_size = media_size;
     c->block_size = block_size;
@@ -55,8 +72,11 @@ void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
     c->policy = policy;
     c->rand_state = 0x9e3779b97f4a7c15ull;
 
-    c->table = g_new(uint32_t, c->nblocks);
-    memset(c->table, 0xff, c->nblocks * sizeof(uint32_t));
+    bits = slot_bits(c->nframes);
+    c->slot_mask = (1ull << bits) - 1;
+    c->slot_shift = 64 - bits;
+    c->slots = g_new(uint32_t, c->slot_mask + 1);
+    memset(c->slots, 0xff, (c->slot_mask + 1) * sizeof(uint32_t));
     c->frames = g_new0(KonaFrame, c->nframes);
     c->dirty_words = g_new0(uint64_t,
                             (size_t)c->nframes * c->words_per_block);
@@ -74,12 +94,25 @@ void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
 
 void kona_cache_destroy(KonaCache *c)
 {
-    g_free(c->table);
+    g_free(c->slots);
     g_free(c->frames);
     g_free(c->dirty_words);
     g_free(c->fifo);
     g_free(c->free);
     memset(c, 0, sizeof(*c));
+}
+
+size_t kona_cache_metadata_bytes(const KonaCache *c)
+{
+    size_t n = sizeof(*c);
+
+    n += (c->slot_mask + 1) * sizeof(uint32_t);
+    n += (size_t)c->nframes * (sizeof(KonaFrame) + sizeof(uint32_t) +
+                               c->words_per_block * sizeof(uint64_t));
+    if (c->fifo) {
+        n += (size_t)c->nframes * sizeof(KonaFifoLink);
+    }
+    return n;
 }
 
 uint32_t kona_cache_take_free(KonaCache *c)
@@ -136,6 +169,56 @@ uint32_t kona_cache_pick_victim(KonaCache *c)
     }
 }
 
+/* The slot holding resident @frame. */
+static uint64_t slot_find(const KonaCache *c, uint32_t frame)
+{
+    uint64_t i = kona_cache_slot_of(c, c->frames[frame].block);
+
+    while (c->slots[i] != frame) {
+        g_assert(c->slots[i] != KONA_NO_FRAME);
+        i = (i + 1) & c->slot_mask;
+    }
+    return i;
+}
+
+static void slot_insert(KonaCache *c, uint32_t frame, uint64_t block)
+{
+    uint64_t i = kona_cache_slot_of(c, block);
+
+    while (c->slots[i] != KONA_NO_FRAME) {
+        g_assert(c->frames[c->slots[i]].block != block);
+        i = (i + 1) & c->slot_mask;
+    }
+    c->slots[i] = frame;
+}
+
+/*
+ * Empty slot @i without cutting a probe chain (Knuth's algorithm R): each
+ * later entry of the run whose home slot is not cyclically in (i, j]
+ * moves back into the hole, which moves to where it was.
+ */
+static void slot_remove(KonaCache *c, uint64_t i)
+{
+    uint64_t j = i;
+
+    for (;;) {
+        uint32_t f;
+        uint64_t home;
+
+        j = (j + 1) & c->slot_mask;
+        f = c->slots[j];
+        if (f == KONA_NO_FRAME) {
+            break;
+        }
+        home = kona_cache_slot_of(c, c->frames[f].block);
+        if (((j - home) & c->slot_mask) >= ((j - i) & c->slot_mask)) {
+            c->slots[i] = f;
+            i = j;
+        }
+    }
+    c->slots[i] = KONA_NO_FRAME;
+}
+
 static void fifo_append(KonaCache *c, uint32_t frame)
 {
     c->fifo[frame].prev = c->fifo_tail;
@@ -168,15 +251,14 @@ void kona_cache_install(KonaCache *c, uint32_t frame, uint64_t block)
 {
     KonaFrame *fr = &c->frames[frame];
 
-    g_assert(block < c->nblocks && c->table[block] == KONA_NO_FRAME);
-    g_assert(!fr->resident);
+    g_assert(block < c->nblocks && !fr->resident);
     fr->block = block;
     fr->resident = true;
     fr->accessed = true;
     fr->ndirty = 0;
     memset(kona_cache_dirty_bits(c, frame), 0,
            c->words_per_block * sizeof(uint64_t));
-    c->table[block] = frame;
+    slot_insert(c, frame, block);
     if (c->fifo) {
         fifo_append(c, frame);
     }
@@ -187,7 +269,7 @@ void kona_cache_drop(KonaCache *c, uint32_t frame)
     KonaFrame *fr = &c->frames[frame];
 
     g_assert(fr->resident && fr->ndirty == 0);
-    c->table[fr->block] = KONA_NO_FRAME;
+    slot_remove(c, slot_find(c, frame));
     fr->resident = false;
     fr->accessed = false;
 
@@ -330,7 +412,7 @@ uint64_t kona_cache_dirty_group(const KonaCache *c, uint64_t group)
         uint64_t block = (line + done) / per_block;
         uint32_t in_block = (line + done) % per_block;
         uint32_t n = MIN(64 - done, per_block - in_block);
-        uint32_t f = c->table[block];
+        uint32_t f = kona_cache_frame_of(c, block);
 
         if (f != KONA_NO_FRAME && c->frames[f].ndirty) {
             mask |= frame_bits(c, f, in_block, n) << done;

@@ -7,6 +7,12 @@
  * dirty bitmap with one bit per 64-byte line and an access bit for the
  * replacement policy.
  *
+ * The metadata grows with the cache, not with the media: a frame costs 16
+ * bytes, its bitmap lines_per_block / 8 and its share of the block table
+ * 8 to 16 (with 4 KiB blocks: 32-40 bytes a frame, under 1% of the
+ * cache), and the media nothing but a per-2 MiB-page count (see
+ * KonaWriteback).  kona_cache_metadata_bytes() adds it up.
+ *
  * Pure bookkeeping: no I/O and no locking (the device serialises), and no
  * QEMU dependency, so it is unit-tested outside QEMU's tree.
  *
@@ -26,6 +32,8 @@
 #define KONA_CACHE_MIN_BLOCK    64u
 #define KONA_CACHE_MAX_BLOCK    (2u << 20)
 #define KONA_NO_FRAME           UINT32_MAX
+/* Fibonacci hashing: runs of consecutive blocks land in distant slots. */
+#define KONA_CACHE_HASH_MUL     0x9e3779b97f4a7c15ull
 
 typedef enum KonaPolicy {
     KONA_POLICY_CLOCK = 0,      /* second chance on the access bit */
@@ -67,7 +75,15 @@ typedef struct KonaCache {
     uint32_t nframes;
 
     uint8_t *mem;               /* nframes * block_size bytes */
-    uint32_t *table;            /* block -> frame, or KONA_NO_FRAME */
+    /*
+     * Block -> frame: open addressing over the resident frames, keyed by
+     * frames[f].block, linear probing, backward-shift deletion.  A power
+     * of two >= 2 x nframes slots keeps the load at most 1/2, so a hit
+     * probes about 1.5 slots and a miss about 2.5.
+     */
+    uint32_t *slots;            /* frame ids, or KONA_NO_FRAME if empty */
+    uint64_t slot_mask;         /* number of slots - 1 */
+    unsigned slot_shift;        /* 64 - log2(number of slots) */
     KonaFrame *frames;
     uint64_t *dirty_words;      /* every frame's bitmap, words_per_block each */
     KonaFifoLink *fifo;         /* per frame; NULL unless the policy is FIFO */
@@ -84,24 +100,39 @@ typedef struct KonaCache {
     uint64_t dirty_frames;      /* frames with ndirty > 0 */
 } KonaCache;
 
-/* Checks the geometry; returns NULL with *why set (static text) if bad. */
+/* Checks the geometry; returns false with *why set (static text) if bad. */
 bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
                             uint64_t block_size, const char **why);
 /* @mem: cache_size bytes the caller owns (e.g. an mmap). */
 void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
                      uint32_t block_size, KonaPolicy policy, void *mem);
 void kona_cache_destroy(KonaCache *c);
+/* Bytes of metadata the cache allocated (the frames' memory not counted). */
+size_t kona_cache_metadata_bytes(const KonaCache *c);
 
 static inline uint64_t kona_cache_block_of(const KonaCache *c, uint64_t addr)
 {
     return addr >> c->block_shift;
 }
 
-/* The frame holding @block, or KONA_NO_FRAME. */
+/* Where the probe for @block starts. */
+static inline uint64_t kona_cache_slot_of(const KonaCache *c, uint64_t block)
+{
+    return (block * KONA_CACHE_HASH_MUL) >> c->slot_shift;
+}
+
+/* The frame holding @block, or KONA_NO_FRAME (any @block). */
 static inline uint32_t kona_cache_frame_of(const KonaCache *c,
                                            uint64_t block)
 {
-    return c->table[block];
+    for (uint64_t i = kona_cache_slot_of(c, block);;
+         i = (i + 1) & c->slot_mask) {
+        uint32_t f = c->slots[i];
+
+        if (f == KONA_NO_FRAME || c->frames[f].block == block) {
+            return f;
+        }
+    }
 }
 
 /* @f's dirty bitmap: bit l of word l / 64 is line l of the block. */

@@ -48,14 +48,285 @@ static void test_geometry(void)
 
     g_assert_true(kona_cache_geometry_ok(1 << 28, 1 << 20, 4096, &why));
     g_assert_true(kona_cache_geometry_ok(1 << 28, 1 << 28, 64, &why));
+    /* 1 TiB: with 4 KiB blocks, and as the device checks it, cache = media. */
+    g_assert_true(kona_cache_geometry_ok(1ull << 40, 64 << 20, 4096, &why));
+    g_assert_true(kona_cache_geometry_ok(1ull << 40, 1ull << 40, 4096, &why));
+    g_assert_true(kona_cache_geometry_ok(1ull << 40, 1 << 20, 64, &why));
+    g_assert_true(kona_cache_geometry_ok(1ull << 46, 1 << 20, 64, &why));
+    g_assert_true(kona_cache_geometry_ok(1ull << 40, 1 << 21, 2 << 20, &why));
+
     g_assert_false(kona_cache_geometry_ok(1 << 28, 1 << 20, 3000, &why));
-    g_assert_nonnull(strstr(why, "power of two"));
+    g_assert_cmpstr(why, ==, "must be a power of two from 64 B to 2 MiB");
+    why = NULL;
     g_assert_false(kona_cache_geometry_ok(1 << 28, 1 << 20, 32, &why));
+    g_assert_nonnull(strstr(why, "power of two"));
+    why = NULL;
     g_assert_false(kona_cache_geometry_ok(1 << 28, 1 << 20, 4 << 20, &why));
+    g_assert_nonnull(strstr(why, "power of two"));
+    g_assert_false(kona_cache_geometry_ok((1 << 28) + 4096, 1 << 20, 8192,
+                                          &why));
+    g_assert_cmpstr(why, ==, "must divide the media size");
     g_assert_false(kona_cache_geometry_ok(1 << 28, 1 << 29, 4096, &why));
+    g_assert_nonnull(strstr(why, "whole number of blocks"));
+    why = NULL;
     g_assert_false(kona_cache_geometry_ok(1 << 28, 1000, 4096, &why));
-    g_assert_false(kona_cache_geometry_ok(1ull << 40, 1 << 20, 64, &why));
-    g_assert_nonnull(strstr(why, "too small"));
+    g_assert_nonnull(strstr(why, "whole number of blocks"));
+    why = NULL;
+    g_assert_false(kona_cache_geometry_ok(1 << 28, 0, 4096, &why));
+    g_assert_nonnull(strstr(why, "whole number of blocks"));
+    /* Frame numbers are 32-bit: 2^34 frames of 64 B are too many. */
+    why = NULL;
+    g_assert_false(kona_cache_geometry_ok(1ull << 40, 1ull << 40, 64, &why));
+    g_assert_nonnull(strstr(why, "whole number of blocks"));
+    /* Block numbers have 40 bits in the frame window. */
+    g_assert_false(kona_cache_geometry_ok(1ull << 47, 1 << 20, 64, &why));
+    g_assert_cmpstr(why, ==,
+                    "is too small for this media size (at most 2^40 blocks)");
+}
+
+/*
+ * The block table's invariants: every resident frame sits in exactly one
+ * slot, found by its block, and no empty slot lies between an entry's
+ * home slot and the entry (or linear probing would stop short of it).
+ */
+static void check_table(const KonaCache *c)
+{
+    uint64_t used = 0;
+
+    for (uint64_t i = 0; i <= c->slot_mask; i++) {
+        uint32_t f = c->slots[i];
+
+        if (f == KONA_NO_FRAME) {
+            continue;
+        }
+        used++;
+        g_assert_cmpuint(f, <, c->nframes);
+        g_assert_true(c->frames[f].resident);
+        for (uint64_t j = kona_cache_slot_of(c, c->frames[f].block); j != i;
+             j = (j + 1) & c->slot_mask) {
+            g_assert_cmpuint(c->slots[j], !=, KONA_NO_FRAME);
+        }
+    }
+    g_assert_cmpuint(used, ==, kona_cache_resident(c));
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        if (c->frames[f].resident) {
+            g_assert_cmpuint(kona_cache_frame_of(c, c->frames[f].block), ==,
+                             f);
+        }
+    }
+}
+
+/* The table sizes itself by the frames: 2 to 4 slots a frame. */
+static void test_table_size(void)
+{
+    static const uint32_t nframes[] = { 1, 2, 3, 64, 100, 3000, 16384 };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(nframes); i++) {
+        KonaCache c;
+
+        kona_cache_init(&c, 1ull << 40, nframes[i] * 4096ull, 4096,
+                        KONA_POLICY_CLOCK, NULL);
+        g_assert_cmpuint(c.slot_mask + 1, >=, 2ull * nframes[i]);
+        g_assert_cmpuint(c.slot_mask + 1, <, 4ull * nframes[i]);
+        g_assert_cmpuint(c.slot_mask & (c.slot_mask + 1), ==, 0);
+        g_assert_cmpuint(c.slot_shift, ==,
+                         64 - __builtin_ctzll(c.slot_mask + 1));
+        kona_cache_destroy(&c);
+    }
+}
+
+/* A block for the model test: often from a hot set, so blocks come back. */
+static uint64_t model_block(GRand *rnd, const uint64_t *hot, unsigned nhot,
+                            uint64_t nblocks)
+{
+    switch (g_rand_int_range(rnd, 0, 8)) {
+    case 0:
+        return g_rand_boolean(rnd) ? 0 : nblocks - 1;
+    case 1:
+    case 2:
+    case 3:
+        return ((uint64_t)g_rand_int(rnd) << 32 | g_rand_int(rnd)) % nblocks;
+    default:
+        return hot[g_rand_int_range(rnd, 0, nhot)];
+    }
+}
+
+/*
+ * Random installs, drops and lookups over 1 TiB of 4 KiB blocks (2^28 of
+ * them, a few thousand resident) against a GHashTable.
+ */
+static void test_table_against_model(void)
+{
+    const uint64_t media = 1ull << 40;
+    const uint32_t nframes = 3000;
+    GRand *rnd = g_rand_new_with_seed(42);
+    GHashTable *model = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+                                              g_free, NULL);
+    uint64_t hot[6000];
+    KonaCache cache, *c = &cache;
+    uint64_t installs = 0, drops = 0, hits = 0, misses = 0;
+
+    kona_cache_init(c, media, nframes * 4096ull, 4096, KONA_POLICY_CLOCK,
+                    NULL);
+    for (unsigned i = 0; i < G_N_ELEMENTS(hot); i++) {
+        hot[i] = ((uint64_t)g_rand_int(rnd) << 32 | g_rand_int(rnd)) %
+                 c->nblocks;
+    }
+    for (int op = 0; op < 300000; op++) {
+        uint64_t b = model_block(rnd, hot, G_N_ELEMENTS(hot), c->nblocks);
+        gpointer want = g_hash_table_lookup(model, &b);
+        uint32_t f = kona_cache_frame_of(c, b);
+        int r = g_rand_int_range(rnd, 0, 10);
+
+        g_assert_cmpuint(f, ==, want ? GPOINTER_TO_UINT(want) - 1
+                                     : KONA_NO_FRAME);
+        hits += f != KONA_NO_FRAME;
+        misses += f == KONA_NO_FRAME;
+        if (r < 4 && f == KONA_NO_FRAME) {
+            f = kona_cache_take_free(c);
+            if (f == KONA_NO_FRAME) {
+                f = kona_cache_pick_victim(c);
+                g_assert_true(g_hash_table_remove(model,
+                                                  &c->frames[f].block));
+                kona_cache_drop(c, f);
+                f = kona_cache_take_free(c);
+            }
+            kona_cache_install(c, f, b);
+            g_hash_table_insert(model, g_memdup2(&b, sizeof(b)),
+                                GUINT_TO_POINTER(f + 1));
+            installs++;
+        } else if (r < 7 && kona_cache_resident(c)) {
+            /* Drop a resident frame, any one, as a guest eviction might. */
+            f = g_rand_int_range(rnd, 0, nframes);
+            while (!c->frames[f].resident) {
+                f = (f + 1) % nframes;
+            }
+            g_assert_true(g_hash_table_remove(model, &c->frames[f].block));
+            kona_cache_drop(c, f);
+            g_assert_cmpuint(kona_cache_frame_of(c, c->frames[f].block), ==,
+                             KONA_NO_FRAME);
+            drops++;
+        }
+        g_assert_cmpuint(kona_cache_resident(c), ==, g_hash_table_size(model));
+        if (op % 20000 == 0) {
+            check_table(c);
+        }
+    }
+    check_table(c);
+    /* The sequence did what it is for: a full cache, churn, both answers. */
+    g_assert_cmpuint(installs, >, 50000);
+    g_assert_cmpuint(drops, >, 50000);
+    g_assert_cmpuint(hits, >, 20000);
+    g_assert_cmpuint(misses, >, 20000);
+    g_hash_table_destroy(model);
+    g_rand_free(rnd);
+    kona_cache_destroy(c);
+}
+
+/* @n blocks of @c whose probes all start at slot @home. */
+static void blocks_homed_at(const KonaCache *c, uint64_t home, uint64_t *out,
+                            unsigned n)
+{
+    for (uint64_t b = 1000; n; b++) {
+        if (kona_cache_slot_of(c, b) == home) {
+            *out++ = b;
+            n--;
+        }
+    }
+}
+
+/*
+ * Deletion in long collision chains: three interleaved chains whose run
+ * wraps around the end of the table; after every drop and re-install
+ * every block must still be found.
+ */
+static void test_table_collisions(void)
+{
+    KonaCache cache, *c = &cache;
+    uint64_t blocks[60];
+    uint32_t frame_of[60];
+    bool in[60] = { false };
+    GRand *rnd = g_rand_new_with_seed(7);
+
+    kona_cache_init(c, 1ull << 40, 64 * 4096, 4096, KONA_POLICY_FIFO, NULL);
+    g_assert_cmpuint(c->slot_mask, ==, 127);
+    blocks_homed_at(c, 126, blocks, 30);
+    blocks_homed_at(c, 127, blocks + 30, 15);
+    blocks_homed_at(c, 2, blocks + 45, 15);
+    /* Interleave the chains' installs. */
+    for (unsigned k = 0; k < 15; k++) {
+        unsigned order[4] = { 2 * k, 30 + k, 2 * k + 1, 45 + k };
+
+        for (unsigned j = 0; j < 4; j++) {
+            frame_of[order[j]] = kona_cache_take_free(c);
+            kona_cache_install(c, frame_of[order[j]], blocks[order[j]]);
+            in[order[j]] = true;
+        }
+    }
+    check_table(c);
+    /* One run of 60 entries from slot 126 across slot 0. */
+    for (uint64_t i = 126; i != 58; i = (i + 1) & 127) {
+        g_assert_cmpuint(c->slots[i], !=, KONA_NO_FRAME);
+    }
+    g_assert_cmpuint(c->slots[58], ==, KONA_NO_FRAME);
+
+    /* Heads, middles and tails of chains; then at random, with re-installs. */
+    for (int op = 0; op < 3000; op++) {
+        unsigned k = op < 3 ? (unsigned[]){ 0, 30, 59 }[op]
+                            : g_rand_int_range(rnd, 0, 60);
+
+        if (in[k]) {
+            kona_cache_drop(c, frame_of[k]);
+        } else {
+            frame_of[k] = kona_cache_take_free(c);
+            kona_cache_install(c, frame_of[k], blocks[k]);
+        }
+        in[k] = !in[k];
+        for (unsigned j = 0; j < 60; j++) {
+            g_assert_cmpuint(kona_cache_frame_of(c, blocks[j]), ==,
+                             in[j] ? frame_of[j] : KONA_NO_FRAME);
+        }
+        check_table(c);
+    }
+    g_rand_free(rnd);
+    kona_cache_destroy(c);
+}
+
+/* 1 TiB of media: the far end works, and the metadata does not grow. */
+static void test_terabyte(void)
+{
+    KonaCache small, big;
+    size_t meta_small, meta_big;
+    uint32_t f;
+
+    kona_cache_init(&small, 256 << 20, 64 << 20, 4096, KONA_POLICY_CLOCK,
+                    NULL);
+    kona_cache_init(&big, 1ull << 40, 64 << 20, 4096, KONA_POLICY_CLOCK,
+                    NULL);
+    g_assert_cmpuint(big.nblocks, ==, 1ull << 28);
+    meta_small = kona_cache_metadata_bytes(&small);
+    meta_big = kona_cache_metadata_bytes(&big);
+    /* At most 1% of the cache, and a few KiB per GiB of media. */
+    g_assert_cmpuint(meta_small, <=, (64 << 20) / 100);
+    g_assert_cmpuint(meta_big - meta_small, <=, 1024 * 4096);
+
+    f = kona_cache_take_free(&big);
+    kona_cache_install(&big, f, big.nblocks - 1);
+    g_assert_cmpuint(kona_cache_frame_of(&big, big.nblocks - 1), ==, f);
+    g_assert_cmpuint(kona_cache_frame_of(&big, big.nblocks - 2), ==,
+                     KONA_NO_FRAME);
+    g_assert_cmpuint(kona_cache_frame_of(&big, 0), ==, KONA_NO_FRAME);
+    kona_cache_mark_dirty(&big, f, 4032, 64);
+    g_assert_cmphex(kona_cache_dirty_group(&big, big.nblocks - 1), ==,
+                    1ull << 63);
+    g_assert_cmpuint(kona_cache_count_dirty(&big, (1ull << 40) - 64, 64), ==,
+                     1);
+    kona_cache_clean(&big, f, NULL);
+    kona_cache_drop(&big, f);
+    g_assert_cmpuint(kona_cache_frame_of(&big, big.nblocks - 1), ==,
+                     KONA_NO_FRAME);
+    kona_cache_destroy(&small);
+    kona_cache_destroy(&big);
 }
 
 static void test_install_lookup_drop(void)
@@ -322,6 +593,10 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/kona-cache/geometry", test_geometry);
+    g_test_add_func("/kona-cache/table/size", test_table_size);
+    g_test_add_func("/kona-cache/table/model", test_table_against_model);
+    g_test_add_func("/kona-cache/table/collisions", test_table_collisions);
+    g_test_add_func("/kona-cache/terabyte", test_terabyte);
     g_test_add_func("/kona-cache/install-lookup-drop",
                     test_install_lookup_drop);
     g_test_add_func("/kona-cache/clock-second-chance",
