@@ -18,6 +18,12 @@
  */
 #define KONA_CACHE_MAX_BLOCKS   (1ull << 40)
 
+/*
+ * A range walk looks its blocks up if it has fewer than nframes / this:
+ * a lookup costs about as much as scanning this many frames.
+ */
+#define KONA_CACHE_WALK_RATIO   4
+
 bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
                             uint64_t block_size, const char **why)
 {
@@ -422,37 +428,89 @@ uint64_t kona_cache_dirty_group(const KonaCache *c, uint64_t group)
     return mask;
 }
 
+void kona_cache_walk_init(const KonaCache *c, KonaCacheWalk *w,
+                          uint64_t first, uint64_t last)
+{
+    w->first = first;
+    w->last = MIN(last, c->nblocks - 1);
+    w->by_block = first <= w->last &&
+                  w->last - first < c->nframes / KONA_CACHE_WALK_RATIO;
+    w->next = w->by_block ? first : 0;
+}
+
+uint32_t kona_cache_walk_next(const KonaCache *c, KonaCacheWalk *w)
+{
+    if (w->first > w->last) {
+        return KONA_NO_FRAME;
+    }
+    if (w->by_block) {
+        while (w->next <= w->last) {
+            uint32_t f = kona_cache_frame_of(c, w->next++);
+
+            if (f != KONA_NO_FRAME) {
+                return f;
+            }
+        }
+        return KONA_NO_FRAME;
+    }
+    while (w->next < c->nframes) {
+        const KonaFrame *fr = &c->frames[w->next++];
+
+        if (fr->resident && fr->block >= w->first && fr->block <= w->last) {
+            return w->next - 1;
+        }
+    }
+    return KONA_NO_FRAME;
+}
+
+/* Dirty lines among lines [lo, hi] of @frame's block. */
+static uint32_t frame_count_lines(const KonaCache *c, uint32_t frame,
+                                  uint32_t lo, uint32_t hi)
+{
+    const uint64_t *d = kona_cache_dirty_bits(c, frame);
+    uint32_t n = 0;
+
+    for (uint32_t w = lo / 64; w <= hi / 64; w++) {
+        uint64_t m = d[w];
+
+        if (w == lo / 64) {
+            m &= ~0ull << (lo % 64);
+        }
+        if (w == hi / 64) {
+            m &= ~0ull >> (63 - hi % 64);
+        }
+        n += __builtin_popcountll(m);
+    }
+    return n;
+}
+
 uint64_t kona_cache_count_dirty(const KonaCache *c, uint64_t addr,
                                 uint64_t len)
 {
+    uint32_t per_block = c->lines_per_block;
     uint64_t first, last, count = 0;
+    KonaCacheWalk w;
+    uint32_t f;
 
-    if (len == 0) {
+    if (len == 0 || addr >= c->media_size) {
         return 0;
     }
+    len = MIN(len, c->media_size - addr);
     first = addr >> KONA_CACHE_LINE_SHIFT;
     last = (addr + len - 1) >> KONA_CACHE_LINE_SHIFT;
-    /* Only resident frames can hold dirty lines: visit those. */
-    for (uint32_t f = 0; f < c->nframes; f++) {
+    kona_cache_walk_init(c, &w, first / per_block, last / per_block);
+    while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
         const KonaFrame *fr = &c->frames[f];
-        uint64_t b0, lo, hi;
+        uint64_t b0 = fr->block * per_block;
+        uint32_t lo, hi;
 
-        if (!fr->resident || !fr->ndirty) {
-            continue;
-        }
-        b0 = fr->block * c->lines_per_block;
-        if (b0 > last || b0 + c->lines_per_block <= first) {
+        if (!fr->ndirty) {
             continue;
         }
         lo = MAX(first, b0) - b0;
-        hi = MIN(last, b0 + c->lines_per_block - 1) - b0;
-        if (lo == 0 && hi == c->lines_per_block - 1) {
-            count += fr->ndirty;
-            continue;
-        }
-        for (uint64_t l = lo; l <= hi; l++) {
-            count += (kona_cache_dirty_bits(c, f)[l / 64] >> (l % 64)) & 1;
-        }
+        hi = MIN(last, b0 + per_block - 1) - b0;
+        count += lo == 0 && hi == per_block - 1
+                 ? fr->ndirty : frame_count_lines(c, f, lo, hi);
     }
     return count;
 }

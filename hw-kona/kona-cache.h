@@ -196,9 +196,28 @@ uint64_t kona_cache_page_base(const KonaCache *c, uint32_t frame);
  */
 KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist);
 
+/*
+ * The resident frames whose blocks lie in [first, last], each once, in no
+ * particular order: by looking the blocks up when the range is short, by
+ * scanning the frames otherwise, whichever is cheaper.  Between calls the
+ * frame last returned may be cleaned or dropped; nothing may be installed.
+ *
+ *     kona_cache_walk_init(c, &w, first, last);
+ *     while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) { ... }
+ */
+typedef struct KonaCacheWalk {
+    uint64_t next;              /* block or frame to look at next */
+    uint64_t first, last;       /* blocks */
+    bool by_block;
+} KonaCacheWalk;
+
+void kona_cache_walk_init(const KonaCache *c, KonaCacheWalk *w,
+                          uint64_t first, uint64_t last);
+uint32_t kona_cache_walk_next(const KonaCache *c, KonaCacheWalk *w);
+
 /* Dirty mask of media lines [group * 64, group * 64 + 64) (one 4 KiB). */
 uint64_t kona_cache_dirty_group(const KonaCache *c, uint64_t group);
-/* Dirty lines in media range [addr, addr + len). */
+/* Dirty lines in media range [addr, addr + len): O(min(blocks, frames)). */
 uint64_t kona_cache_count_dirty(const KonaCache *c, uint64_t addr,
                                 uint64_t len);
 

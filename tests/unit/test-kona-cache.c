@@ -247,11 +247,13 @@ static void test_table_collisions(void)
     uint32_t frame_of[60];
     bool in[60] = { false };
     GRand *rnd = g_rand_new_with_seed(7);
+    uint64_t mask;
 
     kona_cache_init(c, 1ull << 40, 64 * 4096, 4096, KONA_POLICY_FIFO, NULL);
-    g_assert_cmpuint(c->slot_mask, ==, 127);
-    blocks_homed_at(c, 126, blocks, 30);
-    blocks_homed_at(c, 127, blocks + 30, 15);
+    mask = c->slot_mask;
+    g_assert_cmpuint(mask, >=, 127);
+    blocks_homed_at(c, mask - 1, blocks, 30);
+    blocks_homed_at(c, mask, blocks + 30, 15);
     blocks_homed_at(c, 2, blocks + 45, 15);
     /* Interleave the chains' installs. */
     for (unsigned k = 0; k < 15; k++) {
@@ -264,8 +266,8 @@ static void test_table_collisions(void)
         }
     }
     check_table(c);
-    /* One run of 60 entries from slot 126 across slot 0. */
-    for (uint64_t i = 126; i != 58; i = (i + 1) & 127) {
+    /* One run of 60 entries from slot mask - 1 across slot 0. */
+    for (uint64_t i = mask - 1; i != 58; i = (i + 1) & mask) {
         g_assert_cmpuint(c->slots[i], !=, KONA_NO_FRAME);
     }
     g_assert_cmpuint(c->slots[58], ==, KONA_NO_FRAME);
@@ -522,6 +524,147 @@ static void test_subpage_blocks(void)
     teardown(&fx);
 }
 
+/* Blocks near the end of 1 TiB: dirty lines counted over ranges, by hand. */
+static void test_ranges(void)
+{
+    const uint64_t media = 1ull << 40;
+    const uint64_t b = (media >> 12) - 8;       /* blocks b .. b + 3 */
+    const uint64_t a = b << 12;
+    KonaCache cache, *c = &cache;
+    uint32_t f0, f1, f3;
+
+    kona_cache_init(c, media, 64 * 4096, 4096, KONA_POLICY_CLOCK, NULL);
+    f0 = bring_in(c, b);
+    f1 = bring_in(c, b + 1);
+    bring_in(c, b + 2);                         /* resident, clean */
+    f3 = bring_in(c, b + 3);
+    kona_cache_mark_dirty(c, f0, 0, 1);                 /* line 0 */
+    kona_cache_mark_dirty(c, f0, 4095, 1);              /* line 63 */
+    kona_cache_mark_dirty(c, f1, 64, 3 * 64);           /* lines 1..3 */
+    kona_cache_mark_dirty(c, f3, 5 * 64 + 7, 2);        /* line 5 */
+    bring_in(c, 100);                           /* elsewhere, clean */
+    kona_cache_mark_dirty(c, bring_in(c, 101), 0, 4096);
+
+    g_assert_cmphex(kona_cache_dirty_group(c, b), ==, 1ull | 1ull << 63);
+    g_assert_cmphex(kona_cache_dirty_group(c, b + 1), ==, 0xe);
+    g_assert_cmphex(kona_cache_dirty_group(c, b + 2), ==, 0);
+    g_assert_cmphex(kona_cache_dirty_group(c, b + 3), ==, 1ull << 5);
+    g_assert_cmphex(kona_cache_dirty_group(c, b + 4), ==, 0);
+    g_assert_cmphex(kona_cache_dirty_group(c, 101), ==, ~0ull);
+    g_assert_cmphex(kona_cache_dirty_group(c, media >> 12), ==, 0);
+
+    g_assert_cmpuint(kona_cache_count_dirty(c, a, 64), ==, 1);
+    g_assert_cmpuint(kona_cache_count_dirty(c, a + 1, 1), ==, 1);
+    g_assert_cmpuint(kona_cache_count_dirty(c, a + 64, 4096 - 128), ==, 0);
+    /* Across a block boundary: line 63 of b, lines 0 and 1 of b + 1. */
+    g_assert_cmpuint(kona_cache_count_dirty(c, a + 4032, 129), ==, 2);
+    g_assert_cmpuint(kona_cache_count_dirty(c, a + 4096 + 128, 64), ==, 1);
+    g_assert_cmpuint(kona_cache_count_dirty(c, a, 4 * 4096), ==, 6);
+    g_assert_cmpuint(kona_cache_count_dirty(c, a + 4096, 3 * 4096 - 1), ==, 4);
+    g_assert_cmpuint(kona_cache_count_dirty(c, a + 2 * 4096, 4096), ==, 0);
+    /* Whole media (the frames are scanned), and past its end (clipped). */
+    g_assert_cmpuint(kona_cache_count_dirty(c, 0, media), ==, 70);
+    g_assert_cmpuint(kona_cache_count_dirty(c, a, 1ull << 20), ==, 6);
+    g_assert_cmpuint(kona_cache_count_dirty(c, media, 4096), ==, 0);
+    g_assert_cmpuint(kona_cache_count_dirty(c, 100 * 4096, 2 * 4096), ==, 64);
+    g_assert_cmpuint(kona_cache_count_dirty(c, 0, 0), ==, 0);
+    kona_cache_destroy(c);
+}
+
+/* Resident frames with blocks in [first, last], the slow way. */
+static GArray *frames_in(const KonaCache *c, uint64_t first, uint64_t last)
+{
+    GArray *a = g_array_new(false, false, sizeof(uint32_t));
+
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        if (c->frames[f].resident && c->frames[f].block >= first &&
+            c->frames[f].block <= last) {
+            g_array_append_val(a, f);
+        }
+    }
+    return a;
+}
+
+static gint cmp_u32(gconstpointer a, gconstpointer b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * Range walks: each resident frame of the range once, by blocks when the
+ * range is short, and still right when the caller drops what it is given.
+ */
+static void test_walk(void)
+{
+    KonaCache cache, *c = &cache;
+    GRand *rnd = g_rand_new_with_seed(11);
+    const uint64_t band = 1ull << 27;
+    unsigned by_block = 0, by_frame = 0;
+
+    kona_cache_init(c, 1ull << 40, 256 * 4096, 4096, KONA_POLICY_CLOCK, NULL);
+    for (int round = 0; round < 400; round++) {
+        uint64_t first = band + g_rand_int_range(rnd, 0, 1000);
+        uint64_t last = first + (g_rand_boolean(rnd)
+                                 ? g_rand_int_range(rnd, 0, 70)
+                                 : g_rand_int_range(rnd, 0, 1 << 20));
+        g_autoptr(GArray) want = NULL;
+        g_autoptr(GArray) got = g_array_new(false, false, sizeof(uint32_t));
+        bool drop = round % 2;
+        KonaCacheWalk w;
+        uint32_t f;
+
+        /* Fill the cache: mostly blocks near the band, some far away. */
+        while ((f = kona_cache_take_free(c)) != KONA_NO_FRAME) {
+            uint64_t blk;
+
+            do {
+                blk = g_rand_int_range(rnd, 0, 8) ? band +
+                      g_rand_int_range(rnd, 0, 1100)
+                      : g_rand_int_range(rnd, 0, 1 << 28);
+            } while (kona_cache_frame_of(c, blk) != KONA_NO_FRAME);
+            kona_cache_install(c, f, blk);
+        }
+        want = frames_in(c, first, last);
+        kona_cache_walk_init(c, &w, first, last);
+        g_assert_cmpint(w.by_block, ==, last - first < 256 / 4);
+        by_block += w.by_block;
+        by_frame += !w.by_block;
+        while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
+            g_array_append_val(got, f);
+            if (drop) {
+                kona_cache_drop(c, f);
+            }
+        }
+        g_array_sort(got, cmp_u32);
+        g_assert_cmpuint(got->len, ==, want->len);
+        g_assert_cmpmem(got->data, got->len * 4, want->data, want->len * 4);
+        if (drop) {
+            g_autoptr(GArray) left = frames_in(c, first, last);
+
+            g_assert_cmpuint(left->len, ==, 0);
+            g_assert_cmpuint(kona_cache_resident(c), ==, 256 - want->len);
+            check_table(c);
+        }
+    }
+    g_assert_cmpuint(by_block, >, 100);
+    g_assert_cmpuint(by_frame, >, 100);
+    /* Empty and clipped ranges. */
+    {
+        KonaCacheWalk w;
+
+        kona_cache_walk_init(c, &w, 5, 4);
+        g_assert_cmpuint(kona_cache_walk_next(c, &w), ==, KONA_NO_FRAME);
+        kona_cache_walk_init(c, &w, c->nblocks, UINT64_MAX);
+        g_assert_cmpuint(kona_cache_walk_next(c, &w), ==, KONA_NO_FRAME);
+        kona_cache_walk_init(c, &w, c->nblocks - 1, UINT64_MAX);
+        g_assert_true(w.by_block);
+    }
+    g_rand_free(rnd);
+    kona_cache_destroy(c);
+}
+
 /* Random dirtying against a per-line model, for several block sizes. */
 static void test_random_against_model(gconstpointer data)
 {
@@ -583,6 +726,18 @@ static void test_random_against_model(gconstpointer data)
         g_assert_cmpuint(c->dirty_lines, ==, total);
         g_assert_cmpuint(kona_cache_count_dirty(c, 0, media), ==, total);
     }
+    /* Ranges of every length: within a line, a block, many blocks. */
+    for (int i = 0; i < 3000; i++) {
+        uint64_t addr = g_rand_int_range(rnd, 0, media);
+        uint64_t max = (uint64_t[]){ 64, 4 * bs, media }[i % 3];
+        uint64_t len = g_rand_int_range(rnd, 1, MIN(max, media - addr) + 1);
+        uint64_t want = 0;
+
+        for (uint64_t l = addr / 64; l <= (addr + len - 1) / 64; l++) {
+            want += model[l];
+        }
+        g_assert_cmpuint(kona_cache_count_dirty(c, addr, len), ==, want);
+    }
     g_rand_free(rnd);
     teardown(&fx);
 }
@@ -597,6 +752,8 @@ int main(int argc, char **argv)
     g_test_add_func("/kona-cache/table/model", test_table_against_model);
     g_test_add_func("/kona-cache/table/collisions", test_table_collisions);
     g_test_add_func("/kona-cache/terabyte", test_terabyte);
+    g_test_add_func("/kona-cache/ranges", test_ranges);
+    g_test_add_func("/kona-cache/walk", test_walk);
     g_test_add_func("/kona-cache/install-lookup-drop",
                     test_install_lookup_drop);
     g_test_add_func("/kona-cache/clock-second-chance",
