@@ -20,7 +20,8 @@
 
 /*
  * A range walk looks its blocks up if it has fewer than nframes / this:
- * a lookup costs about as much as scanning this many frames.
+ * a lookup costs about as much as scanning this many frames (measured
+ * with bench/kona-cache-bench).
  */
 #define KONA_CACHE_WALK_RATIO   4
 
@@ -50,12 +51,12 @@ bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
     return true;
 }
 
-/* log2 of the slots for @nframes: a power of two >= 2 x nframes. */
+/* log2 of the block table's slots for @nframes. */
 static unsigned slot_bits(uint32_t nframes)
 {
     unsigned bits = 1;
 
-    while ((1ull << bits) < 2ull * nframes) {
+    while ((1ull << bits) < (uint64_t)KONA_CACHE_SLOTS_PER_FRAME * nframes) {
         bits++;
     }
     return bits;
