@@ -90,6 +90,9 @@ void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
     if (policy == KONA_POLICY_FIFO) {
         c->fifo = g_new(KonaFifoLink, c->nframes);
     }
+    c->nhuge = (media_size + KONA_CACHE_HUGE_SIZE - 1) >> KONA_CACHE_HUGE_SHIFT;
+    c->huge_dirty = g_new0(uint16_t, c->nhuge);
+    c->huge_written = g_new0(uint64_t, (c->nhuge + 63) / 64);
     c->free = g_new(uint32_t, c->nframes);
     for (uint32_t f = 0; f < c->nframes; f++) {
         /* Hand out frame 0 first. */
@@ -105,6 +108,8 @@ void kona_cache_destroy(KonaCache *c)
     g_free(c->frames);
     g_free(c->dirty_words);
     g_free(c->fifo);
+    g_free(c->huge_dirty);
+    g_free(c->huge_written);
     g_free(c->free);
     memset(c, 0, sizeof(*c));
 }
@@ -119,6 +124,7 @@ size_t kona_cache_metadata_bytes(const KonaCache *c)
     if (c->fifo) {
         n += (size_t)c->nframes * sizeof(KonaFifoLink);
     }
+    n += c->nhuge * sizeof(uint16_t) + (c->nhuge + 63) / 64 * sizeof(uint64_t);
     return n;
 }
 
@@ -286,6 +292,43 @@ void kona_cache_drop(KonaCache *c, uint32_t frame)
     c->free[c->nfree++] = frame;
 }
 
+static uint64_t huge_of(const KonaCache *c, uint32_t frame)
+{
+    return c->frames[frame].block >> (KONA_CACHE_HUGE_SHIFT - c->block_shift);
+}
+
+/* @frame went from no dirty line to some, or back. */
+static void huge_dirtied(KonaCache *c, uint32_t frame)
+{
+    uint64_t h = huge_of(c, frame);
+
+    if (c->huge_dirty[h]++ == 0) {
+        /* The page becomes dirty: its next write-back counts. */
+        c->huge_written[h / 64] &= ~(1ull << (h % 64));
+    }
+}
+
+static void huge_cleaned(KonaCache *c, uint32_t frame)
+{
+    c->huge_dirty[huge_of(c, frame)]--;
+}
+
+/* Whether writing @frame back is its 2 MiB page's first since it got dirty. */
+static bool huge_first_writeback(KonaCache *c, uint32_t frame)
+{
+    uint64_t h = huge_of(c, frame);
+    uint64_t bit = 1ull << (h % 64);
+    bool first = !(c->huge_written[h / 64] & bit);
+
+    c->huge_written[h / 64] |= bit;
+    return first;
+}
+
+void kona_cache_reset_counterfactuals(KonaCache *c)
+{
+    memset(c->huge_written, 0, (c->nhuge + 63) / 64 * sizeof(uint64_t));
+}
+
 uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
                                uint32_t len)
 {
@@ -306,7 +349,10 @@ uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
         }
     }
     if (added) {
-        c->dirty_frames += fr->ndirty == 0;
+        if (fr->ndirty == 0) {
+            c->dirty_frames++;
+            huge_dirtied(c, frame);
+        }
         fr->ndirty += added;
         c->dirty_lines += added;
     }
@@ -332,6 +378,12 @@ uint32_t kona_cache_diff_dirty(KonaCache *c, uint32_t frame,
     c->dirty_lines += n;
     c->dirty_lines -= fr->ndirty;
     c->dirty_frames += (n != 0) - (fr->ndirty != 0);
+    if (n && !fr->ndirty) {
+        huge_dirtied(c, frame);
+    } else if (!n && fr->ndirty) {
+        /* Changed back: no write-back, but no dirty line either. */
+        huge_cleaned(c, frame);
+    }
     fr->ndirty = n;
     return n;
 }
@@ -383,7 +435,8 @@ KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist)
     }
     /* A block never spans two 2 MiB pages (blocks are at most 2 MiB). */
     wb.lines = fr->ndirty;
-    wb.huge_pages = 1;
+    wb.huge_pages = huge_first_writeback(c, frame);
+    huge_cleaned(c, frame);
 
     c->dirty_lines -= fr->ndirty;
     c->dirty_frames--;

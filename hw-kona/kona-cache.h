@@ -10,9 +10,9 @@
  * The metadata grows with the cache, not with the media: a frame costs 16
  * bytes, 4 on the free stack, lines_per_block / 8 of dirty bitmap and 16
  * to 32 of block table (with 4 KiB blocks and a power-of-two number of
- * frames: 44 bytes, 1.1% of the cache), and the media nothing but a
- * per-2 MiB-page count (see KonaWriteback).  kona_cache_metadata_bytes()
- * adds it up.
+ * frames: 44 bytes, 1.1% of the cache), and the media 2 bytes and a bit
+ * per 2 MiB page (1.06 KiB per GiB, for KonaWriteback.huge_pages).
+ * kona_cache_metadata_bytes() adds it up.
  *
  * Pure bookkeeping: no I/O and no locking (the device serialises), and no
  * QEMU dependency, so it is unit-tested outside QEMU's tree.
@@ -29,7 +29,8 @@
 #define KONA_CACHE_LINE_SHIFT   6
 #define KONA_CACHE_LINE_SIZE    64u
 #define KONA_CACHE_PAGE_SIZE    4096u
-#define KONA_CACHE_HUGE_SIZE    (2u << 20)
+#define KONA_CACHE_HUGE_SHIFT   21
+#define KONA_CACHE_HUGE_SIZE    (1u << KONA_CACHE_HUGE_SHIFT)
 #define KONA_CACHE_MIN_BLOCK    64u
 #define KONA_CACHE_MAX_BLOCK    (2u << 20)
 #define KONA_NO_FRAME           UINT32_MAX
@@ -71,7 +72,17 @@ typedef struct KonaFifoLink {
 typedef struct KonaWriteback {
     uint64_t lines;             /* dirty 64 B lines written */
     uint64_t pages;             /* distinct 4 KiB pages with a dirty line */
-    uint64_t huge_pages;        /* distinct 2 MiB pages with a dirty line */
+    /*
+     * What a runtime managing 2 MiB pages would have written for it: such
+     * a runtime writes a dirty 2 MiB page back whole, once, when it
+     * cleans it.  So 1 if this is the first write-back of a block of the
+     * block's 2 MiB page since that page became dirty (went from no dirty
+     * line resident in it to some), else 0: the page's other blocks
+     * written back later cost nothing more until the page has been
+     * completely clean and becomes dirty again.  (The old count, 1 for
+     * every dirty block, inflated it up to 512x with 4 KiB blocks.)
+     */
+    uint64_t huge_pages;
 } KonaWriteback;
 
 typedef struct KonaCache {
@@ -104,6 +115,19 @@ typedef struct KonaCache {
     KonaPolicy policy;
     uint32_t clock_hand;
     uint64_t rand_state;
+
+    /*
+     * Per 2 MiB page of media, for KonaWriteback.huge_pages: 2 bytes and
+     * a bit, 1.06 KiB per GiB (1.06 MiB for 1 TiB), O(1) and touched only
+     * when a frame turns dirty or clean.  A hash of the dirty 2 MiB pages
+     * would grow with the cache instead, but must hold as many pages as
+     * frames (each dirty frame in a page of its own) in 8-byte entries at
+     * load <= 1/2: 16 bytes a frame, 256 KiB for a 64 MiB cache, more
+     * than these arrays below 240 GiB of media.
+     */
+    uint64_t nhuge;             /* 2 MiB pages of media, rounded up */
+    uint16_t *huge_dirty;       /* dirty resident frames (<= 32768) */
+    uint64_t *huge_written;     /* bit: written back since it got dirty */
 
     uint64_t dirty_lines;       /* sum of ndirty */
     uint64_t dirty_frames;      /* frames with ndirty > 0 */
@@ -204,6 +228,11 @@ uint64_t kona_cache_page_base(const KonaCache *c, uint32_t frame);
  * NULL, has 65 buckets: hist[n] += pages with n dirty lines (n >= 1).
  */
 KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist);
+/*
+ * Start the write-back counterfactuals afresh, with the device's counters:
+ * every 2 MiB page dirty now counts again at its next write-back.
+ */
+void kona_cache_reset_counterfactuals(KonaCache *c);
 
 /*
  * The resident frames whose blocks lie in [first, last], each once, in no

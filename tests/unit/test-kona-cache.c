@@ -310,9 +310,13 @@ static void test_terabyte(void)
     g_assert_cmpuint(big.nblocks, ==, 1ull << 28);
     meta_small = kona_cache_metadata_bytes(&small);
     meta_big = kona_cache_metadata_bytes(&big);
-    /* 44 bytes a frame (kona-cache.h), and a few KiB per GiB of media. */
-    g_assert_cmpuint(meta_small, <=, 44 * 16384 + sizeof(KonaCache));
-    g_assert_cmpuint(meta_big - meta_small, <=, 1024 * 4096);
+    /*
+     * 44 bytes a frame (kona-cache.h), and per GiB of media 1 KiB and 64
+     * bytes for the 2 MiB pages: 1 TiB costs 1.06 MiB more than 256 MiB.
+     */
+    g_assert_cmpuint(meta_small, <=,
+                     44 * 16384 + sizeof(KonaCache) + 128 * 2 + 16);
+    g_assert_cmpuint(meta_big - meta_small, <=, 1024 * (1024 + 64));
 
     f = kona_cache_take_free(&big);
     kona_cache_install(&big, f, big.nblocks - 1);
@@ -463,6 +467,141 @@ static void test_dirty_and_writeback(void)
     wb = kona_cache_clean(c, f, hist);
     g_assert_cmpuint(wb.lines, ==, 0);
     teardown(&fx);
+}
+
+/* Write back @f (dirty or not): the 2 MiB pages it counts. */
+static uint64_t wb_huge(KonaCache *c, uint32_t f)
+{
+    return kona_cache_clean(c, f, NULL).huge_pages;
+}
+
+/*
+ * The 2 MiB counterfactual: a 2 MiB page costs one write-back from when it
+ * becomes dirty until it is completely clean again, however many of its
+ * blocks are written back.  Hand-computed patterns, 4 KiB blocks.
+ */
+static void test_hugepage_writeback(void)
+{
+    const uint64_t hp = 512;                    /* blocks per 2 MiB */
+    KonaCache cache, *c = &cache;
+    uint32_t a, b, d, e;
+
+    kona_cache_init(c, 64 << 20, 64 * 4096, 4096, KONA_POLICY_CLOCK, NULL);
+    g_assert_cmpuint(c->nhuge, ==, 32);
+    a = bring_in(c, 0);
+    b = bring_in(c, 511);                       /* both in 2 MiB page 0 */
+    d = bring_in(c, hp);                        /* 2 MiB page 1 */
+    e = bring_in(c, 31 * hp + 7);               /* the last 2 MiB page */
+
+    /* Two blocks of one page written back: 2 MiB once. */
+    kona_cache_mark_dirty(c, a, 0, 64);
+    kona_cache_mark_dirty(c, b, 64, 4000);
+    g_assert_cmpuint(wb_huge(c, a), ==, 1);
+    g_assert_cmpuint(wb_huge(c, b), ==, 0);
+    /* Clean frames cost nothing and change nothing. */
+    g_assert_cmpuint(wb_huge(c, a), ==, 0);
+    g_assert_cmpuint(wb_huge(c, d), ==, 0);
+
+    /* Dirtied again after both were cleaned: 2 MiB again. */
+    kona_cache_mark_dirty(c, b, 0, 1);
+    kona_cache_mark_dirty(c, a, 0, 1);
+    g_assert_cmpuint(wb_huge(c, b), ==, 1);
+    g_assert_cmpuint(wb_huge(c, a), ==, 0);
+
+    /* Two different 2 MiB pages: 4 MiB. */
+    kona_cache_mark_dirty(c, a, 0, 1);
+    kona_cache_mark_dirty(c, d, 0, 1);
+    kona_cache_mark_dirty(c, e, 4095, 1);
+    g_assert_cmpuint(wb_huge(c, a) + wb_huge(c, d) + wb_huge(c, e), ==, 3);
+
+    /*
+     * Never completely clean in between: a written back, dirtied again
+     * while b still is dirty, then both written back: 2 MiB in all.
+     */
+    kona_cache_mark_dirty(c, a, 0, 1);
+    kona_cache_mark_dirty(c, b, 0, 1);
+    g_assert_cmpuint(wb_huge(c, a), ==, 1);
+    kona_cache_mark_dirty(c, a, 128, 64);
+    g_assert_cmpuint(wb_huge(c, b), ==, 0);
+    g_assert_cmpuint(wb_huge(c, a), ==, 0);
+    /* ... and now completely clean: the next dirtying counts. */
+    kona_cache_mark_dirty(c, a, 0, 1);
+    g_assert_cmpuint(wb_huge(c, a), ==, 1);
+
+    /* Evicted and fetched again while the page stays dirty: no more. */
+    kona_cache_mark_dirty(c, a, 0, 1);
+    kona_cache_mark_dirty(c, b, 0, 1);
+    g_assert_cmpuint(wb_huge(c, a), ==, 1);
+    kona_cache_drop(c, a);
+    a = bring_in(c, 0);
+    kona_cache_mark_dirty(c, a, 0, 1);
+    g_assert_cmpuint(wb_huge(c, a), ==, 0);
+    g_assert_cmpuint(wb_huge(c, b), ==, 0);
+
+    /* The device's counters reset: a page dirty across it counts again. */
+    kona_cache_mark_dirty(c, a, 0, 1);
+    kona_cache_mark_dirty(c, b, 0, 1);
+    g_assert_cmpuint(wb_huge(c, a), ==, 1);
+    kona_cache_reset_counterfactuals(c);
+    g_assert_cmpuint(wb_huge(c, b), ==, 1);
+    g_assert_cmpuint(c->huge_dirty[0] + c->huge_dirty[1] + c->huge_dirty[31],
+                     ==, 0);
+    kona_cache_destroy(c);
+}
+
+/* tracking=fast: a line changed back leaves the 2 MiB page clean. */
+static void test_hugepage_diff(void)
+{
+    KonaCache cache, *c = &cache;
+    g_autofree uint8_t *now = g_malloc0(4096);
+    g_autofree uint8_t *clean = g_malloc0(4096);
+    uint32_t a, b;
+
+    kona_cache_init(c, 64 << 20, 8 * 4096, 4096, KONA_POLICY_CLOCK, NULL);
+    a = bring_in(c, 2);
+    b = bring_in(c, 3);
+    now[100] = 1;
+    g_assert_cmpuint(kona_cache_diff_dirty(c, a, now, clean), ==, 1);
+    g_assert_cmpuint(kona_cache_diff_dirty(c, b, now, clean), ==, 1);
+    g_assert_cmpuint(wb_huge(c, a), ==, 1);
+    /* b's line changed back: the page has no dirty line left. */
+    g_assert_cmpuint(kona_cache_diff_dirty(c, b, clean, clean), ==, 0);
+    g_assert_cmpuint(c->huge_dirty[0], ==, 0);
+    /* So b changing again makes it newly dirty. */
+    g_assert_cmpuint(kona_cache_diff_dirty(c, b, now, clean), ==, 1);
+    g_assert_cmpuint(kona_cache_diff_dirty(c, b, now, clean), ==, 1);
+    g_assert_cmpuint(c->huge_dirty[0], ==, 1);
+    g_assert_cmpuint(wb_huge(c, b), ==, 1);
+    kona_cache_destroy(c);
+}
+
+/* Blocks of 64 B and of 2 MiB: the page is found from the block. */
+static void test_hugepage_block_sizes(void)
+{
+    KonaCache cache, *c = &cache;
+    uint32_t f[4];
+
+    /* 64 B blocks: 32768 to a 2 MiB page. */
+    kona_cache_init(c, 8 << 20, 4096, 64, KONA_POLICY_CLOCK, NULL);
+    f[0] = bring_in(c, 0);
+    f[1] = bring_in(c, 32767);
+    f[2] = bring_in(c, 32768);
+    f[3] = bring_in(c, 4 * 32768 - 1);
+    for (int i = 0; i < 4; i++) {
+        kona_cache_mark_dirty(c, f[i], 0, 64);
+    }
+    g_assert_cmpuint(wb_huge(c, f[0]) + wb_huge(c, f[1]) + wb_huge(c, f[2]) +
+                     wb_huge(c, f[3]), ==, 3);
+    kona_cache_destroy(c);
+
+    /* 2 MiB blocks: every write-back of a dirty block is a page's first. */
+    kona_cache_init(c, 8 << 20, 4 << 20, 2 << 20, KONA_POLICY_CLOCK, NULL);
+    f[0] = bring_in(c, 3);
+    for (int i = 0; i < 3; i++) {
+        kona_cache_mark_dirty(c, f[0], (2 << 20) - 1, 1);
+        g_assert_cmpuint(wb_huge(c, f[0]), ==, 1);
+    }
+    kona_cache_destroy(c);
 }
 
 /* tracking=fast: the dirty lines are the ones that differ from a copy. */
@@ -667,22 +806,84 @@ static void test_walk(void)
     kona_cache_destroy(c);
 }
 
+/* Dirty lines per 64 B line, and the 2 MiB counterfactual, by definition. */
+typedef struct Model {
+    guint8 *line;
+    uint64_t hp_lines[4];       /* dirty lines per 2 MiB page */
+    bool hp_written[4];         /* written back since it got dirty */
+    uint64_t huge;              /* 2 MiB write-backs expected */
+} Model;
+
+static void model_dirty(Model *m, uint64_t l)
+{
+    uint64_t hp = l * 64 / KONA_CACHE_HUGE_SIZE;
+
+    if (!m->line[l]) {
+        m->line[l] = 1;
+        if (m->hp_lines[hp]++ == 0) {
+            m->hp_written[hp] = false;
+        }
+    }
+}
+
+/* Lines [first, first + n) written back. */
+static void model_writeback(Model *m, uint64_t first, uint64_t n)
+{
+    uint64_t hp = first * 64 / KONA_CACHE_HUGE_SIZE, dirty = 0;
+
+    for (uint64_t l = first; l < first + n; l++) {
+        dirty += m->line[l];
+        m->line[l] = 0;
+    }
+    if (dirty) {
+        m->huge += !m->hp_written[hp];
+        m->hp_written[hp] = true;
+        m->hp_lines[hp] -= dirty;
+    }
+}
+
 /* Random dirtying against a per-line model, for several block sizes. */
 static void test_random_against_model(gconstpointer data)
 {
     uint32_t bs = GPOINTER_TO_UINT(data);
-    const uint64_t media = 1 << 20;
-    g_autofree guint8 *model = g_new0(guint8, media / 64);
+    const uint64_t media = 8 << 20;
+    const uint64_t nlines = media / 64;
+    g_autofree guint8 *line = g_new0(guint8, nlines);
+    g_autofree uint64_t *prefix = g_new0(uint64_t, nlines + 1);
+    Model m = { .line = line };
     GRand *rnd = g_rand_new_with_seed(bs);
+    uint64_t huge = 0, writebacks = 0;
     Fixture fx;
     KonaCache *c = &fx.c;
 
     setup(&fx, media, media / 4, bs, KONA_POLICY_CLOCK);
-    for (int i = 0; i < 5000; i++) {
-        uint64_t addr = g_rand_int_range(rnd, 0, media - 8);
+    for (int i = 0; i < 20000; i++) {
+        /* Half the writes within 64 KiB of the start of a 2 MiB page. */
+        uint64_t addr = g_rand_boolean(rnd)
+                        ? g_rand_int_range(rnd, 0, media - 8)
+                        : g_rand_int_range(rnd, 0, 4) * KONA_CACHE_HUGE_SIZE +
+                          g_rand_int_range(rnd, 0, 65536);
         uint32_t len = g_rand_int_range(rnd, 1, 9);
         uint64_t end = addr + len;
 
+        if (i % 500 == 499) {
+            /* A guest CLEAN of one 2 MiB page: it ends up clean. */
+            uint64_t hp = g_rand_int_range(rnd, 0, 4);
+            uint64_t per = KONA_CACHE_HUGE_SIZE / bs;
+            KonaCacheWalk w;
+            uint32_t f;
+
+            kona_cache_walk_init(c, &w, hp * per, hp * per + per - 1);
+            while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
+                KonaWriteback wb;
+
+                model_writeback(&m, c->frames[f].block * bs / 64, bs / 64);
+                wb = kona_cache_clean(c, f, NULL);
+                huge += wb.huge_pages;
+                writebacks += wb.lines != 0;
+            }
+            g_assert_cmpuint(m.hp_lines[hp], ==, 0);
+        }
         /* Like the device: split at the block boundary. */
         while (addr < end) {
             uint64_t block = addr / bs;
@@ -692,13 +893,14 @@ static void test_random_against_model(gconstpointer data)
             if (f == KONA_NO_FRAME) {
                 f = kona_cache_take_free(c);
                 if (f == KONA_NO_FRAME) {
+                    KonaWriteback wb;
+
                     f = kona_cache_pick_victim(c);
-                    /* Write-back: the model forgets the victim's lines. */
-                    for (uint64_t l = c->frames[f].block * bs / 64;
-                         l < (c->frames[f].block + 1) * bs / 64; l++) {
-                        model[l] = 0;
-                    }
-                    kona_cache_clean(c, f, NULL);
+                    model_writeback(&m, c->frames[f].block * bs / 64,
+                                    bs / 64);
+                    wb = kona_cache_clean(c, f, NULL);
+                    huge += wb.huge_pages;
+                    writebacks += wb.lines != 0;
                     kona_cache_drop(c, f);
                     f = kona_cache_take_free(c);
                 }
@@ -706,7 +908,7 @@ static void test_random_against_model(gconstpointer data)
             }
             kona_cache_mark_dirty(c, f, addr % bs, stop - addr);
             for (uint64_t l = addr / 64; l <= (stop - 1) / 64; l++) {
-                model[l] = 1;
+                model_dirty(&m, l);
             }
             addr = stop;
         }
@@ -715,31 +917,42 @@ static void test_random_against_model(gconstpointer data)
         uint64_t want = 0;
 
         for (int i = 0; i < 64; i++) {
-            want |= (uint64_t)model[g * 64 + i] << i;
+            want |= (uint64_t)line[g * 64 + i] << i;
         }
         g_assert_cmphex(kona_cache_dirty_group(c, g), ==, want);
     }
-    {
-        uint64_t total = 0;
-
-        for (uint64_t l = 0; l < media / 64; l++) {
-            total += model[l];
-        }
-        g_assert_cmpuint(c->dirty_lines, ==, total);
-        g_assert_cmpuint(kona_cache_count_dirty(c, 0, media), ==, total);
+    for (uint64_t l = 0; l < nlines; l++) {
+        prefix[l + 1] = prefix[l] + line[l];
     }
+    g_assert_cmpuint(c->dirty_lines, ==, prefix[nlines]);
+    g_assert_cmpuint(kona_cache_count_dirty(c, 0, media), ==, prefix[nlines]);
     /* Ranges of every length: within a line, a block, many blocks. */
     for (int i = 0; i < 3000; i++) {
         uint64_t addr = g_rand_int_range(rnd, 0, media);
         uint64_t max = (uint64_t[]){ 64, 4 * bs, media }[i % 3];
         uint64_t len = g_rand_int_range(rnd, 1, MIN(max, media - addr) + 1);
-        uint64_t want = 0;
 
-        for (uint64_t l = addr / 64; l <= (addr + len - 1) / 64; l++) {
-            want += model[l];
-        }
-        g_assert_cmpuint(kona_cache_count_dirty(c, addr, len), ==, want);
+        g_assert_cmpuint(kona_cache_count_dirty(c, addr, len), ==,
+                         prefix[(addr + len - 1) / 64 + 1] - prefix[addr / 64]);
     }
+    /* Flush: every dirty frame written back, in frame order. */
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        if (c->frames[f].resident) {
+            KonaWriteback wb;
+
+            model_writeback(&m, c->frames[f].block * bs / 64, bs / 64);
+            wb = kona_cache_clean(c, f, NULL);
+            huge += wb.huge_pages;
+            writebacks += wb.lines != 0;
+        }
+    }
+    g_test_message("%u B blocks: %" G_GUINT64_FORMAT " write-backs, %"
+                   G_GUINT64_FORMAT " of a 2 MiB page", bs, writebacks, huge);
+    g_assert_cmpuint(huge, ==, m.huge);
+    g_assert_cmpuint(c->dirty_lines, ==, 0);
+    /* Blocks smaller than 2 MiB share pages: fewer than one per block. */
+    g_assert_cmpuint(huge, >=, 40);
+    g_assert_cmpuint(huge, <, writebacks);
     g_rand_free(rnd);
     teardown(&fx);
 }
@@ -767,6 +980,11 @@ int main(int argc, char **argv)
                     test_dirty_and_writeback);
     g_test_add_func("/kona-cache/subpage-blocks", test_subpage_blocks);
     g_test_add_func("/kona-cache/diff-dirty", test_diff_dirty);
+    g_test_add_func("/kona-cache/hugepage/writeback",
+                    test_hugepage_writeback);
+    g_test_add_func("/kona-cache/hugepage/diff", test_hugepage_diff);
+    g_test_add_func("/kona-cache/hugepage/block-sizes",
+                    test_hugepage_block_sizes);
     for (unsigned i = 0; i < G_N_ELEMENTS(sizes); i++) {
         g_autofree char *name = g_strdup_printf("/kona-cache/model/%u",
                                                 sizes[i]);
