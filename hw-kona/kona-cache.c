@@ -18,13 +18,6 @@
  */
 #define KONA_CACHE_MAX_BLOCKS   (1ull << 40)
 
-/*
- * A range walk looks its blocks up if it has fewer than nframes / this:
- * a lookup costs about as much as scanning this many frames (measured
- * with bench/kona-cache-bench).
- */
-#define KONA_CACHE_WALK_RATIO   4
-
 bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
                             uint64_t block_size, const char **why)
 {

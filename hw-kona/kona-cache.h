@@ -243,6 +243,13 @@ void kona_cache_reset_counterfactuals(KonaCache *c);
  *     kona_cache_walk_init(c, &w, first, last);
  *     while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) { ... }
  */
+/*
+ * A walk looks its blocks up if they are fewer than nframes / this: a
+ * lookup of a block that is not resident costs as much as scanning 4-8
+ * frames (tests/unit/bench-kona-cache.c).
+ */
+#define KONA_CACHE_WALK_RATIO   8
+
 typedef struct KonaCacheWalk {
     uint64_t next;              /* block or frame to look at next */
     uint64_t first, last;       /* blocks */

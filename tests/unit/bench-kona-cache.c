@@ -17,8 +17,8 @@
  *     sets on every hit.  Old and new alternate and the best of the
  *     rounds counts: this machine's speed drifts by 2x.  --callgrind runs
  *     each loop once, for instruction counts.
- * (c) A range walk's two ways: scanning a frame against looking a block
- *     up (KONA_CACHE_WALK_RATIO).
+ * (c) A range walk's two ways: scanning a frame against looking up a
+ *     block that is not resident (KONA_CACHE_WALK_RATIO).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
