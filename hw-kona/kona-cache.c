@@ -84,8 +84,7 @@ void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
         c->fifo = g_new(KonaFifoLink, c->nframes);
     }
     c->nhuge = (media_size + KONA_CACHE_HUGE_SIZE - 1) >> KONA_CACHE_HUGE_SHIFT;
-    c->huge_dirty = g_new0(uint16_t, c->nhuge);
-    c->huge_written = g_new0(uint64_t, (c->nhuge + 63) / 64);
+    c->huge_dirty = g_new0(uint64_t, (c->nhuge + 63) / 64);
     c->free = g_new(uint32_t, c->nframes);
     for (uint32_t f = 0; f < c->nframes; f++) {
         /* Hand out frame 0 first. */
@@ -102,7 +101,6 @@ void kona_cache_destroy(KonaCache *c)
     g_free(c->dirty_words);
     g_free(c->fifo);
     g_free(c->huge_dirty);
-    g_free(c->huge_written);
     g_free(c->free);
     memset(c, 0, sizeof(*c));
 }
@@ -117,7 +115,7 @@ size_t kona_cache_metadata_bytes(const KonaCache *c)
     if (c->fifo) {
         n += (size_t)c->nframes * sizeof(KonaFifoLink);
     }
-    n += c->nhuge * sizeof(uint16_t) + (c->nhuge + 63) / 64 * sizeof(uint64_t);
+    n += (c->nhuge + 63) / 64 * sizeof(uint64_t);
     return n;
 }
 
@@ -290,36 +288,32 @@ static uint64_t huge_of(const KonaCache *c, uint32_t frame)
     return c->frames[frame].block >> (KONA_CACHE_HUGE_SHIFT - c->block_shift);
 }
 
-/* @frame went from no dirty line to some, or back. */
+/* A line of @frame's block became dirty: so did its 2 MiB page. */
 static void huge_dirtied(KonaCache *c, uint32_t frame)
 {
     uint64_t h = huge_of(c, frame);
 
-    if (c->huge_dirty[h]++ == 0) {
-        /* The page becomes dirty: its next write-back counts. */
-        c->huge_written[h / 64] &= ~(1ull << (h % 64));
-    }
+    c->huge_dirty[h / 64] |= 1ull << (h % 64);
 }
 
-static void huge_cleaned(KonaCache *c, uint32_t frame)
-{
-    c->huge_dirty[huge_of(c, frame)]--;
-}
-
-/* Whether writing @frame back is its 2 MiB page's first since it got dirty. */
-static bool huge_first_writeback(KonaCache *c, uint32_t frame)
+/* Whether a 2 MiB-page runtime would write @frame's page back now. */
+static bool huge_writeback(KonaCache *c, uint32_t frame)
 {
     uint64_t h = huge_of(c, frame);
     uint64_t bit = 1ull << (h % 64);
-    bool first = !(c->huge_written[h / 64] & bit);
+    bool dirty = c->huge_dirty[h / 64] & bit;
 
-    c->huge_written[h / 64] |= bit;
-    return first;
+    c->huge_dirty[h / 64] &= ~bit;
+    return dirty;
 }
 
 void kona_cache_reset_counterfactuals(KonaCache *c)
 {
-    memset(c->huge_written, 0, (c->nhuge + 63) / 64 * sizeof(uint64_t));
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        if (c->frames[f].resident && c->frames[f].ndirty) {
+            huge_dirtied(c, f);
+        }
+    }
 }
 
 uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
@@ -342,10 +336,8 @@ uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
         }
     }
     if (added) {
-        if (fr->ndirty == 0) {
-            c->dirty_frames++;
-            huge_dirtied(c, frame);
-        }
+        c->dirty_frames += fr->ndirty == 0;
+        huge_dirtied(c, frame);
         fr->ndirty += added;
         c->dirty_lines += added;
     }
@@ -357,25 +349,29 @@ uint32_t kona_cache_diff_dirty(KonaCache *c, uint32_t frame,
 {
     KonaFrame *fr = &c->frames[frame];
     uint64_t *dirty = kona_cache_dirty_bits(c, frame);
+    bool added = false;
     uint32_t n = 0;
 
-    memset(dirty, 0, c->words_per_block * sizeof(uint64_t));
-    for (uint32_t l = 0; l < c->lines_per_block; l++) {
-        size_t off = (size_t)l * KONA_CACHE_LINE_SIZE;
+    for (uint32_t w = 0; w < c->words_per_block; w++) {
+        uint32_t lines = MIN(64, c->lines_per_block - w * 64);
+        uint64_t bits = 0;
 
-        if (memcmp(now + off, clean + off, KONA_CACHE_LINE_SIZE)) {
-            dirty[l / 64] |= 1ull << (l % 64);
-            n++;
+        for (uint32_t i = 0; i < lines; i++) {
+            size_t off = ((size_t)w * 64 + i) * KONA_CACHE_LINE_SIZE;
+
+            if (memcmp(now + off, clean + off, KONA_CACHE_LINE_SIZE)) {
+                bits |= 1ull << i;
+            }
         }
+        added |= (bits & ~dirty[w]) != 0;
+        dirty[w] = bits;
+        n += __builtin_popcountll(bits);
     }
     c->dirty_lines += n;
     c->dirty_lines -= fr->ndirty;
     c->dirty_frames += (n != 0) - (fr->ndirty != 0);
-    if (n && !fr->ndirty) {
+    if (added) {
         huge_dirtied(c, frame);
-    } else if (!n && fr->ndirty) {
-        /* Changed back: no write-back, but no dirty line either. */
-        huge_cleaned(c, frame);
     }
     fr->ndirty = n;
     return n;
@@ -428,8 +424,7 @@ KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist)
     }
     /* A block never spans two 2 MiB pages (blocks are at most 2 MiB). */
     wb.lines = fr->ndirty;
-    wb.huge_pages = huge_first_writeback(c, frame);
-    huge_cleaned(c, frame);
+    wb.huge_pages = huge_writeback(c, frame);
 
     c->dirty_lines -= fr->ndirty;
     c->dirty_frames--;

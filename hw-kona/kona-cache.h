@@ -10,8 +10,8 @@
  * The metadata grows with the cache, not with the media: a frame costs 16
  * bytes, 4 on the free stack, lines_per_block / 8 of dirty bitmap and 16
  * to 32 of block table (with 4 KiB blocks and a power-of-two number of
- * frames: 44 bytes, 1.1% of the cache), and the media 2 bytes and a bit
- * per 2 MiB page (1.06 KiB per GiB, for KonaWriteback.huge_pages).
+ * frames: 44 bytes, 1.1% of the cache), and the media a bit per 2 MiB
+ * page (64 bytes per GiB, for KonaWriteback.huge_pages).
  * kona_cache_metadata_bytes() adds it up.
  *
  * Pure bookkeeping: no I/O and no locking (the device serialises), and no
@@ -74,13 +74,17 @@ typedef struct KonaWriteback {
     uint64_t pages;             /* distinct 4 KiB pages with a dirty line */
     /*
      * What a runtime managing 2 MiB pages would have written for it: such
-     * a runtime writes a dirty 2 MiB page back whole, once, when it
-     * cleans it.  So 1 if this is the first write-back of a block of the
-     * block's 2 MiB page since that page became dirty (went from no dirty
-     * line resident in it to some), else 0: the page's other blocks
-     * written back later cost nothing more until the page has been
-     * completely clean and becomes dirty again.  (The old count, 1 for
-     * every dirty block, inflated it up to 512x with 4 KiB blocks.)
+     * a runtime writes a dirty 2 MiB page back whole when it cleans it,
+     * and the page is then clean until a store dirties it again.  So 1 if
+     * a line of the block's 2 MiB page became dirty since the page was
+     * last counted (the runtime would write the page now), else 0 (the
+     * block's dirty lines went out with the page's last counted
+     * write-back).  Line-granular: a store to a line that is dirty
+     * already does not make the page dirty again.  Every line written
+     * back is covered by a 2 MiB write-back counted at or before it, so
+     * the counterfactual is never below the dirty lines' bytes.  (The old
+     * count, 1 for every dirty block, inflated it up to 512x with 4 KiB
+     * blocks.)
      */
     uint64_t huge_pages;
 } KonaWriteback;
@@ -117,17 +121,13 @@ typedef struct KonaCache {
     uint64_t rand_state;
 
     /*
-     * Per 2 MiB page of media, for KonaWriteback.huge_pages: 2 bytes and
-     * a bit, 1.06 KiB per GiB (1.06 MiB for 1 TiB), O(1) and touched only
-     * when a frame turns dirty or clean.  A hash of the dirty 2 MiB pages
-     * would grow with the cache instead, but must hold as many pages as
-     * frames (each dirty frame in a page of its own) in 8-byte entries at
-     * load <= 1/2: 16 bytes a frame, 256 KiB for a 64 MiB cache, more
-     * than these arrays below 240 GiB of media.
+     * Per 2 MiB page of media, for KonaWriteback.huge_pages, a bit: a line
+     * of it became dirty since it was last counted.  64 bytes per GiB
+     * (64 KiB for 1 TiB), touched when a line turns dirty and at a
+     * write-back.
      */
     uint64_t nhuge;             /* 2 MiB pages of media, rounded up */
-    uint16_t *huge_dirty;       /* dirty resident frames (<= 32768) */
-    uint64_t *huge_written;     /* bit: written back since it got dirty */
+    uint64_t *huge_dirty;
 
     uint64_t dirty_lines;       /* sum of ndirty */
     uint64_t dirty_frames;      /* frames with ndirty > 0 */
@@ -230,7 +230,8 @@ uint64_t kona_cache_page_base(const KonaCache *c, uint32_t frame);
 KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist);
 /*
  * Start the write-back counterfactuals afresh, with the device's counters:
- * every 2 MiB page dirty now counts again at its next write-back.
+ * every 2 MiB page with a dirty line now counts again at its next
+ * write-back.  O(frames).
  */
 void kona_cache_reset_counterfactuals(KonaCache *c);
 
