@@ -11,8 +11,12 @@
 
 #include "kona-cache.h"
 
-/* The block table costs 4 bytes per block of media. */
-#define KONA_CACHE_MAX_BLOCKS   (1ull << 26)
+/*
+ * Block numbers have 40 bits where the guest reads them (the frame window,
+ * KONA_FRAME_BLOCK in kona-regs.h): 64 TiB of media in 64 B blocks.  No
+ * table here grows with the number of blocks.
+ */
+#define KONA_CACHE_MAX_BLOCKS   (1ull << 40)
 
 bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
                             uint64_t block_size, const char **why)
@@ -28,7 +32,7 @@ bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
         return false;
     }
     if (media_size / block_size > KONA_CACHE_MAX_BLOCKS) {
-        *why = "is too small for this media size (at most 2^26 blocks)";
+        *why = "is too small for this media size (at most 2^40 blocks)";
         return false;
     }
     if (cache_size < block_size || cache_size % block_size ||
@@ -40,9 +44,22 @@ bool kona_cache_geometry_ok(uint64_t media_size, uint64_t cache_size,
     return true;
 }
 
+/* log2 of the block table's slots for @nframes. */
+static unsigned slot_bits(uint32_t nframes)
+{
+    unsigned bits = 1;
+
+    while ((1ull << bits) < (uint64_t)KONA_CACHE_SLOTS_PER_FRAME * nframes) {
+        bits++;
+    }
+    return bits;
+}
+
 void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
                      uint32_t block_size, KonaPolicy policy, void *mem)
 {
+    unsigned bits;
+
     memset(c, 0, sizeof(*c));
     c->media_size = media_size;
     c->block_size = block_size;
@@ -55,14 +72,21 @@ void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
     c->policy = policy;
     c->rand_state = 0x9e3779b97f4a7c15ull;
 
-    c->table = g_new(uint32_t, c->nblocks);
-    memset(c->table, 0xff, c->nblocks * sizeof(uint32_t));
+    bits = slot_bits(c->nframes);
+    c->slot_mask = (1ull << bits) - 1;
+    c->slot_shift = 64 - bits;
+    c->slots = g_new(uint32_t, c->slot_mask + 1);
+    memset(c->slots, 0xff, (c->slot_mask + 1) * sizeof(uint32_t));
     c->frames = g_new0(KonaFrame, c->nframes);
     c->dirty_words = g_new0(uint64_t,
                             (size_t)c->nframes * c->words_per_block);
+    if (policy == KONA_POLICY_FIFO) {
+        c->fifo = g_new(KonaFifoLink, c->nframes);
+    }
+    c->nhuge = (media_size + KONA_CACHE_HUGE_SIZE - 1) >> KONA_CACHE_HUGE_SHIFT;
+    c->huge_dirty = g_new0(uint64_t, (c->nhuge + 63) / 64);
     c->free = g_new(uint32_t, c->nframes);
     for (uint32_t f = 0; f < c->nframes; f++) {
-        c->frames[f].dirty = c->dirty_words + (size_t)f * c->words_per_block;
         /* Hand out frame 0 first. */
         c->free[f] = c->nframes - 1 - f;
     }
@@ -72,11 +96,27 @@ void kona_cache_init(KonaCache *c, uint64_t media_size, uint64_t cache_size,
 
 void kona_cache_destroy(KonaCache *c)
 {
-    g_free(c->table);
+    g_free(c->slots);
     g_free(c->frames);
     g_free(c->dirty_words);
+    g_free(c->fifo);
+    g_free(c->huge_dirty);
     g_free(c->free);
     memset(c, 0, sizeof(*c));
+}
+
+size_t kona_cache_metadata_bytes(const KonaCache *c)
+{
+    size_t n = sizeof(*c);
+
+    n += (c->slot_mask + 1) * sizeof(uint32_t);
+    n += (size_t)c->nframes * (sizeof(KonaFrame) + sizeof(uint32_t) +
+                               c->words_per_block * sizeof(uint64_t));
+    if (c->fifo) {
+        n += (size_t)c->nframes * sizeof(KonaFifoLink);
+    }
+    n += (c->nhuge + 63) / 64 * sizeof(uint64_t);
+    return n;
 }
 
 uint32_t kona_cache_take_free(KonaCache *c)
@@ -133,27 +173,99 @@ uint32_t kona_cache_pick_victim(KonaCache *c)
     }
 }
 
-void kona_cache_install(KonaCache *c, uint32_t frame, uint64_t block)
+/* The slot holding resident @frame. */
+static uint64_t slot_find(const KonaCache *c, uint32_t frame)
 {
-    KonaFrame *fr = &c->frames[frame];
+    uint64_t i = kona_cache_slot_of(c, c->frames[frame].block);
 
-    g_assert(block < c->nblocks && c->table[block] == KONA_NO_FRAME);
-    g_assert(!fr->resident);
-    fr->block = block;
-    fr->resident = true;
-    fr->accessed = true;
-    fr->ndirty = 0;
-    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
-    c->table[block] = frame;
+    while (c->slots[i] != frame) {
+        g_assert(c->slots[i] != KONA_NO_FRAME);
+        i = (i + 1) & c->slot_mask;
+    }
+    return i;
+}
 
-    fr->fifo_prev = c->fifo_tail;
-    fr->fifo_next = KONA_NO_FRAME;
+static void slot_insert(KonaCache *c, uint32_t frame, uint64_t block)
+{
+    uint64_t i = kona_cache_slot_of(c, block);
+
+    while (c->slots[i] != KONA_NO_FRAME) {
+        g_assert(c->frames[c->slots[i]].block != block);
+        i = (i + 1) & c->slot_mask;
+    }
+    c->slots[i] = frame;
+}
+
+/*
+ * Empty slot @i without cutting a probe chain (Knuth's algorithm R): each
+ * later entry of the run whose home slot is not cyclically in (i, j]
+ * moves back into the hole, which moves to where it was.
+ */
+static void slot_remove(KonaCache *c, uint64_t i)
+{
+    uint64_t j = i;
+
+    for (;;) {
+        uint32_t f;
+        uint64_t home;
+
+        j = (j + 1) & c->slot_mask;
+        f = c->slots[j];
+        if (f == KONA_NO_FRAME) {
+            break;
+        }
+        home = kona_cache_slot_of(c, c->frames[f].block);
+        if (((j - home) & c->slot_mask) >= ((j - i) & c->slot_mask)) {
+            c->slots[i] = f;
+            i = j;
+        }
+    }
+    c->slots[i] = KONA_NO_FRAME;
+}
+
+static void fifo_append(KonaCache *c, uint32_t frame)
+{
+    c->fifo[frame].prev = c->fifo_tail;
+    c->fifo[frame].next = KONA_NO_FRAME;
     if (c->fifo_tail != KONA_NO_FRAME) {
-        c->frames[c->fifo_tail].fifo_next = frame;
+        c->fifo[c->fifo_tail].next = frame;
     } else {
         c->fifo_head = frame;
     }
     c->fifo_tail = frame;
+}
+
+static void fifo_unlink(KonaCache *c, uint32_t frame)
+{
+    KonaFifoLink *l = &c->fifo[frame];
+
+    if (l->prev != KONA_NO_FRAME) {
+        c->fifo[l->prev].next = l->next;
+    } else {
+        c->fifo_head = l->next;
+    }
+    if (l->next != KONA_NO_FRAME) {
+        c->fifo[l->next].prev = l->prev;
+    } else {
+        c->fifo_tail = l->prev;
+    }
+}
+
+void kona_cache_install(KonaCache *c, uint32_t frame, uint64_t block)
+{
+    KonaFrame *fr = &c->frames[frame];
+
+    g_assert(block < c->nblocks && !fr->resident);
+    fr->block = block;
+    fr->resident = true;
+    fr->accessed = true;
+    fr->ndirty = 0;
+    memset(kona_cache_dirty_bits(c, frame), 0,
+           c->words_per_block * sizeof(uint64_t));
+    slot_insert(c, frame, block);
+    if (c->fifo) {
+        fifo_append(c, frame);
+    }
 }
 
 void kona_cache_drop(KonaCache *c, uint32_t frame)
@@ -161,27 +273,54 @@ void kona_cache_drop(KonaCache *c, uint32_t frame)
     KonaFrame *fr = &c->frames[frame];
 
     g_assert(fr->resident && fr->ndirty == 0);
-    c->table[fr->block] = KONA_NO_FRAME;
+    slot_remove(c, slot_find(c, frame));
     fr->resident = false;
     fr->accessed = false;
 
-    if (fr->fifo_prev != KONA_NO_FRAME) {
-        c->frames[fr->fifo_prev].fifo_next = fr->fifo_next;
-    } else {
-        c->fifo_head = fr->fifo_next;
-    }
-    if (fr->fifo_next != KONA_NO_FRAME) {
-        c->frames[fr->fifo_next].fifo_prev = fr->fifo_prev;
-    } else {
-        c->fifo_tail = fr->fifo_prev;
+    if (c->fifo) {
+        fifo_unlink(c, frame);
     }
     c->free[c->nfree++] = frame;
+}
+
+static uint64_t huge_of(const KonaCache *c, uint32_t frame)
+{
+    return c->frames[frame].block >> (KONA_CACHE_HUGE_SHIFT - c->block_shift);
+}
+
+/* A line of @frame's block became dirty: so did its 2 MiB page. */
+static void huge_dirtied(KonaCache *c, uint32_t frame)
+{
+    uint64_t h = huge_of(c, frame);
+
+    c->huge_dirty[h / 64] |= 1ull << (h % 64);
+}
+
+/* Whether a 2 MiB-page runtime would write @frame's page back now. */
+static bool huge_writeback(KonaCache *c, uint32_t frame)
+{
+    uint64_t h = huge_of(c, frame);
+    uint64_t bit = 1ull << (h % 64);
+    bool dirty = c->huge_dirty[h / 64] & bit;
+
+    c->huge_dirty[h / 64] &= ~bit;
+    return dirty;
+}
+
+void kona_cache_reset_counterfactuals(KonaCache *c)
+{
+    for (uint32_t f = 0; f < c->nframes; f++) {
+        if (c->frames[f].resident && c->frames[f].ndirty) {
+            huge_dirtied(c, f);
+        }
+    }
 }
 
 uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
                                uint32_t len)
 {
     KonaFrame *fr = &c->frames[frame];
+    uint64_t *dirty = kona_cache_dirty_bits(c, frame);
     uint32_t first = off >> KONA_CACHE_LINE_SHIFT;
     uint32_t last = (off + len - 1) >> KONA_CACHE_LINE_SHIFT;
     uint32_t added = 0;
@@ -189,7 +328,7 @@ uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
     g_assert(len > 0 && last < c->lines_per_block);
     for (uint32_t l = first; l <= last; l++) {
         uint64_t bit = 1ull << (l % 64);
-        uint64_t *w = &fr->dirty[l / 64];
+        uint64_t *w = &dirty[l / 64];
 
         if (!(*w & bit)) {
             *w |= bit;
@@ -198,6 +337,7 @@ uint32_t kona_cache_mark_dirty(KonaCache *c, uint32_t frame, uint32_t off,
     }
     if (added) {
         c->dirty_frames += fr->ndirty == 0;
+        huge_dirtied(c, frame);
         fr->ndirty += added;
         c->dirty_lines += added;
     }
@@ -208,20 +348,31 @@ uint32_t kona_cache_diff_dirty(KonaCache *c, uint32_t frame,
                                const uint8_t *now, const uint8_t *clean)
 {
     KonaFrame *fr = &c->frames[frame];
+    uint64_t *dirty = kona_cache_dirty_bits(c, frame);
+    bool added = false;
     uint32_t n = 0;
 
-    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
-    for (uint32_t l = 0; l < c->lines_per_block; l++) {
-        size_t off = (size_t)l * KONA_CACHE_LINE_SIZE;
+    for (uint32_t w = 0; w < c->words_per_block; w++) {
+        uint32_t lines = MIN(64, c->lines_per_block - w * 64);
+        uint64_t bits = 0;
 
-        if (memcmp(now + off, clean + off, KONA_CACHE_LINE_SIZE)) {
-            fr->dirty[l / 64] |= 1ull << (l % 64);
-            n++;
+        for (uint32_t i = 0; i < lines; i++) {
+            size_t off = ((size_t)w * 64 + i) * KONA_CACHE_LINE_SIZE;
+
+            if (memcmp(now + off, clean + off, KONA_CACHE_LINE_SIZE)) {
+                bits |= 1ull << i;
+            }
         }
+        added |= (bits & ~dirty[w]) != 0;
+        dirty[w] = bits;
+        n += __builtin_popcountll(bits);
     }
     c->dirty_lines += n;
     c->dirty_lines -= fr->ndirty;
     c->dirty_frames += (n != 0) - (fr->ndirty != 0);
+    if (added) {
+        huge_dirtied(c, frame);
+    }
     fr->ndirty = n;
     return n;
 }
@@ -242,13 +393,13 @@ uint64_t kona_cache_page_base(const KonaCache *c, uint32_t frame)
 uint64_t kona_cache_page_mask(const KonaCache *c, uint32_t frame,
                               uint32_t page)
 {
-    const KonaFrame *fr = &c->frames[frame];
+    const uint64_t *dirty = kona_cache_dirty_bits(c, frame);
 
     if (c->lines_per_block >= 64) {
-        return fr->dirty[page];
+        return dirty[page];
     }
     /* A sub-page block: its lines sit at its position within the page. */
-    return fr->dirty[0] << ((fr->block << c->block_shift) %
+    return dirty[0] << ((c->frames[frame].block << c->block_shift) %
                             KONA_CACHE_PAGE_SIZE / KONA_CACHE_LINE_SIZE);
 }
 
@@ -273,12 +424,13 @@ KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist)
     }
     /* A block never spans two 2 MiB pages (blocks are at most 2 MiB). */
     wb.lines = fr->ndirty;
-    wb.huge_pages = 1;
+    wb.huge_pages = huge_writeback(c, frame);
 
     c->dirty_lines -= fr->ndirty;
     c->dirty_frames--;
     fr->ndirty = 0;
-    memset(fr->dirty, 0, c->words_per_block * sizeof(uint64_t));
+    memset(kona_cache_dirty_bits(c, frame), 0,
+           c->words_per_block * sizeof(uint64_t));
     return wb;
 }
 
@@ -286,7 +438,7 @@ KonaWriteback kona_cache_clean(KonaCache *c, uint32_t frame, uint64_t *hist)
 static uint64_t frame_bits(const KonaCache *c, uint32_t frame, uint32_t first,
                            uint32_t n)
 {
-    const uint64_t *d = c->frames[frame].dirty;
+    const uint64_t *d = kona_cache_dirty_bits(c, frame);
     uint64_t lo = d[first / 64] >> (first % 64);
 
     if (first % 64 && first / 64 + 1 < c->words_per_block) {
@@ -308,7 +460,7 @@ uint64_t kona_cache_dirty_group(const KonaCache *c, uint64_t group)
         uint64_t block = (line + done) / per_block;
         uint32_t in_block = (line + done) % per_block;
         uint32_t n = MIN(64 - done, per_block - in_block);
-        uint32_t f = c->table[block];
+        uint32_t f = kona_cache_frame_of(c, block);
 
         if (f != KONA_NO_FRAME && c->frames[f].ndirty) {
             mask |= frame_bits(c, f, in_block, n) << done;
@@ -318,37 +470,89 @@ uint64_t kona_cache_dirty_group(const KonaCache *c, uint64_t group)
     return mask;
 }
 
+void kona_cache_walk_init(const KonaCache *c, KonaCacheWalk *w,
+                          uint64_t first, uint64_t last)
+{
+    w->first = first;
+    w->last = MIN(last, c->nblocks - 1);
+    w->by_block = first <= w->last &&
+                  w->last - first < c->nframes / KONA_CACHE_WALK_RATIO;
+    w->next = w->by_block ? first : 0;
+}
+
+uint32_t kona_cache_walk_next(const KonaCache *c, KonaCacheWalk *w)
+{
+    if (w->first > w->last) {
+        return KONA_NO_FRAME;
+    }
+    if (w->by_block) {
+        while (w->next <= w->last) {
+            uint32_t f = kona_cache_frame_of(c, w->next++);
+
+            if (f != KONA_NO_FRAME) {
+                return f;
+            }
+        }
+        return KONA_NO_FRAME;
+    }
+    while (w->next < c->nframes) {
+        const KonaFrame *fr = &c->frames[w->next++];
+
+        if (fr->resident && fr->block >= w->first && fr->block <= w->last) {
+            return w->next - 1;
+        }
+    }
+    return KONA_NO_FRAME;
+}
+
+/* Dirty lines among lines [lo, hi] of @frame's block. */
+static uint32_t frame_count_lines(const KonaCache *c, uint32_t frame,
+                                  uint32_t lo, uint32_t hi)
+{
+    const uint64_t *d = kona_cache_dirty_bits(c, frame);
+    uint32_t n = 0;
+
+    for (uint32_t w = lo / 64; w <= hi / 64; w++) {
+        uint64_t m = d[w];
+
+        if (w == lo / 64) {
+            m &= ~0ull << (lo % 64);
+        }
+        if (w == hi / 64) {
+            m &= ~0ull >> (63 - hi % 64);
+        }
+        n += __builtin_popcountll(m);
+    }
+    return n;
+}
+
 uint64_t kona_cache_count_dirty(const KonaCache *c, uint64_t addr,
                                 uint64_t len)
 {
+    uint32_t per_block = c->lines_per_block;
     uint64_t first, last, count = 0;
+    KonaCacheWalk w;
+    uint32_t f;
 
-    if (len == 0) {
+    if (len == 0 || addr >= c->media_size) {
         return 0;
     }
+    len = MIN(len, c->media_size - addr);
     first = addr >> KONA_CACHE_LINE_SHIFT;
     last = (addr + len - 1) >> KONA_CACHE_LINE_SHIFT;
-    /* Only resident frames can hold dirty lines: visit those. */
-    for (uint32_t f = 0; f < c->nframes; f++) {
+    kona_cache_walk_init(c, &w, first / per_block, last / per_block);
+    while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
         const KonaFrame *fr = &c->frames[f];
-        uint64_t b0, lo, hi;
+        uint64_t b0 = fr->block * per_block;
+        uint32_t lo, hi;
 
-        if (!fr->resident || !fr->ndirty) {
-            continue;
-        }
-        b0 = fr->block * c->lines_per_block;
-        if (b0 > last || b0 + c->lines_per_block <= first) {
+        if (!fr->ndirty) {
             continue;
         }
         lo = MAX(first, b0) - b0;
-        hi = MIN(last, b0 + c->lines_per_block - 1) - b0;
-        if (lo == 0 && hi == c->lines_per_block - 1) {
-            count += fr->ndirty;
-            continue;
-        }
-        for (uint64_t l = lo; l <= hi; l++) {
-            count += (fr->dirty[l / 64] >> (l % 64)) & 1;
-        }
+        hi = MIN(last, b0 + per_block - 1) - b0;
+        count += lo == 0 && hi == per_block - 1
+                 ? fr->ndirty : frame_count_lines(c, f, lo, hi);
     }
     return count;
 }
