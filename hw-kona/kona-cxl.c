@@ -115,7 +115,8 @@ static bool kona_check_cache(KonaCxlState *s, KonaPolicy *policy,
     const char *why;
     unsigned i;
 
-    if (!kona_cache_geometry_ok(s->size, s->size, s->block_size, &why)) {
+    if (!kona_cache_geometry_ok(s->size, s->block_size, s->block_size,
+                                &why)) {
         error_setg(errp, "kona-cxl: property 'block-size' (%" PRIu64 ") %s",
                    s->block_size, why);
         return false;
@@ -134,8 +135,8 @@ static bool kona_check_cache(KonaCxlState *s, KonaPolicy *policy,
                                 &why)) {
         error_setg(errp, "kona-cxl: property 'cache-size' (%" PRIu64 ") "
                    "must be a multiple of 'block-size' (%" PRIu64 "), at "
-                   "least one block and at most 'size'", s->cache_size,
-                   s->block_size);
+                   "least one block, at most 'size' and fewer than 2^32 "
+                   "blocks", s->cache_size, s->block_size);
         return false;
     }
     for (i = 0; i < KONA_POLICY__MAX; i++) {
@@ -468,29 +469,51 @@ fail_remote:
     kona_remote_close(&s->remote);
 }
 
+/*
+ * Unplug, second half: a grace period after the media left every address
+ * space, so no guest access of it can be running (vCPUs reach the
+ * lockless handlers without the BQL, inside RCU read sections; a fault of
+ * the uffd modes is served by their thread, which is stopped only now).
+ * Nothing the guest wrote can land after this write-back.
+ */
+static void kona_cxl_unplug_finish(struct rcu_head *head)
+{
+    KonaCxlState *s = container_of(head, KonaCxlState, unplug_rcu);
+
+    notifier_remove(&s->shutdown_notifier);
+    qemu_remove_exit_notifier(&s->exit_notifier);
+    kona_write_back_all(s, "unplug");
+    if (s->track->stop) {
+        s->track->stop(s);
+    }
+    kona_destroy_cache(s);
+    kona_windows_destroy(s);
+    kona_remote_close(&s->remote);
+    qemu_mutex_destroy(&s->lock);
+    object_unref(OBJECT(s));
+}
+
 static void kona_cxl_exit(PCIDevice *pci_dev)
 {
     KonaCxlState *s = KONA_CXL(pci_dev);
     KonaCxlClass *kc = KONA_CXL_GET_CLASS(pci_dev);
 
-    notifier_remove(&s->shutdown_notifier);
-    qemu_remove_exit_notifier(&s->exit_notifier);
-    kona_write_back_all(s, "unplug");
-
+    /*
+     * Take the media out of every address space now; write back and free
+     * it only once no access that began before can still be running
+     * (waiting for that here could deadlock: an unplug is often carried
+     * out inside an access, a guest's write to its slot's registers).
+     */
     kona_direct_destroy(s);
     memory_region_del_subregion(
         host_memory_backend_get_memory(s->media_backend), &s->media_io);
     object_unparent(OBJECT(&s->media_io));
-    if (s->track->stop) {
-        s->track->stop(s);
-    }
+    kona_windows_stop(s);
     migrate_del_blocker(&s->migration_blocker);
     kc->parent_exit(pci_dev);
     kona_destroy_media_backend(s);
-    kona_destroy_cache(s);
-    kona_windows_destroy(s);
-    kona_remote_close(&s->remote);
-    qemu_mutex_destroy(&s->lock);
+    object_ref(OBJECT(s));
+    call_rcu1(&s->unplug_rcu, kona_cxl_unplug_finish);
 }
 
 static const Property kona_cxl_props[] = {

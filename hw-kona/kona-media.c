@@ -86,32 +86,6 @@ void kona_remote_failed(KonaCxlState *s, Error *err)
     }
 }
 
-void kona_range_init(KonaRangeIter *it, const KonaCache *c, uint64_t first,
-                     uint64_t last)
-{
-    it->first = first;
-    it->last = last;
-    it->by_block = last - first < c->nframes;
-    it->n = it->by_block ? last - first + 1 : c->nframes;
-    it->i = 0;
-}
-
-uint32_t kona_range_next(KonaRangeIter *it, const KonaCache *c)
-{
-    while (it->i < it->n) {
-        uint64_t i = it->i++;
-        uint32_t f = it->by_block ? kona_cache_frame_of(c, it->first + i)
-                                  : (uint32_t)i;
-
-        if (f != KONA_NO_FRAME && c->frames[f].resident &&
-            c->frames[f].block >= it->first &&
-            c->frames[f].block <= it->last) {
-            return f;
-        }
-    }
-    return KONA_NO_FRAME;
-}
-
 /* Where @frame's block's data is, as the mode serves it. */
 static uint8_t *kona_frame_data(KonaCxlState *s, uint32_t frame)
 {
@@ -515,7 +489,7 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     Error *first_err = NULL;
     unsigned failed = 0;
     uint64_t first, last;
-    KonaRangeIter it;
+    KonaCacheWalk w;
     uint32_t f;
 
     *count = 0;
@@ -525,13 +499,13 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     first = kona_cache_block_of(c, addr);
     last = kona_cache_block_of(c, addr + len - 1);
     /*
-     * Only resident blocks can need work: visit the range's blocks, or the
-     * frames if there are fewer.  A block whose memory node fails stays
+     * Only resident blocks can need work: the cache's walk visits the
+     * range's blocks or the frames, whichever is cheaper.  A block whose memory node fails stays
      * (dirty) and the others go on: one dead node must not keep the lines
      * of the healthy ones from being written.
      */
-    kona_range_init(&it, c, first, last);
-    while ((f = kona_range_next(&it, c)) != KONA_NO_FRAME) {
+    kona_cache_walk_init(c, &w, first, last);
+    while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
         uint64_t lines = s->stats[KONA_DEV_STAT_WRITEBACK_LINES];
         Error *err = NULL;
         int ret;
@@ -560,16 +534,16 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
 void kona_sync_dirty(KonaCxlState *s, uint64_t addr, uint64_t len)
 {
     KonaCache *c = &s->cache;
-    KonaRangeIter it;
+    KonaCacheWalk w;
     uint32_t f;
 
     if (!s->track->sync_dirty || len == 0 || addr >= c->media_size) {
         return;
     }
     len = MIN(len, c->media_size - addr);
-    kona_range_init(&it, c, kona_cache_block_of(c, addr),
-                    kona_cache_block_of(c, addr + len - 1));
-    while ((f = kona_range_next(&it, c)) != KONA_NO_FRAME) {
+    kona_cache_walk_init(c, &w, kona_cache_block_of(c, addr),
+                         kona_cache_block_of(c, addr + len - 1));
+    while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
         s->track->sync_dirty(s, f);
     }
 }

@@ -43,21 +43,6 @@ int kona_flush_all(KonaCxlState *s, KonaLockState *ls, uint64_t *lines,
  */
 void kona_sync_dirty(KonaCxlState *s, uint64_t addr, uint64_t len);
 
-/*
- * The resident frames holding blocks [first, last], visited by block or
- * by frame, whichever are fewer: work proportional to the range or to the
- * cache, never more.  Frames may be dropped while iterating.
- */
-typedef struct KonaRangeIter {
-    uint64_t first, last, i, n;
-    bool by_block;
-} KonaRangeIter;
-
-void kona_range_init(KonaRangeIter *it, const KonaCache *c, uint64_t first,
-                     uint64_t last);
-/* The next such frame, or KONA_NO_FRAME. */
-uint32_t kona_range_next(KonaRangeIter *it, const KonaCache *c);
-
 /* Count, flag and (rate-limited) report a failed remote access. */
 void kona_remote_failed(KonaCxlState *s, Error *err);
 

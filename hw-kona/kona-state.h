@@ -9,6 +9,7 @@
 #define HW_KONA_STATE_H
 
 #include "qemu/notify.h"
+#include "qemu/rcu.h"
 #include "qemu/thread.h"
 #include "hw/cxl/cxl_device.h"
 #include "kona-cache.h"
@@ -108,6 +109,7 @@ struct KonaCxlState {
 
     Notifier shutdown_notifier;
     Notifier exit_notifier;
+    struct rcu_head unplug_rcu;
     Error *migration_blocker;
 };
 

@@ -239,6 +239,8 @@ void kona_cxl_stats_add_properties(ObjectClass *oc)
 void kona_cxl_stats_reset(KonaCxlState *s)
 {
     memset(s->stats, 0, sizeof(s->stats));
+    /* 2 MiB pages dirty across the reset count again at their write-back. */
+    kona_cache_reset_counterfactuals(&s->cache);
     memset(s->hist, 0, sizeof(s->hist));
     kona_windows_restart(s);
 }

@@ -28,6 +28,8 @@ void kona_windows_restart(KonaCxlState *s);
 /* Close the current window now (false if tracking is off); lock held. */
 bool kona_windows_close_now(KonaCxlState *s);
 void kona_windows_arm(KonaCxlState *s);
+/* No window closes any more (unplug; the tracker stays until destroy). */
+void kona_windows_stop(KonaCxlState *s);
 bool kona_windows_init(KonaCxlState *s, Error **errp);
 void kona_windows_destroy(KonaCxlState *s);
 void kona_cxl_windows_add_properties(ObjectClass *oc);

@@ -154,6 +154,13 @@ bool kona_windows_init(KonaCxlState *s, Error **errp)
     return true;
 }
 
+void kona_windows_stop(KonaCxlState *s)
+{
+    if (s->window_timer) {
+        timer_del(s->window_timer);
+    }
+}
+
 void kona_windows_destroy(KonaCxlState *s)
 {
     if (s->window_timer) {

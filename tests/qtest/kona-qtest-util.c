@@ -54,6 +54,32 @@ static void cfg_writew(QTestState *qts, int bus, int reg, uint16_t val)
     qtest_outw(qts, 0xcfc + (reg & 2), val);
 }
 
+static uint8_t cfg_readb(QTestState *qts, int bus, int reg)
+{
+    cfg_addr(qts, bus, 0, reg);
+    return qtest_inb(qts, 0xcfc + (reg & 3));
+}
+
+static uint16_t cfg_readw(QTestState *qts, int bus, int reg)
+{
+    cfg_addr(qts, bus, 0, reg);
+    return qtest_inw(qts, 0xcfc + (reg & 2));
+}
+
+void kona_qtest_slot_power_off(KonaQTest *t)
+{
+    uint8_t cap = cfg_readb(t->qts, RP_BUS, 0x34);
+    uint16_t ctl;
+
+    while (cap && cfg_readb(t->qts, RP_BUS, cap) != 0x10) {    /* PCIe */
+        cap = cfg_readb(t->qts, RP_BUS, cap + 1);
+    }
+    g_assert_cmpuint(cap, !=, 0);
+    /* Slot control: power indicator off, power controller off. */
+    ctl = cfg_readw(t->qts, RP_BUS, cap + 0x18);
+    cfg_writew(t->qts, RP_BUS, cap + 0x18, ctl | 0x0300 | 0x0400);
+}
+
 /* Start address of the first memory region named @name in "info mtree". */
 static uint64_t mtree_find(QTestState *qts, const char *name)
 {

@@ -30,6 +30,11 @@ void kona_qtest_boot(KonaQTest *t, const char *device_props);
 /* (Un)commit HDM decoder 0 of the host bridge or of the endpoint. */
 void kona_qtest_commit(KonaQTest *t, bool host_bridge);
 void kona_qtest_uncommit(KonaQTest *t, bool host_bridge);
+/*
+ * Power the root port's slot off, as a guest does to complete an unplug
+ * request (device_del): QEMU then removes the device.
+ */
+void kona_qtest_slot_power_off(KonaQTest *t);
 /* Commit the endpoint's decoder 0 at host address @base (any, even bad). */
 void kona_qtest_commit_endpoint_at(KonaQTest *t, uint64_t base);
 /*

@@ -11,6 +11,7 @@
 #include "qemu/units.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
+#include "qobject/qjson.h"
 #include "kona-regs.h"
 #include "kona-link.h"
 #include "kona-sock.h"
@@ -491,6 +492,77 @@ static void test_watermark_batch(void)
     g_assert_cmpuint(kona_qmp_stat(&fx.t, "evictions") - before, ==, 2);
     g_assert_cmpuint(kona_reg_readl(&fx.t, KONA_REG_RESIDENT), ==, 15);
     check_blocks(&fx.t, 0, 17);
+    remote_stop(&fx);
+}
+
+/*
+ * Hot-unplug (device_del, carried out when the slot is powered off, as a
+ * guest would): every line written before it reaches the memnode, the
+ * device's memory and mappings are released (the memnode sees no mapping
+ * left), and QEMU goes on.
+ */
+static void test_unplug(gconstpointer mode)
+{
+    g_autofree char *props = g_strdup_printf("cache-size=1M,"
+                                             "volume=unplug-test%s",
+                                             (const char *)mode);
+    RemoteFixture fx = { 0 };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) l = NULL;
+    uint8_t buf[4096], back[4096];
+    KonaMemnodeStats st;
+    uint64_t slab, size;
+    QDict *rsp;
+
+    remote_start(&fx, props);
+    mn_fill(buf, sizeof(buf), 7);
+    for (int i = 0; i < 8; i++) {
+        qtest_bufwrite(fx.t.qts, fx.t.window + i * MiB, buf, sizeof(buf));
+    }
+    g_assert_cmpuint(stats_at(fx.addr).mapped_slabs, ==, 1);
+    qtest_qmp_device_del_send(fx.t.qts, "kona0");
+    kona_qtest_slot_power_off(&fx.t);
+    /*
+     * Gone from the tree (QEMU 10.0 sends no DEVICE_DELETED for a CXL
+     * type-3 device: it is never finalized; cxl-type3's own too).
+     */
+    for (int i = 0; i < 100; i++) {
+        GString *json;
+        bool present;
+
+        rsp = qtest_qmp(fx.t.qts, "{ 'execute': 'qom-list', 'arguments': "
+                        "{ 'path': '/machine/peripheral' } }");
+        json = qobject_to_json(QOBJECT(rsp));
+        present = strstr(json->str, "\"kona0\"") != NULL;
+        g_string_free(json, true);
+        qobject_unref(rsp);
+        if (!present) {
+            break;
+        }
+        g_usleep(50 * 1000);
+    }
+    rsp = qtest_qmp(fx.t.qts, "{ 'execute': 'query-status' }");
+    g_assert_true(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+
+    l = kona_link_connect(fx.addr, 5000, &err);
+    g_assert_no_error(err);
+    /* Written back and released a grace period after the unplug. */
+    for (int i = 0; i < 100; i++) {
+        g_assert_cmpint(kona_link_stats(l, &st, &err), ==, 0);
+        if (!st.mapped_slabs) {
+            break;
+        }
+        g_usleep(50 * 1000);
+    }
+    g_assert_cmpuint(st.mapped_slabs, ==, 0);
+    g_assert_cmpint(kona_link_slab_attach(l, "unplug-test", 256 * MiB, false,
+                                          &slab, &size, NULL, &err), ==, 0);
+    for (int i = 0; i < 8; i++) {
+        g_assert_cmpint(kona_link_read(l, slab, i * MiB, back, sizeof(back),
+                                       &err), ==, 0);
+        g_assert_cmpmem(buf, sizeof(buf), back, sizeof(back));
+    }
     remote_stop(&fx);
 }
 
@@ -1686,6 +1758,11 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/watermarks", test_watermarks);
     qtest_add_func("/kona-remote/watermark-batch", test_watermark_batch);
     qtest_add_func("/kona-remote/flush-on-exit", test_flush_on_exit);
+    qtest_add_data_func("/kona-remote/unplug/exact", "", test_unplug);
+    qtest_add_data_func("/kona-remote/unplug/fast", ",tracking=fast",
+                        test_unplug);
+    qtest_add_data_func("/kona-remote/unplug/stores", ",tracking=stores",
+                        test_unplug);
     qtest_add_func("/kona-remote/register-fuzz", test_register_fuzz);
     qtest_add_func("/kona-remote/bad-properties", test_bad_remote_properties);
     qtest_add_data_func("/kona-remote/rackctl/shared", "shared",
