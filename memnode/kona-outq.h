@@ -87,6 +87,12 @@ int kona_outq_flush(KonaOutq *q, int fd);
 /* Drop everything unsent (used when closing, and by the fuzz target). */
 void kona_outq_clear(KonaOutq *q);
 
+/* What the queue holds, for the server's per-connection limit. */
+static inline size_t kona_outq_cost(const KonaOutq *q)
+{
+    return q->bytes;
+}
+
 static inline bool kona_outq_empty(const KonaOutq *q)
 {
     return q->count == 0;

@@ -76,6 +76,50 @@ void mn_rm_rf(const char *path)
     rmdir(path);
 }
 
+uint64_t mn_proc_rss_kib(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
+    g_autofree char *text = NULL;
+    const char *p;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    p = strstr(text, "VmRSS:");
+    g_assert_nonnull(p);
+    return g_ascii_strtoull(p + 6, NULL, 10);
+}
+
+uint64_t mn_proc_cpu_ms(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
+    g_autofree char *text = NULL;
+    g_auto(GStrv) f = NULL;
+    const char *p;
+    long hz = sysconf(_SC_CLK_TCK);
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    /* the fields after the command name, which may hold spaces */
+    p = strrchr(text, ')');
+    g_assert_nonnull(p);
+    f = g_strsplit(p + 2, " ", -1);
+    g_assert_cmpuint(g_strv_length(f), >, 13);
+    /* f[0] is field 3 (state): utime is field 14, stime 15 */
+    return (g_ascii_strtoull(f[11], NULL, 10) +
+            g_ascii_strtoull(f[12], NULL, 10)) * 1000 / (uint64_t)hz;
+}
+
+unsigned mn_proc_fds(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/fd", (int)pid);
+    g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
+    unsigned n = 0;
+
+    g_assert_nonnull(d);
+    while (g_dir_read_name(d)) {
+        n++;
+    }
+    return n;
+}
+
 void mn_fill(void *buf, size_t len, uint64_t seed)
 {
     uint8_t *p = buf;

@@ -36,6 +36,13 @@ const char *mn_rackctl_bin(void);
 char *mn_tmpdir(void);
 void mn_rm_rf(const char *path);
 
+/* Resident memory (VmRSS) of @pid in KiB, from /proc/PID/status. */
+uint64_t mn_proc_rss_kib(pid_t pid);
+/* CPU time (user + system) @pid has used, in milliseconds. */
+uint64_t mn_proc_cpu_ms(pid_t pid);
+/* Descriptors @pid has open. */
+unsigned mn_proc_fds(pid_t pid);
+
 /* Deterministic pseudo-random bytes. */
 void mn_fill(void *buf, size_t len, uint64_t seed);
 

@@ -725,18 +725,6 @@ static void test_wrote_lines_malformed(void)
     node_free(n);
 }
 
-static unsigned count_fds(pid_t pid)
-{
-    g_autofree char *path = g_strdup_printf("/proc/%d/fd", (int)pid);
-    g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
-    unsigned n = 0;
-
-    while (d && g_dir_read_name(d)) {
-        n++;
-    }
-    return n;
-}
-
 /*
  * A client that asks for descriptors and never reads them holds at most
  * KONA_MAX_QUEUED_FDS of the memnode's descriptors.
@@ -748,7 +736,7 @@ static void test_greedy_mapper(void)
     g_autoptr(KonaLink) greedy = link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
     uint64_t slab = alloc_slab(greedy, SLAB);
-    unsigned before = count_fds(n->proc->pid), peak = 0;
+    unsigned before = mn_proc_fds(n->proc->pid), peak = 0;
     uint8_t f[KONA_HDR_SIZE + 8];
 
     /* until the node stops reading us (or 20000 requests) */
@@ -763,10 +751,10 @@ static void test_greedy_mapper(void)
         if (i % 500 == 499) {
             /* a round trip on another link: the node has looked at us */
             g_assert_cmpint(kona_link_ping(good, &err), ==, 0);
-            peak = MAX(peak, count_fds(n->proc->pid));
+            peak = MAX(peak, mn_proc_fds(n->proc->pid));
         }
     }
-    peak = MAX(peak, count_fds(n->proc->pid));
+    peak = MAX(peak, mn_proc_fds(n->proc->pid));
     g_test_message("memnode fds: %u before, peak %u", before, peak);
     /*
      * What the socket buffer took is the kernel's (in flight to us, in

@@ -1,0 +1,168 @@
+/*
+ * Resource limits of the servers against hostile clients: what a client
+ * that never reads its replies costs, idle sockets that never finish the
+ * handshake, and a server out of descriptors.  Real kona-memnode and
+ * kona-rackctl processes, measured from /proc.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kona-link.h"
+#include "kona-rack.h"
+#include "kona-sock.h"
+#include "mn-testutil.h"
+
+#define TIMEOUT_MS 5000
+#define MiB (1ull << 20)
+
+static MnProc *start(const char *bin, const char *dir, const char *name,
+                     const char *const *extra)
+{
+    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+    MnProc *p;
+
+    g_ptr_array_add(a, g_strdup_printf("--listen=unix:%s/%s.sock", dir, name));
+    for (const char *const *e = extra; e && *e; e++) {
+        g_ptr_array_add(a, g_strdup(*e));
+    }
+    g_ptr_array_add(a, NULL);
+    p = mn_proc_start(bin, (const char *const *)a->pdata);
+    g_ptr_array_free(a, TRUE);
+    return p;
+}
+
+static KonaLink *link_to(const char *addr)
+{
+    g_autoptr(GError) err = NULL;
+    KonaLink *l = kona_link_connect(addr, TIMEOUT_MS, &err);
+
+    g_assert_no_error(err);
+    g_assert_nonnull(l);
+    return l;
+}
+
+/* ---- idle sockets ---- */
+
+/*
+ * Many more idle sockets than --max-clients, none of which ever says
+ * HELLO: a real client still gets in (again and again), and the idle ones
+ * do not count as clients.
+ */
+static void idle_lockout(const char *bin, bool rack)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autoptr(GError) err = NULL;
+    MnProc *p = start(bin, dir, "srv",
+                      (const char *const[]){ "--max-clients=4", NULL });
+    int idle[40];
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(idle); i++) {
+        idle[i] = kona_connect(p->addrs[0], TIMEOUT_MS, &err);
+        g_assert_no_error(err);
+    }
+    for (int round = 0; round < 3; round++) {
+        g_autoptr(KonaLink) l = link_to(p->addrs[0]);
+
+        g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+        if (rack) {
+            g_autoptr(KonaRackStatus) st = NULL;
+            g_assert_cmpint(kona_rack_status(l, &st, &err), ==, 0);
+        }
+    }
+    for (unsigned i = 0; i < G_N_ELEMENTS(idle); i++) {
+        close(idle[i]);
+    }
+    g_assert_cmpint(mn_proc_stop(p), ==, 0);
+    mn_proc_free(p);
+    mn_rm_rf(dir);
+}
+
+static void test_idle_lockout_memnode(void)
+{
+    idle_lockout(mn_memnode_bin(), false);
+}
+
+static void test_idle_lockout_rackctl(void)
+{
+    idle_lockout(mn_rackctl_bin(), true);
+}
+
+/* ---- out of descriptors ---- */
+
+/*
+ * A memnode whose descriptor limit is used up by clients: the listener's
+ * pending connections must not make it spin (accept4 failing with EMFILE
+ * on a level-triggered listener), and once a client leaves, the pending
+ * ones get in.
+ */
+static void test_emfile(void)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autoptr(GError) err = NULL;
+    MnProc *p = start(mn_memnode_bin(), dir, "mn", NULL);
+    struct rlimit rl;
+    GPtrArray *links = g_ptr_array_new();
+    KonaLinkOptions o = {
+        .connect_timeout_ms = 300, .timeout_ms = 300, .no_reconnect = true,
+    };
+    int pending[8];
+    uint64_t cpu0, cpu1;
+    KonaLink *l;
+
+    rl.rlim_cur = rl.rlim_max = mn_proc_fds(p->pid) + 12;
+    g_assert_cmpint(prlimit(p->pid, RLIMIT_NOFILE, &rl, NULL), ==, 0);
+    /* fill the descriptor table with real (HELLO'd) clients */
+    while ((l = kona_link_connect_opts(p->addrs[0], &o, &err))) {
+        g_ptr_array_add(links, l);
+        g_assert_cmpuint(links->len, <, 100);
+    }
+    /* timed out in the backlog, or dropped for a newer connection */
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_assert_cmpuint(links->len, >=, 5);
+    for (unsigned i = 0; i < G_N_ELEMENTS(pending); i++) {
+        pending[i] = kona_connect(p->addrs[0], TIMEOUT_MS, &err);
+        g_assert_no_error(err);
+    }
+    cpu0 = mn_proc_cpu_ms(p->pid);
+    g_usleep(2 * G_USEC_PER_SEC);
+    cpu1 = mn_proc_cpu_ms(p->pid);
+    g_test_message("%u clients fill the descriptors; the memnode used %"
+                   G_GUINT64_FORMAT " ms of CPU in 2 s with 8 connections "
+                   "pending", links->len, cpu1 - cpu0);
+    g_assert_cmpuint(cpu1 - cpu0, <, 300);
+    /* the clients it has are served */
+    l = g_ptr_array_index(links, 0);
+    g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+    /* room again: a new client gets in */
+    for (unsigned i = 0; i < G_N_ELEMENTS(pending); i++) {
+        close(pending[i]);
+    }
+    for (guint i = 0; i < links->len; i++) {
+        kona_link_close(g_ptr_array_index(links, i));
+    }
+    g_ptr_array_free(links, TRUE);
+    o.connect_timeout_ms = o.timeout_ms = TIMEOUT_MS;
+    l = kona_link_connect_opts(p->addrs[0], &o, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+    kona_link_close(l);
+    g_assert_cmpint(mn_proc_stop(p), ==, 0);
+    mn_proc_free(p);
+    mn_rm_rf(dir);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    g_test_add_func("/limits/idle-lockout/memnode", test_idle_lockout_memnode);
+    g_test_add_func("/limits/idle-lockout/rackctl", test_idle_lockout_rackctl);
+    g_test_add_func("/limits/emfile", test_emfile);
+    return g_test_run();
+}
