@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -44,6 +45,124 @@ static KonaLink *link_to(const char *addr)
     g_assert_no_error(err);
     g_assert_nonnull(l);
     return l;
+}
+
+/* ---- a client that never reads ---- */
+
+/*
+ * Send pipelined 1-byte READs and empty PINGs on every link's socket and
+ * never read a reply, until no socket takes more for a while (the server
+ * stopped reading all of them).  Returns the requests sent.
+ */
+static uint64_t flood_tiny(KonaLink **links, const uint64_t *slabs,
+                           unsigned n)
+{
+    typedef struct Pending {
+        uint8_t buf[64 * (KONA_HDR_SIZE + sizeof(KonaReadReq))];
+        size_t off, len;
+    } Pending;
+    g_autofree Pending *pd = g_new0(Pending, n);
+    uint64_t sent = 0, id = 1000;
+    int64_t idle_since = kona_now_ms();
+
+    for (unsigned i = 0; i < n; i++) {
+        kona_set_nonblock(kona_link_fd(links[i]), true);
+    }
+    while (kona_now_ms() - idle_since < 500) {
+        bool progress = false;
+
+        for (unsigned i = 0; i < n; i++) {
+            Pending *q = &pd[i];
+            ssize_t r;
+
+            if (q->off == q->len) {
+                /* a new batch: READ, PING, READ, ... */
+                q->off = q->len = 0;
+                for (unsigned k = 0; k < 64; k++, id++) {
+                    uint8_t *p = q->buf + q->len;
+
+                    if (k & 1) {
+                        kona_hdr_encode(p, KONA_OP_PING, id, 0, 0);
+                        q->len += KONA_HDR_SIZE;
+                        continue;
+                    }
+                    kona_hdr_encode(p, KONA_OP_READ, id, 0,
+                                    sizeof(KonaReadReq));
+                    kona_st64(p + 24, slabs[i]);
+                    kona_st64(p + 32, id % 4096);
+                    kona_st32(p + 40, 1);
+                    kona_st32(p + 44, 0);
+                    q->len += KONA_HDR_SIZE + sizeof(KonaReadReq);
+                }
+                sent += 64;
+            }
+            r = send(kona_link_fd(links[i]), q->buf + q->off, q->len - q->off,
+                     MSG_NOSIGNAL);
+            if (r > 0) {
+                q->off += (size_t)r;
+                progress = true;
+            } else {
+                g_assert_cmpint(errno, ==, EAGAIN);
+            }
+        }
+        if (progress) {
+            idle_since = kona_now_ms();
+        } else {
+            g_usleep(20 * 1000);
+        }
+        g_assert_cmpuint(sent, <, 100000000);
+    }
+    return sent;
+}
+
+/*
+ * The attack of the review: N clients pipelining tiny READs and PINGs and
+ * never reading.  The memnode's memory grows by at most about
+ * --max-inflight per client plus a small constant, however many requests
+ * the clients send.
+ */
+static void test_tiny_read_flood(void)
+{
+    const char *env_n = g_getenv("KONA_FLOOD_CLIENTS");
+    const char *env_inflight = g_getenv("KONA_FLOOD_INFLIGHT");
+    unsigned n = env_n ? (unsigned)atoi(env_n) : 16;
+    uint64_t inflight = MiB;
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *opt = NULL;
+    g_autofree KonaLink **links = g_new0(KonaLink *, n);
+    g_autofree uint64_t *slabs = g_new0(uint64_t, n);
+    g_autoptr(GError) err = NULL;
+    uint64_t rss0, rss1, sent, bound;
+    MnProc *p;
+
+    if (env_inflight) {
+        g_assert_true(kona_parse_size(env_inflight, &inflight, NULL));
+    }
+    opt = g_strdup_printf("--max-inflight=%" G_GUINT64_FORMAT, inflight);
+    p = start(mn_memnode_bin(), dir, "mn", (const char *const[]){ opt, NULL });
+    for (unsigned i = 0; i < n; i++) {
+        links[i] = link_to(p->addrs[0]);
+        g_assert_cmpint(kona_link_slab_alloc(links[i], 64 * 1024, &slabs[i],
+                                             &err), ==, 0);
+    }
+    rss0 = mn_proc_rss_kib(p->pid);
+    sent = flood_tiny(links, slabs, n);
+    rss1 = mn_proc_rss_kib(p->pid);
+    /* per client: the allowance, input buffer and queue arena; plus slack */
+    bound = n * (inflight + 512 * 1024) / 1024 + 8 * 1024;
+    g_test_message("%u clients, --max-inflight %" G_GUINT64_FORMAT " KiB: "
+                   "%" G_GUINT64_FORMAT " requests sent; memnode RSS %"
+                   G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " KiB (+%"
+                   G_GUINT64_FORMAT " KiB, bound %" G_GUINT64_FORMAT " KiB)",
+                   n, inflight >> 10, sent, rss0, rss1, rss1 - rss0, bound);
+    g_assert_cmpuint(sent, >, 1000);
+    g_assert_cmpuint(rss1 - MIN(rss0, rss1), <, bound);
+    for (unsigned i = 0; i < n; i++) {
+        kona_link_close(links[i]);
+    }
+    g_assert_cmpint(mn_proc_stop(p), ==, 0);
+    mn_proc_free(p);
+    mn_rm_rf(dir);
 }
 
 /* ---- idle sockets ---- */
@@ -161,6 +280,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
+    g_test_add_func("/limits/tiny-read-flood", test_tiny_read_flood);
     g_test_add_func("/limits/idle-lockout/memnode", test_idle_lockout_memnode);
     g_test_add_func("/limits/idle-lockout/rackctl", test_idle_lockout_rackctl);
     g_test_add_func("/limits/emfile", test_emfile);
