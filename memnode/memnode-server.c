@@ -29,20 +29,12 @@
 #include <string.h>
 #include <unistd.h>
 
+/* READ replies up to this size are copied, bigger ones referenced */
+#define READ_COPY_MAX   256
+
 static const uint64_t server_caps =
     KONA_CAP_WRITE_LINES | KONA_CAP_PIPELINE | KONA_CAP_ATTACH |
     KONA_CAP_AUTH | KONA_CAP_ERRMSG;
-
-static void conn_ext_update(MnConn *c)
-{
-    if (c->in_ext && !c->kc->out.n_ext) {
-        g_queue_unlink(&c->srv->ext_conns, &c->ext_link);
-        c->in_ext = false;
-    } else if (!c->in_ext && c->kc->out.n_ext) {
-        g_queue_push_tail_link(&c->srv->ext_conns, &c->ext_link);
-        c->in_ext = true;
-    }
-}
 
 /* ---- replies ---- */
 
@@ -134,19 +126,11 @@ static bool conn_add_slab(MnConn *c, const KonaHdr *h, MnSlab *s)
 /*
  * Copy queued READ replies that point into [lo, hi) of @s (all of @s if
  * @lo is NULL) before the bytes change, so replies keep the data of the
- * moment they were answered.
+ * moment they were answered.  Touches only @s's queued references.
  */
-static void detach_slab_refs(MnServer *srv, MnSlab *s, const uint8_t *lo,
-                             const uint8_t *hi)
+static void detach_slab_refs(MnSlab *s, const uint8_t *lo, const uint8_t *hi)
 {
-    GList *l = srv->ext_conns.head;
-
-    while (l) {
-        MnConn *c = l->data;
-        l = l->next;
-        kona_outq_detach(OUT(c), s, lo, hi);
-        conn_ext_update(c);
-    }
+    kona_outq_detach(&s->out_tag, lo, hi);
 }
 
 /* ---- operations ---- */
@@ -189,10 +173,14 @@ static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (req.offset > s->size || req.len > s->size - req.offset) {
         return bad_frame(c, h, "READ beyond the end of the slab");
     }
-    r = kona_outq_reserve(OUT(c), KONA_HDR_SIZE);
-    kona_hdr_encode(r, h->op | KONA_OP_REPLY, h->req_id, 0, req.len);
-    kona_outq_put_ext(OUT(c), s, s->mem + req.offset, req.len);
-    conn_ext_update(c);
+    if (req.len <= READ_COPY_MAX) {
+        /* cheaper copied than referenced (an entry, a reference) */
+        memcpy(reply(c, h, req.len), s->mem + req.offset, req.len);
+    } else {
+        r = kona_outq_reserve(OUT(c), KONA_HDR_SIZE);
+        kona_hdr_encode(r, h->op | KONA_OP_REPLY, h->req_id, 0, req.len);
+        kona_outq_put_ext(OUT(c), &s->out_tag, s->mem + req.offset, req.len);
+    }
     c->srv->stats[KONA_STAT_READS]++;
     c->srv->stats[KONA_STAT_BYTES_READ] += req.len;
     return true;
@@ -220,8 +208,8 @@ static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
         return bad_frame(c, h, "WRITE_LINES beyond the end of the slab");
     }
     dst = s->mem + req.block_off;
-    if (c->srv->ext_conns.length) {
-        detach_slab_refs(c->srv, s, dst, dst + span);
+    if (s->out_tag.refs.length) {
+        detach_slab_refs(s, dst, dst + span);
     }
     for (uint32_t i = 0; i < req.npages; i++) {
         uint64_t m = kona_ld64(masks + 8 * i);
@@ -398,7 +386,7 @@ static bool op_slab_free(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (!s) {
         return true;
     }
-    detach_slab_refs(c->srv, s, NULL, NULL);
+    detach_slab_refs(s, NULL, NULL);
     mn_store_destroy(c->srv->store, s);
     conn_drop_slab(c, s);
     reply(c, h, 0);
@@ -520,7 +508,6 @@ static void *mn_conn_new(KonaConn *kc)
     c->srv = kc->srv->opaque;
     c->open = g_hash_table_new(g_int64_hash, g_int64_equal);
     c->mapped = g_hash_table_new(NULL, NULL);
-    c->ext_link.data = c;
     return c;
 }
 
@@ -532,7 +519,6 @@ static void mn_conn_gone(KonaConn *kc)
     gpointer v;
 
     /* the core dropped the queued replies (they may point into slabs) */
-    conn_ext_update(c);
     g_hash_table_iter_init(&it, c->open);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         g_hash_table_iter_remove(&it);

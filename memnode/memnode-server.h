@@ -28,7 +28,6 @@ typedef struct MnServer {
     MnConfig cfg;
     KonaServer *ks;
     MnSlabStore *store;
-    GQueue ext_conns;           /* MnConn.ext_link: replies point into slabs */
     int64_t start_ms;
     uint64_t stats[KONA_STAT__COUNT];
 } MnServer;
@@ -40,8 +39,6 @@ typedef struct MnConn {
     GHashTable *open;           /* slab id -> MnSlab*, holding a ref */
     GHashTable *mapped;         /* MnSlab* set, holding a map ref */
     MnSlab *last;               /* last slab used: skips the hash lookup */
-    GList ext_link;
-    bool in_ext;
 } MnConn;
 
 MnServer *mn_server_new(const MnConfig *cfg, GError **errp);

@@ -414,6 +414,8 @@ void mn_store_destroy(MnSlabStore *st, MnSlab *s)
     if (s->freed) {
         return;
     }
+    /* replies still queued keep the bytes they were answered with */
+    kona_outq_detach(&s->out_tag, NULL, NULL);
     g_hash_table_remove(st->by_id, &s->id);
     if (s->name) {
         g_hash_table_remove(st->by_name, s->name);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kona-outq.h"
 #include "kona-proto.h"
 
 typedef struct MnSlab {
@@ -26,6 +27,7 @@ typedef struct MnSlab {
     int64_t linger_until_ms;    /* orphan expiry; 0 when not an orphan */
     uint64_t dirty_lo, dirty_hi;    /* written since the last good msync */
     int sync_err;               /* last failed sync, reported once more */
+    KonaOutTag out_tag;         /* queued READ replies pointing into mem */
 } MnSlab;
 
 typedef struct MnSlabStore {

@@ -283,6 +283,7 @@ static void test_lines_pages(void)
 static void test_outq(void)
 {
     KonaOutq q;
+    KonaOutTag tag = { G_QUEUE_INIT };
     int sv[2];
     static uint8_t ext[100000], got[300000];
     size_t total = 0, rcvd = 0;
@@ -298,18 +299,20 @@ static void test_outq(void)
         memset(p, i, 24);
         total += 24;
         if (i % 10 == 0) {
-            kona_outq_put_ext(&q, ext, ext + i * 100, 1000);
+            kona_outq_put_ext(&q, &tag, ext + i * 100, 1000);
             total += 1000;
         }
     }
     g_assert_cmpuint(q.bytes, ==, total);
     g_assert_cmpuint(q.n_ext, ==, 20);
     /* detach: the queue now carries its own copy */
-    kona_outq_detach(&q, ext, ext, ext + 500);
+    kona_outq_detach(&tag, ext, ext + 500);
     g_assert_cmpuint(q.n_ext, ==, 19);      /* only the first overlaps */
+    g_assert_cmpuint(tag.refs.length, ==, 19);
     memset(ext, 0, 500);
-    kona_outq_detach(&q, ext, NULL, NULL);
+    kona_outq_detach(&tag, NULL, NULL);
     g_assert_cmpuint(q.n_ext, ==, 0);
+    g_assert_cmpuint(tag.refs.length, ==, 0);
     while (!kona_outq_empty(&q) || rcvd < total) {
         int r = kona_outq_flush(&q, sv[0]);
         ssize_t n;
@@ -332,16 +335,62 @@ static void test_outq(void)
     for (int round = 0; round < 50; round++) {
         for (int i = 0; i < 7; i++) {
             memset(kona_outq_reserve(&q, 100), round, 100);
-            kona_outq_put_ext(&q, ext, ext, 1);     /* breaks coalescing */
+            kona_outq_put_ext(&q, &tag, ext, 1);    /* breaks coalescing */
         }
         g_assert_cmpint(kona_outq_flush(&q, sv[0]), ==, 0);
         g_assert_cmpint(read(sv[1], got, sizeof(got)), ==, 7 * 101);
         g_assert_cmphex(got[0], ==, round);
         g_assert_cmphex(got[7 * 101 - 2], ==, round);
     }
+    g_assert_cmpuint(kona_outq_cost(&q), ==, 0);
     kona_outq_destroy(&q);
     close(sv[0]);
     close(sv[1]);
+}
+
+/*
+ * The cost covers what a queue really holds: entries, allocations and
+ * references, not only bytes; a detach finds a tag's references in every
+ * queue and nothing else.
+ */
+static void test_outq_cost(void)
+{
+    KonaOutq a, b;
+    KonaOutTag t1 = { G_QUEUE_INIT }, t2 = { G_QUEUE_INIT };
+    static uint8_t m1[4096], m2[4096];
+    KonaHdr h = { .op = KONA_OP_READ, .req_id = 1 };
+
+    kona_outq_init(&a, 1024);
+    kona_outq_init(&b, 1024);
+    /* 10000 one-byte replies referenced: far more than 10000 bytes */
+    for (int i = 0; i < 10000; i++) {
+        kona_outq_reply(&a, &h, 0);
+        kona_outq_put_ext(&a, i & 1 ? &t1 : &t2, (i & 1 ? m1 : m2) + i % 4096,
+                          1);
+    }
+    g_assert_cmpuint(a.bytes, ==, 10000 * 25);
+    g_assert_cmpuint(kona_outq_cost(&a), >=,
+                     a.bytes + 10000 * (sizeof(KonaOutEnt) + 32));
+    g_assert_cmpuint(a.cap, >=, a.count);
+    /* the same references in a second queue */
+    kona_outq_put_ext(&b, &t1, m1, 100);
+    kona_outq_put_ext(&b, &t2, m2 + 200, 100);
+    g_assert_cmpuint(t1.refs.length, ==, 5001);
+    /* detach by range: only t1's refs that overlap, in both queues */
+    kona_outq_detach(&t1, m1, m1 + 50);
+    g_assert_cmpuint(b.n_ext, ==, 1);
+    g_assert_cmpuint(t2.refs.length, ==, 5001);
+    kona_outq_detach(&t1, NULL, NULL);
+    g_assert_cmpuint(t1.refs.length, ==, 0);
+    g_assert_cmpuint(a.n_ext, ==, 5000);
+    /* dropping the queue drops its references from the tags */
+    kona_outq_clear(&a);
+    g_assert_cmpuint(kona_outq_cost(&a), ==, 0);
+    g_assert_cmpuint(a.cap, ==, 64);        /* the long ring went back */
+    g_assert_cmpuint(t2.refs.length, ==, 1);
+    kona_outq_destroy(&b);
+    g_assert_cmpuint(t2.refs.length, ==, 0);
+    kona_outq_destroy(&a);
 }
 
 /* Build a WROTE_LINES payload of @n ranges of @pages pages each. */
@@ -733,6 +782,7 @@ int main(int argc, char **argv)
     g_test_add_func("/lines/codec", test_lines_codec);
     g_test_add_func("/lines/pages", test_lines_pages);
     g_test_add_func("/outq/basic", test_outq);
+    g_test_add_func("/outq/cost", test_outq_cost);
     g_test_add_func("/outq/fd", test_outq_fd);
     g_test_add_func("/slab/memfd-sealed", test_slab_memfd);
     g_test_add_func("/slab/map-accounting", test_slab_map_accounting);
