@@ -386,8 +386,8 @@ static bool op_slab_free(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (!s) {
         return true;
     }
-    detach_slab_refs(s, NULL, NULL);
-    mn_store_destroy(c->srv->store, s);
+    /* ours goes; the memory when no other connection holds it either */
+    mn_store_doom(c->srv->store, s);
     conn_drop_slab(c, s);
     reply(c, h, 0);
     return true;

@@ -409,6 +409,34 @@ MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name)
     return g_hash_table_lookup(st->by_name, name);
 }
 
+/* Out of the tables and the data directory: nobody finds it again. */
+static void store_forget(MnSlabStore *st, MnSlab *s)
+{
+    g_hash_table_remove(st->by_id, &s->id);
+    if (s->name) {
+        g_hash_table_remove(st->by_name, s->name);
+    }
+    g_hash_table_remove(st->orphans, s);
+    s->linger_until_ms = 0;
+    if (st->data_dir) {
+        g_autofree char *meta = slab_path(st, s->id, "meta");
+        g_autofree char *mem = slab_path(st, s->id, "mem");
+        /* metadata first: a crash in between leaves a harmless data file;
+         * the node's mapping keeps the memory for the holders */
+        unlink(meta);
+        unlink(mem);
+    }
+}
+
+void mn_store_doom(MnSlabStore *st, MnSlab *s)
+{
+    if (s->doomed || s->freed) {
+        return;
+    }
+    store_forget(st, s);
+    s->doomed = true;
+}
+
 void mn_store_destroy(MnSlabStore *st, MnSlab *s)
 {
     if (s->freed) {
@@ -416,24 +444,15 @@ void mn_store_destroy(MnSlabStore *st, MnSlab *s)
     }
     /* replies still queued keep the bytes they were answered with */
     kona_outq_detach(&s->out_tag, NULL, NULL);
-    g_hash_table_remove(st->by_id, &s->id);
-    if (s->name) {
-        g_hash_table_remove(st->by_name, s->name);
+    if (!s->doomed) {
+        store_forget(st, s);
     }
-    g_hash_table_remove(st->orphans, s);
     if (!s->maps) {
         /* else a client may still use the memory: see mn_slab_map_unref */
         st->used -= s->size;
     }
     slab_unmap(s);
     s->freed = true;
-    if (st->data_dir) {
-        g_autofree char *meta = slab_path(st, s->id, "meta");
-        g_autofree char *mem = slab_path(st, s->id, "mem");
-        /* metadata first: a crash in between leaves a harmless data file */
-        unlink(meta);
-        unlink(mem);
-    }
     if (!s->refs && !s->maps) {
         slab_free_struct(s);
     }
@@ -458,6 +477,9 @@ void mn_slab_unref(MnSlabStore *st, MnSlab *s)
         if (!s->maps) {
             slab_free_struct(s);
         }
+    } else if (s->doomed) {
+        /* freed by a holder, and the last one has let go */
+        mn_store_destroy(st, s);
     } else if (!s->name) {
         if (st->linger_ms <= 0) {
             mn_store_destroy(st, s);

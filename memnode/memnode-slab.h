@@ -21,7 +21,8 @@ typedef struct MnSlab {
     char *name;                 /* named volume (SLAB_ATTACH), or NULL */
     uint8_t *mem;               /* size bytes; NULL once freed */
     int fd;                     /* memfd or data file; -1 once freed */
-    bool freed;                 /* SLAB_FREE'd; struct lives while refs/maps */
+    bool doomed;                /* SLAB_FREE'd: destroyed when nobody holds it */
+    bool freed;                 /* destroyed; struct lives while refs/maps */
     unsigned refs;              /* connections that have it open */
     unsigned maps;              /* connections that have mapped it */
     int64_t linger_until_ms;    /* orphan expiry; 0 when not an orphan */
@@ -57,6 +58,13 @@ MnSlab *mn_store_lookup(MnSlabStore *st, uint64_t id);
 MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name);
 
 /*
+ * SLAB_FREE: nobody may open @s any more (it leaves the id and name
+ * tables, and its files the data directory), and it is destroyed as soon
+ * as no connection holds it.  The caller then drops its own reference.
+ */
+void mn_store_doom(MnSlabStore *st, MnSlab *s);
+
+/*
  * Destroy a slab's memory and files now.  The caller must have detached
  * every queued reply that points into it.  The struct stays (freed ==
  * true) until the last reference and the last map are dropped; while a
@@ -67,7 +75,8 @@ void mn_store_destroy(MnSlabStore *st, MnSlab *s);
 void mn_slab_ref(MnSlabStore *st, MnSlab *s);
 /*
  * An unnamed slab nobody has open becomes an orphan, destroyed once
- * @linger_ms passes without anyone reopening it.
+ * @linger_ms passes without anyone reopening it; a doomed one nobody has
+ * open is destroyed at once.
  */
 void mn_slab_unref(MnSlabStore *st, MnSlab *s);
 
