@@ -1066,12 +1066,17 @@ int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
     return 0;
 }
 
-int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
-                          bool create, uint64_t *slab_id, uint64_t *size_out,
-                          bool *created, GError **errp)
+int kona_link_slab_attach_key(KonaLink *l, const char *name, uint64_t size,
+                              unsigned flags,
+                              const uint8_t key[KONA_KEY_SIZE],
+                              uint64_t *slab_id, uint64_t *size_out,
+                              bool *created, GError **errp)
 {
     size_t nlen = strlen(name);
-    uint8_t p[sizeof(KonaSlabAttachReq) + KONA_MAX_NAME] = { 0 };
+    uint8_t p[sizeof(KonaSlabAttachReq) + KONA_KEY_SIZE + KONA_MAX_NAME] = {
+        0
+    };
+    uint8_t *q = p + sizeof(KonaSlabAttachReq);
     KonaSlabRep rep;
     KonaReq *req;
     int r;
@@ -1081,13 +1086,18 @@ int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
                     "[A-Za-z0-9._-], not starting with '.')", name,
                     KONA_MAX_NAME);
     }
+    flags &= KONA_ATTACH_F_CREATE | KONA_ATTACH_F_EXCLUSIVE;
+    if (key) {
+        flags |= KONA_ATTACH_F_KEY;
+        memcpy(q, key, KONA_KEY_SIZE);
+        q += KONA_KEY_SIZE;
+    }
     kona_st64(p, size);
     kona_st16(p + 8, (uint16_t)nlen);
-    kona_st16(p + 10, create ? KONA_ATTACH_F_CREATE : 0);
-    memcpy(p + sizeof(KonaSlabAttachReq), name, nlen);
-    r = kona_link_call(l, KONA_OP_SLAB_ATTACH, p,
-                       (uint32_t)(sizeof(KonaSlabAttachReq) + nlen), &req,
-                       errp);
+    kona_st16(p + 10, (uint16_t)flags);
+    memcpy(q, name, nlen);
+    r = kona_link_call(l, KONA_OP_SLAB_ATTACH, p, (uint32_t)(q + nlen - p),
+                       &req, errp);
     if (r < 0) {
         return r;
     }
@@ -1102,6 +1112,48 @@ int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
     if (created) {
         *created = rep.flags & KONA_SLAB_F_CREATED;
     }
+    return 0;
+}
+
+int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
+                          bool create, uint64_t *slab_id, uint64_t *size_out,
+                          bool *created, GError **errp)
+{
+    uint8_t key[KONA_KEY_SIZE];
+    const uint8_t *secret;
+    gsize slen;
+
+    if (!l->secret) {
+        /* no key to give: the memnode says so */
+        return kona_link_slab_attach_key(l, name, size,
+                                         create ? KONA_ATTACH_F_CREATE : 0,
+                                         NULL, slab_id, size_out, created,
+                                         errp);
+    }
+    secret = g_bytes_get_data(l->secret, &slen);
+    kona_auth_volume_key(secret, slen, name, key);
+    return kona_link_slab_attach_key(l, name, size,
+                                     create ? KONA_ATTACH_F_CREATE : 0, key,
+                                     slab_id, size_out, created, errp);
+}
+
+int kona_link_slab_generation(KonaLink *l, uint64_t slab_id, uint64_t set,
+                              uint64_t *gen, GError **errp)
+{
+    uint8_t p[sizeof(KonaSlabGenReq)];
+    KonaReq *req;
+    int r;
+
+    kona_st64(p, slab_id);
+    kona_st64(p + 8, set);
+    r = kona_link_call(l, KONA_OP_SLAB_GEN, p, sizeof(p), &req, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (gen) {
+        *gen = kona_ld64(req->rep);
+    }
+    kona_link_req_finish(l, req);
     return 0;
 }
 

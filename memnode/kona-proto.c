@@ -16,6 +16,7 @@ static_assert(sizeof(KonaAuthReq) == 64, "KonaAuthReq");
 static_assert(sizeof(KonaSlabRep) == 40, "KonaSlabRep");
 static_assert(sizeof(KonaSlabAttachReq) == 16, "KonaSlabAttachReq");
 static_assert(sizeof(KonaReadReq) == 24, "KonaReadReq");
+static_assert(sizeof(KonaSlabGenReq) == 16, "KonaSlabGenReq");
 static_assert(sizeof(KonaWriteLinesReq) == 24, "KonaWriteLinesReq");
 static_assert(sizeof(KonaSlabMapRep) == 24, "KonaSlabMapRep");
 static_assert(sizeof(KonaWroteLinesReq) == 8, "KonaWroteLinesReq");
@@ -84,6 +85,7 @@ const char *kona_op_name(unsigned op)
     case KONA_OP_SLAB_OPEN:     return "SLAB_OPEN";
     case KONA_OP_SLAB_ATTACH:   return "SLAB_ATTACH";
     case KONA_OP_SLAB_MAP:      return "SLAB_MAP";
+    case KONA_OP_SLAB_GEN:      return "SLAB_GEN";
     case KONA_OP_READ:          return "READ";
     case KONA_OP_WRITE_LINES:   return "WRITE_LINES";
     case KONA_OP_FLUSH:         return "FLUSH";
@@ -152,7 +154,10 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         return true;
     case KONA_OP_SLAB_ATTACH:
         *min = sizeof(KonaSlabAttachReq) + 1;
-        *max = sizeof(KonaSlabAttachReq) + KONA_MAX_NAME;
+        *max = sizeof(KonaSlabAttachReq) + KONA_KEY_SIZE + KONA_MAX_NAME;
+        return true;
+    case KONA_OP_SLAB_GEN:
+        *min = *max = sizeof(KonaSlabGenReq);
         return true;
     case KONA_OP_READ:
         *min = *max = sizeof(KonaReadReq);
@@ -240,6 +245,9 @@ const char *kona_check_reply_hdr(const KonaHdr *h, unsigned req_op)
     case KONA_OP_SLAB_MAP:
         return h->len == sizeof(KonaSlabMapRep) ? NULL :
                "bad SLAB_MAP reply";
+    case KONA_OP_SLAB_GEN:
+        return h->len == sizeof(KonaSlabGenRep) ? NULL :
+               "bad SLAB_GEN reply";
     case KONA_OP_RACK_REGISTER:
         return h->len == sizeof(KonaRackRegisterRep) ? NULL :
                "bad RACK_REGISTER reply";
@@ -420,8 +428,11 @@ const char *kona_decode_slab_open_req(const uint8_t *p, uint32_t len,
 
 const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
                                         KonaSlabAttachReq *out,
+                                        const uint8_t **key,
                                         const char **name)
 {
+    uint32_t klen;
+
     if (len < sizeof(*out)) {
         return "SLAB_ATTACH truncated";
     }
@@ -429,16 +440,29 @@ const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
     out->name_len = kona_ld16(p + 8);
     out->flags = kona_ld16(p + 10);
     out->reserved = kona_ld32(p + 12);
-    if (out->reserved || (out->flags & ~KONA_ATTACH_F_CREATE)) {
+    if (out->reserved || (out->flags & ~KONA_ATTACH_F_ALL)) {
         return "SLAB_ATTACH reserved bits set";
     }
-    if (len != sizeof(*out) + out->name_len) {
+    klen = out->flags & KONA_ATTACH_F_KEY ? KONA_KEY_SIZE : 0;
+    if (len != sizeof(*out) + klen + out->name_len) {
         return "SLAB_ATTACH name length does not match the frame";
     }
-    *name = (const char *)p + sizeof(*out);
+    *key = klen ? p + sizeof(*out) : NULL;
+    *name = (const char *)p + sizeof(*out) + klen;
     if (!kona_name_valid(*name, out->name_len)) {
         return "SLAB_ATTACH invalid volume name";
     }
+    return NULL;
+}
+
+const char *kona_decode_slab_gen_req(const uint8_t *p, uint32_t len,
+                                     KonaSlabGenReq *out)
+{
+    if (len != sizeof(*out)) {
+        return "bad SLAB_GEN length";
+    }
+    out->slab_id = kona_ld64(p);
+    out->set = kona_ld64(p + 8);
     return NULL;
 }
 

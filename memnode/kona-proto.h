@@ -53,12 +53,49 @@
  * 128-bit random key.  A connection may only touch slabs in its own open
  * set: the ones it allocated, opened with SLAB_OPEN (id + key: a grant,
  * e.g. from the rack controller, or a reconnect) or attached by volume
- * name with SLAB_ATTACH.  Any other slab id is refused with -EACCES
- * (the reply does not say whether the id exists).
- * A slab lives until SLAB_FREE.  An unnamed slab that no connection has
- * open any more is freed after the memnode's linger time (so a client can
- * reconnect and reopen it with its key); a named (ATTACHed) volume lives
- * until freed.
+ * name (and volume key) with SLAB_ATTACH.  Any other slab id is refused
+ * with -EACCES (the reply does not say whether the id exists).
+ *
+ * SLAB_FREE drops the caller's reference and dooms the slab: from then on
+ * nobody can open or attach it (its volume name is free for a new
+ * volume, its data-directory files are gone), and its memory is
+ * destroyed once no connection holds it any more.  Other connections
+ * that hold it keep using it until they let go (free, or close).  An
+ * unnamed slab that no connection has open any more, and that was not
+ * freed, is destroyed after the memnode's linger time (so a client can
+ * reconnect and reopen it with its key); a named volume lives until
+ * freed.
+ *
+ * Named volumes
+ * -------------
+ * A name is not a capability: a volume has a 128-bit *volume key* chosen
+ * by its creator (SLAB_ATTACH with KONA_ATTACH_F_CREATE and
+ * KONA_ATTACH_F_KEY), stored with it (and in the data directory).
+ * Attaching an existing volume needs the same key; a missing key, a
+ * wrong key and a name that does not exist all get the same -EACCES
+ * reply (without CREATE).  Clients that share a secret derive the key
+ * from it: HMAC-SHA256(secret, "kona-volume:" || name), first 16 bytes
+ * (kona_auth_volume_key), so a restarted client with the same secret
+ * reattaches.  A volume made by a memnode older than volume keys has
+ * none: it can be opened by slab id and key only.
+ *
+ * KONA_ATTACH_F_EXCLUSIVE attaches only if no other connection holds the
+ * volume (-EBUSY with a message naming it otherwise), and keeps every
+ * other attach out (-EBUSY) while this connection holds it.  A reconnect
+ * of the holder, SLAB_OPEN with the slab key on a new connection, takes
+ * the hold over at once (the old connection loses the slab), even if the
+ * memnode has not noticed yet that the old connection broke.
+ *
+ * Copy generations
+ * ----------------
+ * Every slab has a 64-bit generation, 0 when created, that any
+ * connection with the slab open can read and raise with SLAB_GEN: a set
+ * takes effect only if greater than the current value (so it only grows)
+ * and the reply carries the value after.  With a data directory it is
+ * stored durably (file and directory synced) before the reply.  A client
+ * keeping copies of its data on several memnodes bumps the generation of
+ * the copies it still writes while another is unreachable, and on
+ * reattach trusts the copy with the highest generation.
  *
  * Operations (request payload -> reply payload)
  * ----------
@@ -69,7 +106,8 @@
  *   SLAB_ALLOC   KonaSlabAllocReq            -> KonaSlabRep
  *   SLAB_FREE    KonaSlabIdReq               -> empty
  *   SLAB_OPEN    KonaSlabOpenReq             -> KonaSlabRep
- *   SLAB_ATTACH  KonaSlabAttachReq + name    -> KonaSlabRep
+ *   SLAB_ATTACH  KonaSlabAttachReq + [key] + name -> KonaSlabRep
+ *   SLAB_GEN     KonaSlabGenReq              -> KonaSlabGenRep
  *   READ         KonaReadReq                 -> exactly `len` bytes
  *   WRITE_LINES  KonaWriteLinesReq + u64 masks[npages] + line data
  *                                            -> empty
@@ -197,6 +235,7 @@ typedef enum KonaOp {
     KONA_OP_SLAB_OPEN     = 0x12,
     KONA_OP_SLAB_ATTACH   = 0x13,
     KONA_OP_SLAB_MAP      = 0x14,
+    KONA_OP_SLAB_GEN      = 0x15,
 
     KONA_OP_READ          = 0x20,
     KONA_OP_WRITE_LINES   = 0x21,
@@ -312,7 +351,14 @@ typedef struct KonaSlabOpenReq {
 } KonaSlabOpenReq;
 
 #define KONA_ATTACH_F_CREATE    0x1     /* create the volume if missing */
+#define KONA_ATTACH_F_KEY       0x2     /* the volume key follows (needed) */
+#define KONA_ATTACH_F_EXCLUSIVE 0x4     /* no other connection may hold it */
+#define KONA_ATTACH_F_ALL       0x7
 
+/*
+ * Followed by the 16-byte volume key if KONA_ATTACH_F_KEY, then the
+ * name.  Without a key the request is refused with -EACCES.
+ */
 typedef struct KonaSlabAttachReq {
     uint64_t size;              /* 0: attach only; else must match or create */
     uint16_t name_len;          /* 1..KONA_MAX_NAME name bytes follow */
@@ -329,6 +375,15 @@ typedef struct KonaSlabRep {
     uint32_t flags;             /* KONA_SLAB_F_* */
     uint32_t reserved;
 } KonaSlabRep;
+
+typedef struct KonaSlabGenReq {
+    uint64_t slab_id;
+    uint64_t set;               /* 0: read only; else raise to this */
+} KonaSlabGenReq;
+
+typedef struct KonaSlabGenRep {
+    uint64_t generation;        /* after the request */
+} KonaSlabGenRep;
 
 typedef struct KonaReadReq {
     uint64_t slab_id;
@@ -474,10 +529,16 @@ const char *kona_decode_slab_id_req(const uint8_t *p, uint32_t len,
                                     KonaSlabIdReq *out);
 const char *kona_decode_slab_open_req(const uint8_t *p, uint32_t len,
                                       KonaSlabOpenReq *out);
-/* *name points into @p, not NUL terminated; length in out->name_len. */
+/*
+ * *name points into @p, not NUL terminated; length in out->name_len.
+ * *key points at the volume key (KONA_ATTACH_F_KEY), else NULL.
+ */
 const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
                                         KonaSlabAttachReq *out,
+                                        const uint8_t **key,
                                         const char **name);
+const char *kona_decode_slab_gen_req(const uint8_t *p, uint32_t len,
+                                     KonaSlabGenReq *out);
 const char *kona_decode_slab_rep(const uint8_t *p, uint32_t len,
                                  KonaSlabRep *out);
 const char *kona_decode_slab_map_rep(const uint8_t *p, uint32_t len,

@@ -57,13 +57,22 @@ static void put_slab_rep(MnConn *c, const KonaHdr *h, MnSlab *s,
 
 /* ---- slab access ---- */
 
+/* @c lets go of @s (which it has open): its exclusive hold too. */
+static void conn_release(MnConn *c, MnSlab *s)
+{
+    if (s->excl == c) {
+        s->excl = NULL;
+    }
+    mn_slab_unref(c->srv->store, s);
+}
+
 static void conn_drop_slab(MnConn *c, MnSlab *s)
 {
     if (c->last == s) {
         c->last = NULL;
     }
     g_hash_table_remove(c->open, &s->id);
-    mn_slab_unref(c->srv->store, s);
+    conn_release(c, s);
 }
 
 /* The slab @id if this connection may touch it, else NULL. */
@@ -363,7 +372,7 @@ static bool op_slab_alloc(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (conn_slabs_full(c, h)) {
         return true;
     }
-    s = mn_store_alloc(c->srv->store, req.size, NULL, &err);
+    s = mn_store_alloc(c->srv->store, req.size, NULL, NULL, &err);
     if (!s) {
         reply_err(c, h, err->code, "%s", err->message);
         return true;
@@ -409,17 +418,36 @@ static bool op_slab_open(MnConn *c, const KonaHdr *h, const uint8_t *p)
                   " with that key", req.slab_id);
         return true;
     }
-    if (conn_add_slab(c, h, s)) {
-        put_slab_rep(c, h, s, 0);
+    if (!conn_add_slab(c, h, s)) {
+        return true;
     }
+    if (s->excl && s->excl != c) {
+        /*
+         * the holder of an exclusive attach reconnecting (only it has
+         * the slab key): its old connection may not have been seen to
+         * break yet, and must not write to the volume any more
+         */
+        MnConn *old = s->excl;
+
+        if (c->srv->cfg.net.verbose) {
+            fprintf(stderr, "kona-memnode: %s takes volume %s over from %s\n",
+                    c->kc->peer, s->name, old->kc->peer);
+        }
+        conn_drop_slab(old, s);
+        s->excl = c;
+    }
+    put_slab_rep(c, h, s, 0);
     return true;
 }
 
 static bool op_slab_attach(MnConn *c, const KonaHdr *h, const uint8_t *p)
 {
     KonaSlabAttachReq req;
+    const uint8_t *key;
     const char *name_p;
-    const char *why = kona_decode_slab_attach_req(p, h->len, &req, &name_p);
+    const char *why = kona_decode_slab_attach_req(p, h->len, &req, &key,
+                                                  &name_p);
+    bool excl, exists;
     g_autofree char *name = NULL;
     g_autoptr(GError) err = NULL;
     uint32_t flags = 0;
@@ -429,30 +457,80 @@ static bool op_slab_attach(MnConn *c, const KonaHdr *h, const uint8_t *p)
         return bad_frame(c, h, why);
     }
     name = g_strndup(name_p, req.name_len);
+    excl = req.flags & KONA_ATTACH_F_EXCLUSIVE;
+    if (!key) {
+        reply_err(c, h, EACCES, "volume %s: attaching needs the volume key "
+                  "(KONA_ATTACH_F_KEY)", name);
+        return true;
+    }
     s = mn_store_lookup_name(c->srv->store, name);
+    exists = s != NULL;
+    if (s && (!s->has_volkey ||
+              !kona_auth_equal(s->volkey, key, KONA_KEY_SIZE))) {
+        s = NULL;
+    }
+    if (!s && (exists || !(req.flags & KONA_ATTACH_F_CREATE) || !req.size)) {
+        /* the same answer whether the name exists or the key is wrong */
+        reply_err(c, h, EACCES, "no volume %s with that key", name);
+        return true;
+    }
     if (s && req.size && req.size != s->size) {
         reply_err(c, h, EINVAL, "volume %s has %" G_GUINT64_FORMAT
                   " bytes, not %" G_GUINT64_FORMAT, name, s->size, req.size);
         return true;
     }
+    if (s && s->excl && s->excl != c) {
+        reply_err(c, h, EBUSY, "volume %s is attached exclusively by "
+                  "another connection", name);
+        return true;
+    }
+    if (s && excl &&
+        s->refs > (g_hash_table_contains(c->open, &s->id) ? 1u : 0u)) {
+        reply_err(c, h, EBUSY, "volume %s is attached by another connection",
+                  name);
+        return true;
+    }
     if (!s) {
-        if (!(req.flags & KONA_ATTACH_F_CREATE) || !req.size) {
-            reply_err(c, h, ENOENT, "no volume named %s", name);
-            return true;
-        }
         if (conn_slabs_full(c, h)) {
             return true;
         }
-        s = mn_store_alloc(c->srv->store, req.size, name, &err);
+        s = mn_store_alloc(c->srv->store, req.size, name, key, &err);
         if (!s) {
             reply_err(c, h, err->code, "%s", err->message);
             return true;
         }
         flags = KONA_SLAB_F_CREATED;
     }
-    if (conn_add_slab(c, h, s)) {
-        put_slab_rep(c, h, s, flags);
+    if (!conn_add_slab(c, h, s)) {
+        return true;
     }
+    if (excl) {
+        s->excl = c;
+    }
+    put_slab_rep(c, h, s, flags);
+    return true;
+}
+
+static bool op_slab_gen(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaSlabGenReq req;
+    const char *why = kona_decode_slab_gen_req(p, h->len, &req);
+    g_autoptr(GError) err = NULL;
+    MnSlab *s;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    s = conn_slab_or_refuse(c, h, req.slab_id);
+    if (!s) {
+        return true;
+    }
+    if (!mn_slab_set_generation(c->srv->store, s, req.set, &err)) {
+        reply_err(c, h, err->code, "cannot store the generation: %s",
+                  err->message);
+        return true;
+    }
+    kona_st64(reply(c, h, sizeof(KonaSlabGenRep)), s->generation);
     return true;
 }
 
@@ -483,6 +561,8 @@ static bool mn_dispatch(KonaConn *kc, const KonaHdr *h, const uint8_t *p)
         return op_slab_open(c, h, p);
     case KONA_OP_SLAB_ATTACH:
         return op_slab_attach(c, h, p);
+    case KONA_OP_SLAB_GEN:
+        return op_slab_gen(c, h, p);
     default:
         reply_err(c, h, EOPNOTSUPP, "%s: this is a memory node, not a "
                   "rack controller", kona_op_name(h->op));
@@ -522,7 +602,7 @@ static void mn_conn_gone(KonaConn *kc)
     g_hash_table_iter_init(&it, c->open);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         g_hash_table_iter_remove(&it);
-        mn_slab_unref(srv->store, v);
+        conn_release(c, v);
     }
     g_hash_table_destroy(c->open);
     /* our client's mappings end with its connection (as far as we can see) */

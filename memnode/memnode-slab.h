@@ -19,6 +19,10 @@ typedef struct MnSlab {
     uint64_t size;
     uint8_t key[KONA_KEY_SIZE];
     char *name;                 /* named volume (SLAB_ATTACH), or NULL */
+    uint8_t volkey[KONA_KEY_SIZE];  /* a named volume's key ... */
+    bool has_volkey;            /* ... unless made before volume keys */
+    uint64_t generation;        /* SLAB_GEN: only grows; in the metadata */
+    void *excl;                 /* connection holding it exclusively */
     uint8_t *mem;               /* size bytes; NULL once freed */
     int fd;                     /* memfd or data file; -1 once freed */
     bool doomed;                /* SLAB_FREE'd: destroyed when nobody holds it */
@@ -51,9 +55,20 @@ MnSlabStore *mn_store_new(uint64_t capacity, const char *data_dir,
                           int64_t linger_ms, GError **errp);
 void mn_store_free(MnSlabStore *st);
 
-/* New zero-filled slab with refs == 0; the caller takes a reference. */
+/*
+ * New zero-filled slab with refs == 0; the caller takes a reference.  A
+ * named volume (@name) gets @volkey.
+ */
 MnSlab *mn_store_alloc(MnSlabStore *st, uint64_t size, const char *name,
-                       GError **errp);
+                       const uint8_t *volkey, GError **errp);
+
+/*
+ * Raise @s's generation to @gen if that is more than it has, durably
+ * with a data directory (metadata file and directory synced) before
+ * returning.  On failure the generation stays as it was.
+ */
+bool mn_slab_set_generation(MnSlabStore *st, MnSlab *s, uint64_t gen,
+                            GError **errp);
 MnSlab *mn_store_lookup(MnSlabStore *st, uint64_t id);
 MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name);
 

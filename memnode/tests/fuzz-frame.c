@@ -68,6 +68,8 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     KonaWroteLinesReq wl;
     KonaRackRegisterReq rr;
     KonaRackAllocReq ra;
+    KonaSlabAttachReq sa;
+    KonaSlabGenReq sg;
     KonaHdr h;
     const uint8_t *m, *dd;
     const char *s;
@@ -79,6 +81,8 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     kona_decode_wrote_lines_req(d, len, &wl, &m);
     kona_decode_rack_register_req(d, len, &rr, &s);
     kona_decode_rack_alloc_req(d, len, &ra, &s);
+    kona_decode_slab_attach_req(d, len, &sa, &m, &s);
+    kona_decode_slab_gen_req(d, len, &sg);
     if (n >= KONA_HDR_SIZE) {
         kona_hdr_decode(d, &h);
         kona_check_reply_hdr(&h, d[0] & 0x3f);

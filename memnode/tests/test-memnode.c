@@ -16,6 +16,9 @@
 #include "mn-testutil.h"
 
 #define TIMEOUT_MS 5000
+
+/* the key of the tests' named volumes */
+static const uint8_t test_volkey[KONA_KEY_SIZE] = "test-volume-key";
 #define SLAB (1u << 20)
 
 /* A memnode on a private unix socket (and optionally TCP) plus cleanup. */
@@ -755,8 +758,10 @@ static void test_persistence(void)
         write_page(l, slab, model, p * KONA_PAGE_SIZE, 0xF0F0F0F0F0F0F0F0ull,
                    src + p * KONA_PAGE_SIZE);
     }
-    g_assert_cmpint(kona_link_slab_attach(l, "vm-disk.0", 65536, true, &vol,
-                                          &vsize, &created, &err), ==, 0);
+    g_assert_cmpint(kona_link_slab_attach_key(l, "vm-disk.0", 65536,
+                                              KONA_ATTACH_F_CREATE,
+                                              test_volkey, &vol, &vsize,
+                                              &created, &err), ==, 0);
     g_assert_true(created);
     mn_fill(buf, sizeof(buf), 8);
     g_assert_cmpint(kona_link_write_lines(l, vol, 8192, 1,
@@ -784,8 +789,9 @@ static void test_persistence(void)
     l = link_to(old_unix);
     g_assert_cmpint(kona_link_slab_open(l, slab, key, NULL, &err), ==, 0);
     check_slab(l, slab, model, SLAB);
-    g_assert_cmpint(kona_link_slab_attach(l, "vm-disk.0", 0, false, &vol,
-                                          &vsize, &created, &err), ==, 0);
+    g_assert_cmpint(kona_link_slab_attach_key(l, "vm-disk.0", 0, 0,
+                                              test_volkey, &vol, &vsize,
+                                              &created, &err), ==, 0);
     g_assert_false(created);
     g_assert_cmpuint(vsize, ==, 65536);
     {

@@ -158,7 +158,9 @@ static void test_decode_misc(void)
     uint8_t p[64] = { 0 };
     KonaReadReq rd;
     KonaSlabAttachReq at;
+    KonaSlabGenReq gen;
     KonaHelloReq hi;
+    const uint8_t *key;
     const char *name;
 
     kona_st64(p, 1);
@@ -173,13 +175,32 @@ static void test_decode_misc(void)
     memset(p, 0, sizeof(p));
     kona_st16(p + 8, 5);
     memcpy(p + 16, "vm-01", 5);
-    g_assert_null(kona_decode_slab_attach_req(p, 21, &at, &name));
+    g_assert_null(kona_decode_slab_attach_req(p, 21, &at, &key, &name));
     g_assert_cmpmem(name, 5, "vm-01", 5);
-    g_assert_nonnull(kona_decode_slab_attach_req(p, 22, &at, &name));
+    g_assert_null(key);
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 22, &at, &key, &name));
     memcpy(p + 16, "vm/01", 5);
-    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &name));
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &key, &name));
     memcpy(p + 16, ".hide", 5);
-    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &name));
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &key, &name));
+    /* with a key: 16 bytes before the name */
+    kona_st16(p + 10, KONA_ATTACH_F_KEY | KONA_ATTACH_F_EXCLUSIVE);
+    memset(p + 16, 0xab, KONA_KEY_SIZE);
+    memcpy(p + 32, "vm-01", 5);
+    g_assert_null(kona_decode_slab_attach_req(p, 37, &at, &key, &name));
+    g_assert_true(key == p + 16);
+    g_assert_cmpmem(name, 5, "vm-01", 5);
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &key, &name));
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 36, &at, &key, &name));
+    kona_st16(p + 10, 0x8);         /* unknown flag */
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 37, &at, &key, &name));
+    /* SLAB_GEN */
+    kona_st64(p, 7);
+    kona_st64(p + 8, 42);
+    g_assert_null(kona_decode_slab_gen_req(p, 16, &gen));
+    g_assert_cmpuint(gen.slab_id, ==, 7);
+    g_assert_cmpuint(gen.set, ==, 42);
+    g_assert_nonnull(kona_decode_slab_gen_req(p, 8, &gen));
 
     memset(p, 0, sizeof(p));
     kona_st32(p, KONA_PROTO_MAGIC);
@@ -525,7 +546,7 @@ static void test_slab_memfd(void)
 {
     g_autoptr(GError) err = NULL;
     MnSlabStore *st = mn_store_new(1 << 30, NULL, 0, &err);
-    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, &err);
+    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, NULL, &err);
     int seals;
 
     g_assert_no_error(err);
@@ -553,7 +574,7 @@ static void test_slab_map_accounting(void)
 {
     g_autoptr(GError) err = NULL;
     MnSlabStore *st = mn_store_new(1 << 30, NULL, 60000, &err);
-    MnSlab *a = mn_store_alloc(st, 1 << 20, NULL, &err);
+    MnSlab *a = mn_store_alloc(st, 1 << 20, NULL, NULL, &err);
     MnSlab *b;
 
     mn_slab_ref(st, a);
@@ -566,7 +587,7 @@ static void test_slab_map_accounting(void)
     g_assert_null(mn_store_lookup(st, a->id));
     /* the capacity it holds is really not available */
     st->capacity = 3 << 20;
-    b = mn_store_alloc(st, 3 << 20, NULL, &err);
+    b = mn_store_alloc(st, 3 << 20, NULL, NULL, &err);
     g_assert_null(b);
     g_assert_error(err, KONA_ERROR, ENOSPC);
     g_clear_error(&err);
@@ -575,7 +596,7 @@ static void test_slab_map_accounting(void)
     mn_slab_map_unref(st, a);   /* frees the struct too */
     g_assert_cmpuint(st->used, ==, 0);
     g_assert_cmpuint(st->mapped_slabs, ==, 0);
-    b = mn_store_alloc(st, 3 << 20, NULL, &err);
+    b = mn_store_alloc(st, 3 << 20, NULL, NULL, &err);
     g_assert_no_error(err);
     g_assert_nonnull(b);
     mn_store_free(st);
@@ -591,7 +612,7 @@ static void test_slab_sync_error(void)
     g_autoptr(GError) err = NULL;
     g_autofree char *dir = mn_tmpdir();
     MnSlabStore *st = mn_store_new(1 << 30, dir, 0, &err);
-    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, &err);
+    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, NULL, &err);
     void *m;
 
     g_assert_no_error(err);
@@ -625,7 +646,7 @@ static void test_slab_file_allocated(void)
     g_autoptr(GError) err = NULL;
     g_autofree char *dir = mn_tmpdir();
     MnSlabStore *st = mn_store_new(1 << 30, dir, 0, &err);
-    MnSlab *s = mn_store_alloc(st, 4 << 20, NULL, &err);
+    MnSlab *s = mn_store_alloc(st, 4 << 20, NULL, NULL, &err);
     struct stat sb;
 
     g_assert_no_error(err);

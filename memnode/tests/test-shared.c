@@ -19,6 +19,9 @@
 #include "mn-testutil.h"
 
 #define TIMEOUT_MS 5000
+
+/* the key of the tests' named volumes */
+static const uint8_t test_volkey[KONA_KEY_SIZE] = "test-volume-key";
 #define SLAB (1u << 20)
 
 typedef struct Node {
@@ -613,8 +616,10 @@ static void test_full_disk(void)
     g_assert_cmpint(kona_link_slab_alloc(l, 4 << 20, &id, &err), ==, -ENOSPC);
     g_assert_nonnull(strstr(err->message, "no room"));
     g_clear_error(&err);
-    g_assert_cmpint(kona_link_slab_attach(l, "big", 4 << 20, true, &id, &size,
-                                          &created, &err), ==, -ENOSPC);
+    g_assert_cmpint(kona_link_slab_attach_key(l, "big", 4 << 20,
+                                              KONA_ATTACH_F_CREATE,
+                                              test_volkey, &id, &size,
+                                              &created, &err), ==, -ENOSPC);
     g_clear_error(&err);
     /* nothing left behind, and what fits still works */
     {
