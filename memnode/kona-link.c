@@ -91,7 +91,21 @@ struct KonaLink {
     char *note_errmsg;
 
     GHashTable *slabs;          /* id -> KonaLinkSlab: reopened on reconnect */
+    GHashTable *replays;        /* tag -> KonaReplay: sent after reconnect */
 };
+
+typedef struct KonaReplay {
+    uint16_t op;
+    GBytes *payload;
+} KonaReplay;
+
+static void replay_free(gpointer p)
+{
+    KonaReplay *r = p;
+
+    g_bytes_unref(r->payload);
+    g_free(r);
+}
 
 /* ---- errors and connection state ---- */
 
@@ -832,6 +846,22 @@ static void reopen_slabs(KonaLink *l)
     g_slist_free(lost);
 }
 
+/* Send the replays (kona_link_replay_add) again; replies are ignored. */
+static void replay_requests(KonaLink *l)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, l->replays);
+    while (g_hash_table_iter_next(&it, NULL, &v) && l->fd >= 0) {
+        KonaReplay *r = v;
+        gsize len;
+        const void *p = g_bytes_get_data(r->payload, &len);
+
+        call_noconnect(l, r->op, p, (uint32_t)len, NULL, NULL);
+    }
+}
+
 static int link_open(KonaLink *l, GError **errp)
 {
     struct timeval tv;
@@ -857,6 +887,7 @@ static int link_open(KonaLink *l, GError **errp)
         return -(errp && *errp ? (*errp)->code : EPROTO);
     }
     reopen_slabs(l);
+    replay_requests(l);
     if (l->fd < 0) {
         return fail(l, errp, ECONNRESET, "connection lost while reopening "
                     "slabs: %s", l->break_reason);
@@ -886,6 +917,8 @@ KonaLink *kona_link_connect_opts(const char *addr, const KonaLinkOptions *o,
     l->reqs = g_hash_table_new(g_int64_hash, g_int64_equal);
     l->slabs = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
                                      g_free);
+    l->replays = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                       replay_free);
     l->ib_cap = IB_CAP;
     l->ib = g_malloc(l->ib_cap);
     if (link_open(l, errp) < 0) {
@@ -923,6 +956,7 @@ void kona_link_close(KonaLink *l)
     }
     g_hash_table_destroy(l->reqs);
     g_hash_table_destroy(l->slabs);
+    g_hash_table_destroy(l->replays);
     rx_fds_close(l);
     g_array_free(l->rx_fds, TRUE);
     g_free(l->note_ranges);
@@ -986,6 +1020,26 @@ uint64_t kona_link_node_id(const KonaLink *l)
 uint64_t kona_link_reconnects(const KonaLink *l)
 {
     return l->reconnects;
+}
+
+GBytes *kona_link_secret(const KonaLink *l)
+{
+    return l->secret;
+}
+
+void kona_link_replay_add(KonaLink *l, uint64_t tag, uint16_t op,
+                          const void *payload, uint32_t len)
+{
+    KonaReplay *r = g_new0(KonaReplay, 1);
+
+    r->op = op;
+    r->payload = g_bytes_new(payload, len);
+    g_hash_table_replace(l->replays, g_memdup2(&tag, sizeof(tag)), r);
+}
+
+void kona_link_replay_remove(KonaLink *l, uint64_t tag)
+{
+    g_hash_table_remove(l->replays, &tag);
 }
 
 unsigned kona_link_inflight(const KonaLink *l)

@@ -27,6 +27,7 @@ static_assert(sizeof(KonaRackAllocRep) == 24, "KonaRackAllocRep");
 static_assert(sizeof(KonaRackPlacement) == 48, "KonaRackPlacement");
 static_assert(sizeof(KonaRackStatusRep) == 24, "KonaRackStatusRep");
 static_assert(sizeof(KonaRackNode) == 32, "KonaRackNode");
+static_assert(sizeof(KonaRackReclaimReq) == 24, "KonaRackReclaimReq");
 static_assert(KONA_MAX_PAYLOAD >= sizeof(KonaWriteLinesReq) +
               8 * KONA_MAX_WRITE_PAGES + KONA_MAX_IO, "max payload");
 static_assert(KONA_MAX_PAYLOAD >= sizeof(KonaWroteLinesReq) +
@@ -94,6 +95,7 @@ const char *kona_op_name(unsigned op)
     case KONA_OP_RACK_ALLOC:    return "RACK_ALLOC";
     case KONA_OP_RACK_FREE:     return "RACK_FREE";
     case KONA_OP_RACK_STATUS:   return "RACK_STATUS";
+    case KONA_OP_RACK_RECLAIM:  return "RACK_RECLAIM";
     default:                    return "?";
     }
 }
@@ -146,8 +148,14 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         return true;
     case KONA_OP_SLAB_FREE:
     case KONA_OP_SLAB_MAP:
-    case KONA_OP_RACK_FREE:
         *min = *max = 8;
+        return true;
+    case KONA_OP_RACK_FREE:
+        *min = 8;
+        *max = 8 + KONA_KEY_SIZE;
+        return true;
+    case KONA_OP_RACK_RECLAIM:
+        *min = *max = sizeof(KonaRackReclaimReq);
         return true;
     case KONA_OP_SLAB_OPEN:
         *min = *max = sizeof(KonaSlabOpenReq);
@@ -179,7 +187,7 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         return true;
     case KONA_OP_RACK_ALLOC:
         *min = sizeof(KonaRackAllocReq);
-        *max = sizeof(KonaRackAllocReq) + KONA_MAX_NAME;
+        *max = sizeof(KonaRackAllocReq) + KONA_KEY_SIZE + KONA_MAX_NAME;
         return true;
     default:
         return false;
@@ -261,6 +269,7 @@ const char *kona_check_reply_hdr(const KonaHdr *h, unsigned req_op)
         max = sizeof(KonaStatsRep) + 8 * KONA_MAX_STATS_FIELDS;
         break;
     case KONA_OP_RACK_ALLOC:
+    case KONA_OP_RACK_RECLAIM:
     case KONA_OP_RACK_STATUS:
         max = KONA_MAX_PAYLOAD;
         break;
@@ -586,8 +595,11 @@ const char *kona_decode_rack_register_req(const uint8_t *p, uint32_t len,
 
 const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
                                        KonaRackAllocReq *out,
+                                       const uint8_t **key,
                                        const char **name)
 {
+    uint32_t klen;
+
     if (len < sizeof(*out)) {
         return "RACK_ALLOC truncated";
     }
@@ -596,13 +608,15 @@ const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
     out->name_len = kona_ld16(p + 16);
     out->flags = kona_ld16(p + 18);
     out->reserved = kona_ld32(p + 20);
-    if (out->flags || out->reserved) {
+    if ((out->flags & ~KONA_RACK_ALLOC_F_ALL) || out->reserved) {
         return "RACK_ALLOC reserved field not zero";
     }
-    if (len != sizeof(*out) + out->name_len) {
+    klen = out->flags & KONA_RACK_ALLOC_F_KEY ? KONA_KEY_SIZE : 0;
+    if (len != sizeof(*out) + klen + out->name_len) {
         return "RACK_ALLOC name length does not match the frame";
     }
-    *name = (const char *)p + sizeof(*out);
+    *key = klen ? p + sizeof(*out) : NULL;
+    *name = (const char *)p + sizeof(*out) + klen;
     if (out->name_len && !kona_name_valid(*name, out->name_len)) {
         return "RACK_ALLOC invalid name";
     }
@@ -610,11 +624,24 @@ const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
 }
 
 const char *kona_decode_rack_free_req(const uint8_t *p, uint32_t len,
-                                      KonaRackFreeReq *out)
+                                      KonaRackFreeReq *out,
+                                      const uint8_t **key)
 {
-    if (len != sizeof(*out)) {
+    if (len != sizeof(*out) && len != sizeof(*out) + KONA_KEY_SIZE) {
         return "bad RACK_FREE length";
     }
     out->alloc_id = kona_ld64(p);
+    *key = len > sizeof(*out) ? p + sizeof(*out) : NULL;
+    return NULL;
+}
+
+const char *kona_decode_rack_reclaim_req(const uint8_t *p, uint32_t len,
+                                         KonaRackReclaimReq *out)
+{
+    if (len != sizeof(*out)) {
+        return "bad RACK_RECLAIM length";
+    }
+    out->alloc_id = kona_ld64(p);
+    memcpy(out->key, p + 8, KONA_KEY_SIZE);
     return NULL;
 }

@@ -183,11 +183,36 @@
  * allocation that does not fit with -ENOSPC and a message.
  *
  *   RACK_REGISTER KonaRackRegisterReq + addr -> KonaRackRegisterRep
- *   RACK_ALLOC    KonaRackAllocReq + name    -> KonaRackAllocRep +
- *                 count x (KonaRackPlacement + addr, padded to 8 bytes)
- *   RACK_FREE     KonaRackFreeReq            -> empty
+ *   RACK_ALLOC    KonaRackAllocReq + [key] + name -> KonaRackAllocRep +
+ *                 count x (KonaRackPlacement + addr, padded to 8 bytes) +
+ *                 the 16-byte allocation key
+ *   RACK_RECLAIM  KonaRackReclaimReq         -> as RACK_ALLOC
+ *   RACK_FREE     KonaRackFreeReq [+ key]    -> empty
  *   RACK_STATUS   empty                      -> KonaRackStatusRep +
  *                 nodes x (KonaRackNode + addr, padded to 8 bytes)
+ *
+ * Every allocation has a 128-bit allocation key, returned at the end of
+ * the RACK_ALLOC reply (after the placements, where clients that do not
+ * know it stop reading): random for an unnamed allocation, the client's
+ * key for a named one.  An allocation is held by the connection that
+ * made it (or reclaimed it).  When that connection closes, an unnamed
+ * allocation is kept for the controller's lease time (--lease, default
+ * 60 s): a client that reconnects gets it back with RACK_RECLAIM
+ * { alloc_id, key } (kona-rack does it on reconnect), after which it is
+ * the new connection's; without a reclaim the lease expires and its
+ * slabs are freed.  RACK_RECLAIM of a held allocation takes it over (the
+ * holder reconnecting before the controller saw it go).  A wrong key and
+ * an unknown id get the same -EACCES.
+ *
+ * A named allocation (RACK_ALLOC with a name) needs a key, as a named
+ * volume does (KONA_RACK_ALLOC_F_KEY, 16 bytes before the name): the
+ * first RACK_ALLOC of a name sets it; a later one of the same name with
+ * the same key gets the same placements, with another key (or none) the
+ * same -EACCES as a name that does not exist.  Named allocations outlive
+ * their connections (no lease) until freed.  KONA_RACK_ALLOC_F_EXCLUSIVE
+ * refuses (-EBUSY) while another connection holds the allocation, and
+ * keeps others out while held.  RACK_FREE succeeds only for a connection
+ * holding the allocation, or with its key (-ENOENT otherwise).
  */
 #ifndef KONA_PROTO_H
 #define KONA_PROTO_H
@@ -246,6 +271,7 @@ typedef enum KonaOp {
     KONA_OP_RACK_ALLOC    = 0x31,
     KONA_OP_RACK_FREE     = 0x32,
     KONA_OP_RACK_STATUS   = 0x33,
+    KONA_OP_RACK_RECLAIM  = 0x34,
 } KonaOp;
 
 #define KONA_OP_REPLY           0x8000u
@@ -429,11 +455,15 @@ typedef struct KonaRackRegisterRep {
     uint64_t node_id;
 } KonaRackRegisterRep;
 
+#define KONA_RACK_ALLOC_F_KEY       0x1     /* 16-byte key before the name */
+#define KONA_RACK_ALLOC_F_EXCLUSIVE 0x2     /* no other connection holds it */
+#define KONA_RACK_ALLOC_F_ALL       0x3
+
 typedef struct KonaRackAllocReq {
     uint64_t size;              /* bytes wanted, > 0 */
     uint64_t slab_size;         /* stripe unit; 0 = controller default */
     uint16_t name_len;          /* 0..KONA_MAX_NAME: named allocations */
-    uint16_t flags;             /* reserved, 0 */
+    uint16_t flags;             /* KONA_RACK_ALLOC_F_* */
     uint32_t reserved;
 } KonaRackAllocReq;
 
@@ -454,9 +484,15 @@ typedef struct KonaRackPlacement {
     uint32_t reserved1;
 } KonaRackPlacement;
 
+/* Optionally followed by the allocation key (for a non-holder). */
 typedef struct KonaRackFreeReq {
     uint64_t alloc_id;
 } KonaRackFreeReq;
+
+typedef struct KonaRackReclaimReq {
+    uint64_t alloc_id;
+    uint8_t key[KONA_KEY_SIZE];
+} KonaRackReclaimReq;
 
 typedef struct KonaRackStatusRep {
     uint64_t capacity;
@@ -556,11 +592,17 @@ void kona_wrote_range(const uint8_t *p, uint32_t i, KonaWroteRange *out);
 const char *kona_decode_rack_register_req(const uint8_t *p, uint32_t len,
                                           KonaRackRegisterReq *out,
                                           const char **addr);
+/* *key: the key (KONA_RACK_ALLOC_F_KEY) or NULL; *name as for ATTACH. */
 const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
                                        KonaRackAllocReq *out,
+                                       const uint8_t **key,
                                        const char **name);
+/* *key: the allocation key if the request carries one, else NULL. */
 const char *kona_decode_rack_free_req(const uint8_t *p, uint32_t len,
-                                      KonaRackFreeReq *out);
+                                      KonaRackFreeReq *out,
+                                      const uint8_t **key);
+const char *kona_decode_rack_reclaim_req(const uint8_t *p, uint32_t len,
+                                         KonaRackReclaimReq *out);
 
 /* Volume names: 1..KONA_MAX_NAME of [A-Za-z0-9._-], not starting with '.'. */
 bool kona_name_valid(const char *name, size_t len);

@@ -1,21 +1,18 @@
 /*
  * kona-rackctl: the rack controller.  Memory nodes register their
  * capacity; clients ask for memory and get slabs striped across nodes
- * (see "Rack controller" in kona-proto.h).
+ * (see "Rack controller" in kona-proto.h; allocations are in
+ * rackctl-alloc.c).
  *
- * The controller allocates each slab itself, over its own kona-link
- * connection to the memnode, and hands the client the slab id and key;
- * its connection keeps the slab alive until the allocation is freed.
  * It is a control plane: one thread, and the calls to memnodes block the
  * loop for at most their timeouts.
  */
-#include "kona-auth.h"
 #include "kona-link.h"
 #include "kona-server-loop.h"
 #include "kona-server-opts.h"
 #include "kona-sock.h"
 #include "kona-util.h"
-#include "rackctl-place.h"
+#include "rackctl.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -24,69 +21,32 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct RcNode {
-    uint64_t id;
-    char *addr;
-    uint64_t capacity;
-    uint64_t used;
-    bool alive;                 /* its registration connection is open */
-    KonaLink *link;             /* our client connection to it */
-} RcNode;
-
-typedef struct RcStripe {
-    RcNode *node;
-    uint64_t offset;
-    uint64_t size;
-    uint64_t slab_id;
-    uint8_t key[KONA_KEY_SIZE];
-} RcStripe;
-
-typedef struct RcConn RcConn;
-
-typedef struct RcAlloc {
-    uint64_t id;
-    char *name;                 /* named: lives until RACK_FREE */
-    uint64_t size;
-    GArray *stripes;            /* RcStripe */
-    RcConn *owner;              /* unnamed: freed when the owner leaves */
-} RcAlloc;
-
-/* A connection's controller state (KonaConn.priv). */
-struct RcConn {
-    KonaConn *kc;
-    RcNode *node;               /* the memnode registered on this conn */
-};
+RcRack rack;
 
 static KonaServerOpts sopt;
 
 static struct {
     char *slab_size_s;
-} opt;
-
-static struct {
-    KonaServerConfig cfg;
-    KonaServer *ks;
-    GPtrArray *nodes;           /* RcNode*, index = placement node index */
-    GHashTable *allocs;         /* id -> RcAlloc* */
-    GHashTable *named;          /* name -> RcAlloc* */
-    uint64_t next_alloc;
-    unsigned cursor;
-    uint64_t slab_size;
-} rack;
+    int lease_s;
+} opt = { .lease_s = 60 };
 
 static GOptionEntry entries[] = {
     { "slab-size", 0, 0, G_OPTION_ARG_STRING, &opt.slab_size_s,
       "Default stripe/slab size (default 64M)", "SIZE" },
+    { "lease", 0, 0, G_OPTION_ARG_INT, &opt.lease_s,
+      "Keep an unnamed allocation whose client's connection dropped this "
+      "long, for the client to reclaim (default 60; 0 frees at once)",
+      "SECONDS" },
     { 0 }
 };
 
 #define die(...) kona_die("kona-rackctl", __VA_ARGS__)
 
-static void G_GNUC_PRINTF(1, 2) vlog(const char *fmt, ...)
+void rc_log(const char *fmt, ...)
 {
     va_list ap;
 
-    if (!sopt.verbose) {
+    if (!rack.verbose) {
         return;
     }
     fprintf(stderr, "kona-rackctl: ");
@@ -101,9 +61,9 @@ static void G_GNUC_PRINTF(1, 2) vlog(const char *fmt, ...)
 #define reply(c, h, len) kona_reply((c)->kc, h, len)
 #define reply_err(c, h, err, ...) kona_reply_err((c)->kc, h, err, __VA_ARGS__)
 
-/* ---- nodes and allocations ---- */
+/* ---- memory nodes ---- */
 
-static KonaLink *node_link(RcNode *n, GError **errp)
+KonaLink *rc_node_link(RcNode *n, GError **errp)
 {
     KonaLinkOptions o = {
         .connect_timeout_ms = 2000,
@@ -121,187 +81,6 @@ static KonaLink *node_link(RcNode *n, GError **errp)
     }
     n->link = kona_link_connect_opts(n->addr, &o, errp);
     return n->link;
-}
-
-static void alloc_destroy(RcAlloc *a)
-{
-    for (guint i = 0; i < a->stripes->len; i++) {
-        RcStripe *s = &g_array_index(a->stripes, RcStripe, i);
-        g_autoptr(GError) err = NULL;
-
-        s->node->used -= s->size;
-        if (s->node->link &&
-            kona_link_slab_free(s->node->link, s->slab_id, &err) < 0) {
-            /* a dead node's slabs went with it */
-            vlog("freeing slab %" G_GUINT64_FORMAT " on %s: %s", s->slab_id,
-                 s->node->addr, err->message);
-        }
-    }
-    g_hash_table_remove(rack.allocs, &a->id);
-    if (a->name) {
-        g_hash_table_remove(rack.named, a->name);
-    }
-    g_array_free(a->stripes, TRUE);
-    g_free(a->name);
-    g_free(a);
-}
-
-static void put_alloc_reply(RcConn *c, const KonaHdr *h, RcAlloc *a)
-{
-    uint32_t len = sizeof(KonaRackAllocRep);
-    uint8_t *p;
-
-    for (guint i = 0; i < a->stripes->len; i++) {
-        RcStripe *s = &g_array_index(a->stripes, RcStripe, i);
-        len += sizeof(KonaRackPlacement) +
-               kona_pad8((uint32_t)strlen(s->node->addr));
-    }
-    p = reply(c, h, len);
-    memset(p, 0, len);
-    kona_st64(p, a->id);
-    kona_st64(p + 8, a->size);
-    kona_st32(p + 16, a->stripes->len);
-    p += sizeof(KonaRackAllocRep);
-    for (guint i = 0; i < a->stripes->len; i++) {
-        RcStripe *s = &g_array_index(a->stripes, RcStripe, i);
-        size_t alen = strlen(s->node->addr);
-
-        kona_st64(p, s->offset);
-        kona_st64(p + 8, s->slab_id);
-        kona_st64(p + 16, s->size);
-        memcpy(p + 24, s->key, KONA_KEY_SIZE);
-        kona_st16(p + 40, (uint16_t)alen);
-        p += sizeof(KonaRackPlacement);
-        memcpy(p, s->node->addr, alen);
-        p += kona_pad8((uint32_t)alen);
-    }
-}
-
-static void op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *payload)
-{
-    KonaRackAllocReq req;
-    const char *name_p, *why;
-    g_autofree char *name = NULL;
-    g_autofree RcPlaceNode *pn = NULL;
-    g_autofree unsigned *node_of = NULL;
-    uint64_t size, slab, free_total = 0, largest = 0;
-    unsigned nnodes = rack.nodes->len, live = 0;
-    char b1[32], b2[32], b3[32], b4[32];
-    RcAlloc *a;
-    int n;
-
-    why = kona_decode_rack_alloc_req(payload, h->len, &req, &name_p);
-    if (why) {
-        reply_err(c, h, EINVAL, "%s", why);
-        return;
-    }
-    if (req.name_len) {
-        name = g_strndup(name_p, req.name_len);
-        a = g_hash_table_lookup(rack.named, name);
-        if (a) {
-            if (req.size && (req.size + KONA_PAGE_SIZE - 1) /
-                KONA_PAGE_SIZE * KONA_PAGE_SIZE != a->size) {
-                reply_err(c, h, EEXIST, "allocation %s exists with %"
-                          G_GUINT64_FORMAT " bytes", name, a->size);
-                return;
-            }
-            put_alloc_reply(c, h, a);
-            return;
-        }
-    }
-    if (!req.size || req.size > (KONA_MAX_SLAB_SIZE * KONA_MAX_PLACEMENTS)) {
-        reply_err(c, h, EINVAL, "cannot allocate %" G_GUINT64_FORMAT
-                  " bytes", req.size);
-        return;
-    }
-    size = (req.size + KONA_PAGE_SIZE - 1) / KONA_PAGE_SIZE * KONA_PAGE_SIZE;
-    slab = req.slab_size ? req.slab_size : rack.slab_size;
-    if (slab % KONA_PAGE_SIZE || slab > KONA_MAX_SLAB_SIZE) {
-        reply_err(c, h, EINVAL, "slab size %" G_GUINT64_FORMAT " must be a "
-                  "multiple of 4096 up to 1 TiB", slab);
-        return;
-    }
-    if ((size + slab - 1) / slab > KONA_MAX_PLACEMENTS) {
-        reply_err(c, h, EINVAL, "%s in slabs of %s is more than %d slabs; "
-                  "ask for bigger slabs",
-                  kona_format_size(size, b1, sizeof(b1)),
-                  kona_format_size(slab, b2, sizeof(b2)), KONA_MAX_PLACEMENTS);
-        return;
-    }
-    pn = g_new0(RcPlaceNode, MAX(nnodes, 1));
-    for (unsigned i = 0; i < nnodes; i++) {
-        RcNode *nd = g_ptr_array_index(rack.nodes, i);
-        pn[i].alive = nd->alive;
-        pn[i].free = nd->capacity > nd->used ? nd->capacity - nd->used : 0;
-        if (nd->alive) {
-            live++;
-            free_total += pn[i].free;
-            largest = MAX(largest, pn[i].free);
-        }
-    }
-    node_of = g_new(unsigned, KONA_MAX_PLACEMENTS);
-    n = rc_place(pn, nnodes, size, slab, KONA_MAX_PLACEMENTS, &rack.cursor,
-                 node_of);
-    if (n < 0) {
-        reply_err(c, h, -n, "rack cannot place %s in slabs of %s: %s free "
-                  "across %u live memory node%s (largest free %s)",
-                  kona_format_size(size, b1, sizeof(b1)),
-                  kona_format_size(slab, b2, sizeof(b2)),
-                  kona_format_size(free_total, b3, sizeof(b3)), live,
-                  live == 1 ? "" : "s",
-                  kona_format_size(largest, b4, sizeof(b4)));
-        return;
-    }
-
-    a = g_new0(RcAlloc, 1);
-    a->id = ++rack.next_alloc;
-    a->size = size;
-    a->stripes = g_array_new(FALSE, TRUE, sizeof(RcStripe));
-    g_hash_table_insert(rack.allocs, &a->id, a);
-    for (int i = 0; i < n; i++) {
-        RcStripe s = {
-            .node = g_ptr_array_index(rack.nodes, node_of[i]),
-            .offset = (uint64_t)i * slab,
-            .size = MIN(slab, size - (uint64_t)i * slab),
-        };
-        g_autoptr(GError) err = NULL;
-        KonaLink *l = node_link(s.node, &err);
-
-        if (!l || kona_link_slab_alloc(l, s.size, &s.slab_id, &err) < 0) {
-            reply_err(c, h, err->code, "memory node %s: %s", s.node->addr,
-                      err->message);
-            alloc_destroy(a);
-            return;
-        }
-        kona_link_slab_info(l, s.slab_id, s.key, NULL);
-        s.node->used += s.size;
-        g_array_append_val(a->stripes, s);
-    }
-    if (name) {
-        a->name = g_steal_pointer(&name);
-        g_hash_table_insert(rack.named, a->name, a);
-    } else {
-        a->owner = c;
-    }
-    vlog("%s: allocation %" G_GUINT64_FORMAT ": %s in %d slabs", c->kc->peer,
-         a->id, kona_format_size(size, b1, sizeof(b1)), n);
-    put_alloc_reply(c, h, a);
-}
-
-static void op_free(RcConn *c, const KonaHdr *h, const uint8_t *payload)
-{
-    KonaRackFreeReq req;
-    RcAlloc *a;
-
-    kona_decode_rack_free_req(payload, h->len, &req);
-    a = g_hash_table_lookup(rack.allocs, &req.alloc_id);
-    if (!a || (!a->name && a->owner != c)) {
-        reply_err(c, h, ENOENT, "no allocation %" G_GUINT64_FORMAT
-                  " of this client", req.alloc_id);
-        return;
-    }
-    alloc_destroy(a);
-    reply(c, h, 0);
 }
 
 static void op_register(RcConn *c, const KonaHdr *h, const uint8_t *payload)
@@ -349,7 +128,7 @@ static void op_register(RcConn *c, const KonaHdr *h, const uint8_t *payload)
     n->capacity = req.capacity;
     n->alive = true;
     c->node = n;
-    vlog("memory node %" G_GUINT64_FORMAT " at %s registered with %"
+    rc_log("memory node %" G_GUINT64_FORMAT " at %s registered with %"
          G_GUINT64_FORMAT " bytes", n->id, n->addr, n->capacity);
     kona_st64(reply(c, h, 8), n->id);
 }
@@ -401,10 +180,13 @@ static bool rc_dispatch(KonaConn *kc, const KonaHdr *h, const uint8_t *p)
         op_register(c, h, p);
         return true;
     case KONA_OP_RACK_ALLOC:
-        op_alloc(c, h, p);
+        rc_op_alloc(c, h, p);
+        return true;
+    case KONA_OP_RACK_RECLAIM:
+        rc_op_reclaim(c, h, p);
         return true;
     case KONA_OP_RACK_FREE:
-        op_free(c, h, p);
+        rc_op_free(c, h, p);
         return true;
     case KONA_OP_RACK_STATUS:
         op_status(c, h);
@@ -433,27 +215,19 @@ static void *rc_conn_new(KonaConn *kc)
 static void rc_conn_gone(KonaConn *kc)
 {
     RcConn *c = kc->priv;
-    GHashTableIter it;
-    gpointer v;
-    GSList *mine = NULL;
 
     if (c->node) {
         c->node->alive = false;
-        vlog("memory node %s went away", c->node->addr);
+        rc_log("memory node %s went away", c->node->addr);
     }
-    g_hash_table_iter_init(&it, rack.allocs);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        RcAlloc *a = v;
-        if (a->owner == c) {
-            mine = g_slist_prepend(mine, a);
-        }
-    }
-    for (GSList *l = mine; l; l = l->next) {
-        alloc_destroy(l->data);
-    }
-    g_slist_free(mine);
+    rc_alloc_conn_gone(c);
     g_free(c);
     kc->priv = NULL;
+}
+
+static int64_t rc_timer(void *opaque)
+{
+    return rc_alloc_expire();
 }
 
 static const KonaServerOps rc_ops = {
@@ -481,18 +255,23 @@ int main(int argc, char **argv)
     if (!rack.slab_size || rack.slab_size % KONA_PAGE_SIZE) {
         die("--slab-size must be a non-zero multiple of 4096");
     }
+    if (opt.lease_s < 0) {
+        die("--lease must be >= 0");
+    }
+    rack.lease_ms = (int64_t)opt.lease_s * 1000;
     kona_server_opts_config(&sopt, &rack.cfg);
+    rack.verbose = sopt.verbose;
     rack.nodes = g_ptr_array_new();
-    rack.allocs = g_hash_table_new(g_int64_hash, g_int64_equal);
-    rack.named = g_hash_table_new(g_str_hash, g_str_equal);
+    rc_alloc_init();
     rack.ks = kona_server_new(&rack.cfg, &rc_ops, NULL);
+    kona_server_set_timer(rack.ks, rc_timer, NULL);
     kona_server_opts_listen(&sopt, rack.ks);
     kona_server_opts_ready(&sopt, rack.ks);
 
     kona_server_run(rack.ks);
 
+    /* allocations are not freed: their slabs linger on the memnodes */
     kona_server_shutdown(rack.ks);
-    /* named allocations' slabs stay on the memnodes (they linger there) */
     for (guint i = 0; i < rack.nodes->len; i++) {
         RcNode *nd = g_ptr_array_index(rack.nodes, i);
         kona_link_close(nd->link);

@@ -80,7 +80,7 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     kona_decode_slab_map_rep(d, len, &mr);
     kona_decode_wrote_lines_req(d, len, &wl, &m);
     kona_decode_rack_register_req(d, len, &rr, &s);
-    kona_decode_rack_alloc_req(d, len, &ra, &s);
+    kona_decode_rack_alloc_req(d, len, &ra, &m, &s);
     kona_decode_slab_attach_req(d, len, &sa, &m, &s);
     kona_decode_slab_gen_req(d, len, &sg);
     if (n >= KONA_HDR_SIZE) {
