@@ -15,6 +15,9 @@
  *   -EACCES        the slab is not ours (never allocated, opened or
  *                  attached on this link), or authentication failed
  *   -ENOSPC        the node is out of capacity
+ *   -EBUSY         a volume (or rack allocation) held by another
+ *                  connection, exclusively or against an exclusive ask
+ *   -EMFILE        the server has its maximum of clients (at connect)
  *   -EPROTO        the server broke the protocol
  *
  * A broken connection is re-established automatically by the next call

@@ -43,7 +43,12 @@
  * client_nonce) and the server answers with HMAC-SHA256(secret,
  * "kona-auth-server" || server_nonce || client_nonce), so each side knows
  * the other has the secret and no reply can be replayed across sessions.
- * Until then every other op is malformed.
+ * Until then every other op is malformed.  A server at its client limit
+ * answers HELLO (or, where AUTH is required, AUTH) with -EMFILE and a
+ * message, then closes the connection; a connection that has not
+ * finished the handshake by the server's deadline is closed, and one
+ * that is still in the handshake may be dropped for a newer one when
+ * the server has too many of them.
  *
  * Slabs and access
  * ----------------
@@ -321,7 +326,9 @@ typedef struct KonaHelloRep {
     uint64_t caps;
     uint32_t max_payload;       /* the server's KONA_MAX_PAYLOAD */
     uint32_t max_io;
-    uint64_t max_inflight;      /* reply bytes the server queues per client */
+    uint64_t max_inflight;      /* what the replies the server queues per
+                                 * client may cost (bytes + bookkeeping)
+                                 * before it stops reading that client */
     uint64_t node_id;           /* random per server instance */
     uint8_t nonce[KONA_NONCE_SIZE];
 } KonaHelloRep;

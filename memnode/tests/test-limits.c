@@ -211,6 +211,46 @@ static void test_idle_lockout_rackctl(void)
     idle_lockout(mn_rackctl_bin(), true);
 }
 
+/*
+ * --max-clients counts clients past the handshake: the one too many is
+ * told so in its HELLO reply; the controller's idle sockets meet the
+ * same handshake deadline as the memnode's.
+ */
+static void test_max_clients(void)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autoptr(GError) err = NULL;
+    MnProc *p = start(mn_rackctl_bin(), dir, "ctl",
+                      (const char *const[]){ "--max-clients=2",
+                                             "--handshake-timeout=1",
+                                             NULL });
+    g_autoptr(KonaLink) a = link_to(p->addrs[0]);
+    g_autoptr(KonaLink) b = link_to(p->addrs[0]);
+    int64_t t0;
+    char c;
+    int fd;
+
+    g_assert_null(kona_link_connect(p->addrs[0], TIMEOUT_MS, &err));
+    g_assert_error(err, KONA_ERROR, EMFILE);
+    g_assert_nonnull(strstr(err->message, "2 clients connected"));
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_ping(a, &err), ==, 0);
+    /* an idle socket is closed at the deadline */
+    fd = kona_connect(p->addrs[0], TIMEOUT_MS, &err);
+    g_assert_cmpint(fd, >=, 0);
+    t0 = kona_now_ms();
+    g_assert_cmpint(recv(fd, &c, 1, 0), ==, 0);
+    g_assert_cmpint(kona_now_ms() - t0, >=, 900);
+    g_assert_cmpint(kona_now_ms() - t0, <, 3000);
+    close(fd);
+    g_assert_cmpint(kona_link_ping(b, &err), ==, 0);
+    kona_link_close(g_steal_pointer(&a));
+    kona_link_close(g_steal_pointer(&b));
+    g_assert_cmpint(mn_proc_stop(p), ==, 0);
+    mn_proc_free(p);
+    mn_rm_rf(dir);
+}
+
 /* ---- out of descriptors ---- */
 
 /*
@@ -283,6 +323,7 @@ int main(int argc, char **argv)
     g_test_add_func("/limits/tiny-read-flood", test_tiny_read_flood);
     g_test_add_func("/limits/idle-lockout/memnode", test_idle_lockout_memnode);
     g_test_add_func("/limits/idle-lockout/rackctl", test_idle_lockout_rackctl);
+    g_test_add_func("/limits/max-clients", test_max_clients);
     g_test_add_func("/limits/emfile", test_emfile);
     return g_test_run();
 }
