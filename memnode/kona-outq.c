@@ -5,7 +5,8 @@
  * Cost: every entry is charged twice its size (the ring is at most twice
  * as long as the entries in it), plus its arena bytes, or its allocation
  * with malloc's overhead, or for a reference the allocation its copy
- * would need and the reference itself.  The arena is allocated once.
+ * would need and the reference itself.  The arena is allocated once, at
+ * the first reply, and is part of a connection's fixed cost.
  */
 #include "kona-outq.h"
 
@@ -33,8 +34,8 @@ void kona_outq_init(KonaOutq *q, size_t arena_cap)
     memset(q, 0, sizeof(*q));
     q->cap = OUTQ_RING_MIN;
     q->ents = g_new(KonaOutEnt, q->cap);
+    /* the arena comes with the first reply: idle connections have none */
     q->arena_cap = arena_cap;
-    q->arena = g_malloc(arena_cap);
 }
 
 void kona_outq_destroy(KonaOutq *q)
@@ -124,6 +125,9 @@ static uint8_t *arena_alloc(KonaOutq *q, size_t len, size_t *release)
 {
     size_t off;
 
+    if (!q->arena) {
+        q->arena = g_malloc(q->arena_cap);
+    }
     if (q->a_used == q->arena_cap && q->a_used) {
         return NULL;
     }

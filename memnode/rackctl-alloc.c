@@ -165,7 +165,7 @@ static void alloc_existing(RcConn *c, const KonaHdr *h, RcAlloc *a,
     put_alloc_reply(c, h, a);
 }
 
-void rc_op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *payload)
+bool rc_op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *payload)
 {
     KonaRackAllocReq req;
     const char *name_p, *why;
@@ -181,40 +181,39 @@ void rc_op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *payload)
 
     why = kona_decode_rack_alloc_req(payload, h->len, &req, &key, &name_p);
     if (why) {
-        reply_err(c, h, EINVAL, "%s", why);
-        return;
+        return kona_bad_frame(c->kc, h, why);
     }
     if (req.name_len) {
         name = g_strndup(name_p, req.name_len);
         if (!key) {
             reply_err(c, h, EACCES, "allocation %s: a named allocation "
                       "needs its key (KONA_RACK_ALLOC_F_KEY)", name);
-            return;
+            return true;
         }
         a = g_hash_table_lookup(rack.named, name);
         if (a) {
             alloc_existing(c, h, a, &req, key);
-            return;
+            return true;
         }
     }
     if (!req.size || req.size > (KONA_MAX_SLAB_SIZE * KONA_MAX_PLACEMENTS)) {
         reply_err(c, h, EINVAL, "cannot allocate %" G_GUINT64_FORMAT
                   " bytes", req.size);
-        return;
+        return true;
     }
     size = (req.size + KONA_PAGE_SIZE - 1) / KONA_PAGE_SIZE * KONA_PAGE_SIZE;
     slab = req.slab_size ? req.slab_size : rack.slab_size;
     if (slab % KONA_PAGE_SIZE || slab > KONA_MAX_SLAB_SIZE) {
         reply_err(c, h, EINVAL, "slab size %" G_GUINT64_FORMAT " must be a "
                   "multiple of 4096 up to 1 TiB", slab);
-        return;
+        return true;
     }
     if ((size + slab - 1) / slab > KONA_MAX_PLACEMENTS) {
         reply_err(c, h, EINVAL, "%s in slabs of %s is more than %d slabs; "
                   "ask for bigger slabs",
                   kona_format_size(size, b1, sizeof(b1)),
                   kona_format_size(slab, b2, sizeof(b2)), KONA_MAX_PLACEMENTS);
-        return;
+        return true;
     }
     pn = g_new0(RcPlaceNode, MAX(nnodes, 1));
     for (unsigned i = 0; i < nnodes; i++) {
@@ -238,7 +237,7 @@ void rc_op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *payload)
                   kona_format_size(free_total, b3, sizeof(b3)), live,
                   live == 1 ? "" : "s",
                   kona_format_size(largest, b4, sizeof(b4)));
-        return;
+        return true;
     }
 
     a = g_new0(RcAlloc, 1);
@@ -265,7 +264,7 @@ void rc_op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *payload)
             reply_err(c, h, err->code, "memory node %s: %s", s.node->addr,
                       err->message);
             alloc_destroy(a);
-            return;
+            return true;
         }
         kona_link_slab_info(l, s.slab_id, s.key, NULL);
         s.node->used += s.size;
@@ -280,36 +279,37 @@ void rc_op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *payload)
     rc_log("%s: allocation %" G_GUINT64_FORMAT ": %s in %d slabs",
            c->kc->peer, a->id, kona_format_size(size, b1, sizeof(b1)), n);
     put_alloc_reply(c, h, a);
+    return true;
 }
 
 /*
  * RACK_RECLAIM: a client back after its connection dropped (or before
  * we saw it drop) takes its allocation over with the key.
  */
-void rc_op_reclaim(RcConn *c, const KonaHdr *h, const uint8_t *payload)
+bool rc_op_reclaim(RcConn *c, const KonaHdr *h, const uint8_t *payload)
 {
     KonaRackReclaimReq req;
     const char *why = kona_decode_rack_reclaim_req(payload, h->len, &req);
     RcAlloc *a;
 
     if (why) {
-        reply_err(c, h, EINVAL, "%s", why);
-        return;
+        return kona_bad_frame(c->kc, h, why);
     }
     a = g_hash_table_lookup(rack.allocs, &req.alloc_id);
     if (!a || !kona_auth_equal(a->key, req.key, KONA_KEY_SIZE)) {
         reply_err(c, h, EACCES, "no allocation %" G_GUINT64_FORMAT
                   " with that key", req.alloc_id);
-        return;
+        return true;
     }
     /* an unnamed or exclusive allocation is the new connection's alone */
     alloc_hold(a, c, !a->name || a->exclusive);
     rc_log("%s: reclaimed allocation %" G_GUINT64_FORMAT, c->kc->peer,
            a->id);
     put_alloc_reply(c, h, a);
+    return true;
 }
 
-void rc_op_free(RcConn *c, const KonaHdr *h, const uint8_t *payload)
+bool rc_op_free(RcConn *c, const KonaHdr *h, const uint8_t *payload)
 {
     KonaRackFreeReq req;
     const uint8_t *key;
@@ -317,18 +317,18 @@ void rc_op_free(RcConn *c, const KonaHdr *h, const uint8_t *payload)
     RcAlloc *a;
 
     if (why) {
-        reply_err(c, h, EINVAL, "%s", why);
-        return;
+        return kona_bad_frame(c->kc, h, why);
     }
     a = g_hash_table_lookup(rack.allocs, &req.alloc_id);
     if (!a || !(alloc_held_by(a, c) ||
                 (key && kona_auth_equal(a->key, key, KONA_KEY_SIZE)))) {
         reply_err(c, h, ENOENT, "no allocation %" G_GUINT64_FORMAT
                   " of this client", req.alloc_id);
-        return;
+        return true;
     }
     alloc_destroy(a);
     reply(c, h, 0);
+    return true;
 }
 
 void rc_alloc_conn_gone(RcConn *c)

@@ -83,7 +83,7 @@ KonaLink *rc_node_link(RcNode *n, GError **errp)
     return n->link;
 }
 
-static void op_register(RcConn *c, const KonaHdr *h, const uint8_t *payload)
+static bool op_register(RcConn *c, const KonaHdr *h, const uint8_t *payload)
 {
     KonaRackRegisterReq req;
     const char *addr_p, *why;
@@ -94,19 +94,18 @@ static void op_register(RcConn *c, const KonaHdr *h, const uint8_t *payload)
 
     why = kona_decode_rack_register_req(payload, h->len, &req, &addr_p);
     if (why) {
-        reply_err(c, h, EINVAL, "%s", why);
-        return;
+        return kona_bad_frame(c->kc, h, why);
     }
     addr = g_strndup(addr_p, req.addr_len);
     if (!kona_addr_parse(addr, &ka, &err)) {
         reply_err(c, h, EINVAL, "%s", err->message);
-        return;
+        return true;
     }
     kona_addr_clear(&ka);
     if (c->node) {
         reply_err(c, h, EEXIST, "this connection already registered %s",
                   c->node->addr);
-        return;
+        return true;
     }
     for (guint i = 0; i < rack.nodes->len; i++) {
         RcNode *x = g_ptr_array_index(rack.nodes, i);
@@ -117,7 +116,7 @@ static void op_register(RcConn *c, const KonaHdr *h, const uint8_t *payload)
     if (n && n->alive) {
         reply_err(c, h, EEXIST, "a memory node at %s is already registered",
                   addr);
-        return;
+        return true;
     }
     if (!n) {
         n = g_new0(RcNode, 1);
@@ -129,8 +128,9 @@ static void op_register(RcConn *c, const KonaHdr *h, const uint8_t *payload)
     n->alive = true;
     c->node = n;
     rc_log("memory node %" G_GUINT64_FORMAT " at %s registered with %"
-         G_GUINT64_FORMAT " bytes", n->id, n->addr, n->capacity);
+           G_GUINT64_FORMAT " bytes", n->id, n->addr, n->capacity);
     kona_st64(reply(c, h, 8), n->id);
+    return true;
 }
 
 static void op_status(RcConn *c, const KonaHdr *h)
@@ -177,17 +177,13 @@ static bool rc_dispatch(KonaConn *kc, const KonaHdr *h, const uint8_t *p)
 
     switch (h->op) {
     case KONA_OP_RACK_REGISTER:
-        op_register(c, h, p);
-        return true;
+        return op_register(c, h, p);
     case KONA_OP_RACK_ALLOC:
-        rc_op_alloc(c, h, p);
-        return true;
+        return rc_op_alloc(c, h, p);
     case KONA_OP_RACK_RECLAIM:
-        rc_op_reclaim(c, h, p);
-        return true;
+        return rc_op_reclaim(c, h, p);
     case KONA_OP_RACK_FREE:
-        rc_op_free(c, h, p);
-        return true;
+        return rc_op_free(c, h, p);
     case KONA_OP_RACK_STATUS:
         op_status(c, h);
         return true;

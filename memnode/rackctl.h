@@ -50,9 +50,10 @@ KonaLink *rc_node_link(RcNode *n, GError **errp);
 
 /* ---- allocations (rackctl-alloc.c) ---- */
 void rc_alloc_init(void);
-void rc_op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *p);
-void rc_op_reclaim(RcConn *c, const KonaHdr *h, const uint8_t *p);
-void rc_op_free(RcConn *c, const KonaHdr *h, const uint8_t *p);
+/* false: a malformed frame (the connection closes) */
+bool rc_op_alloc(RcConn *c, const KonaHdr *h, const uint8_t *p);
+bool rc_op_reclaim(RcConn *c, const KonaHdr *h, const uint8_t *p);
+bool rc_op_free(RcConn *c, const KonaHdr *h, const uint8_t *p);
 /* @c is going away: its unnamed allocations start their lease. */
 void rc_alloc_conn_gone(RcConn *c);
 /* Free allocations whose lease ran out; ms until the next, or -1. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "kona-rack.h"
@@ -466,6 +467,39 @@ static void test_wrong_server(void)
     rack_free(r);
 }
 
+/* A malformed rack frame closes that connection only. */
+static void test_malformed(void)
+{
+    Rack *r = rack_start(1, "16M");
+    g_autoptr(KonaLink) good = ctl_link(r);
+    g_autoptr(GError) err = NULL;
+    uint8_t f[KONA_HDR_SIZE + sizeof(KonaRackAllocReq) + 8] = { 0 };
+    struct { uint16_t op; uint32_t len; uint16_t flags; } cases[] = {
+        { KONA_OP_RACK_FREE, 9, 0 },            /* neither id nor id+key */
+        { KONA_OP_RACK_ALLOC, 24, 0x80 },       /* unknown flag */
+        { KONA_OP_RACK_ALLOC, 24 + 5, 0 },      /* name longer than said */
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+        KonaLinkOptions o = { .timeout_ms = TIMEOUT_MS, .no_reconnect = true };
+        g_autoptr(KonaLink) l = kona_link_connect_opts(r->ctl->addrs[0], &o,
+                                                       &err);
+        char ch;
+
+        g_assert_no_error(err);
+        memset(f, 0, sizeof(f));
+        kona_hdr_encode(f, cases[i].op, 7, 0, cases[i].len);
+        kona_st64(f + KONA_HDR_SIZE, 4096);
+        kona_st16(f + KONA_HDR_SIZE + 18, cases[i].flags);
+        g_assert_cmpint(kona_link_send_raw(l, f,
+                                           KONA_HDR_SIZE + cases[i].len,
+                                           &err), ==, 0);
+        g_assert_cmpint(recv(kona_link_fd(l), &ch, 1, 0), ==, 0);
+    }
+    g_assert_cmpint(kona_link_ping(good, &err), ==, 0);
+    rack_free(r);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -479,5 +513,6 @@ int main(int argc, char **argv)
                     test_reclaim_key_and_expiry);
     g_test_add_func("/rack/named-keys", test_named_keys);
     g_test_add_func("/rack/wrong-server", test_wrong_server);
+    g_test_add_func("/rack/malformed", test_malformed);
     return g_test_run();
 }
