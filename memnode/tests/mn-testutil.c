@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kona-sock.h"
 #include "kona-util.h"
 
 static const char *bin_path(const char *env, const char *name)
@@ -245,5 +246,45 @@ void mn_proc_free(MnProc *p)
     }
     mn_proc_kill(p);
     g_strfreev(p->addrs);
+    g_free(p);
+}
+
+MnProxy *mn_proxy_start(const char *target)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *a1 = g_strdup_printf("--listen=unix:%s/p.sock", dir);
+    g_autofree char *a2 = g_strdup_printf("--target=%s", target);
+    g_autofree char *a3 = g_strdup_printf("--control=unix:%s/c.sock", dir);
+    const char *const argv[] = { a1, a2, a3, NULL };
+    MnProxy *p = g_new0(MnProxy, 1);
+
+    p->proc = mn_proc_start(g_getenv("KONA_FAULTPROXY"), argv);
+    p->proc->tmpdir = g_steal_pointer(&dir);
+    p->ctl = kona_connect(p->proc->addrs[1], 5000, &err);
+    g_assert_no_error(err);
+    return p;
+}
+
+void mn_proxy_cmd(MnProxy *p, const char *cmd)
+{
+    g_autofree char *line = g_strdup_printf("%s\n", cmd);
+    char buf[128];
+    ssize_t n;
+
+    g_assert_cmpint(write(p->ctl, line, strlen(line)), ==, strlen(line));
+    n = read(p->ctl, buf, sizeof(buf) - 1);
+    g_assert_cmpint(n, >, 0);
+    buf[n] = 0;
+    g_assert_cmpstr(buf, ==, "ok\n");
+}
+
+void mn_proxy_free(MnProxy *p)
+{
+    close(p->ctl);
+    mn_proc_kill(p->proc);
+    mn_rm_rf(p->proc->tmpdir);
+    g_free(p->proc->tmpdir);
+    mn_proc_free(p->proc);
     g_free(p);
 }

@@ -28,6 +28,17 @@ int mn_proc_stop(MnProc *p);
 void mn_proc_kill(MnProc *p);
 void mn_proc_free(MnProc *p);
 
+/* kona-faultproxy ($KONA_FAULTPROXY) in front of @target. */
+typedef struct MnProxy {
+    MnProc *proc;               /* addrs[0]: where clients connect */
+    int ctl;                    /* its control socket */
+} MnProxy;
+
+MnProxy *mn_proxy_start(const char *target);
+/* Send a control command ("cut", "shared off", ...); expects "ok". */
+void mn_proxy_cmd(MnProxy *p, const char *cmd);
+void mn_proxy_free(MnProxy *p);
+
 /* Path of a built binary: $KONA_MEMNODE / $KONA_RACKCTL or next to us. */
 const char *mn_memnode_bin(void);
 const char *mn_rackctl_bin(void);

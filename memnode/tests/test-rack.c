@@ -467,6 +467,37 @@ static void test_wrong_server(void)
     rack_free(r);
 }
 
+/*
+ * The same through kona-faultproxy: the controller connection is cut
+ * under a client; its next call reconnects and reclaims, and the
+ * allocation outlives the lease.
+ */
+static void test_proxy_cut(void)
+{
+    Rack *r = rack_start_lease(1, "32M", "1");
+    MnProxy *p = mn_proxy_start(r->ctl->addrs[0]);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaRackStatus) st = NULL;
+    g_autoptr(KonaLink) watcher = ctl_link(r);
+    g_autoptr(KonaLink) ctl = kona_link_connect(p->proc->addrs[0],
+                                                TIMEOUT_MS, &err);
+    g_autoptr(KonaRackAlloc) a = NULL;
+
+    g_assert_no_error(err);
+    g_assert_cmpint(kona_rack_alloc(ctl, 8 * MiB, 0, NULL, &a, &err), ==, 0);
+    mn_proxy_cmd(p, "cut");
+    /* the controller sees the close; the client, at its next call */
+    g_usleep(200 * 1000);
+    g_assert_cmpint(kona_rack_status(ctl, &st, &err), ==, 0);
+    g_assert_cmpuint(kona_link_reconnects(ctl), ==, 1);
+    g_clear_pointer(&st, kona_rack_status_free);
+    g_usleep(2200 * 1000);
+    st = status_used(watcher, 8 * MiB, 0);
+    g_assert_cmpint(kona_rack_free(ctl, a->alloc_id, &err), ==, 0);
+    mn_proxy_free(p);
+    rack_free(r);
+}
+
 /* A malformed rack frame closes that connection only. */
 static void test_malformed(void)
 {
@@ -514,5 +545,8 @@ int main(int argc, char **argv)
     g_test_add_func("/rack/named-keys", test_named_keys);
     g_test_add_func("/rack/wrong-server", test_wrong_server);
     g_test_add_func("/rack/malformed", test_malformed);
+    if (g_getenv("KONA_FAULTPROXY")) {
+        g_test_add_func("/rack/faultproxy/cut", test_proxy_cut);
+    }
     return g_test_run();
 }

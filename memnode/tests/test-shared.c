@@ -772,55 +772,10 @@ static void test_greedy_mapper(void)
 
 /* ---- through the fault proxy ---- */
 
-typedef struct Proxy {
-    MnProc *proc;
-    int ctl;
-} Proxy;
-
-static Proxy *proxy_start(const char *target)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *dir = mn_tmpdir();
-    g_autofree char *a1 = g_strdup_printf("--listen=unix:%s/p.sock", dir);
-    g_autofree char *a2 = g_strdup_printf("--target=%s", target);
-    g_autofree char *a3 = g_strdup_printf("--control=unix:%s/c.sock", dir);
-    const char *const argv[] = { a1, a2, a3, NULL };
-    Proxy *p = g_new0(Proxy, 1);
-
-    p->proc = mn_proc_start(g_getenv("KONA_FAULTPROXY"), argv);
-    p->proc->tmpdir = g_steal_pointer(&dir);
-    p->ctl = kona_connect(p->proc->addrs[1], TIMEOUT_MS, &err);
-    g_assert_no_error(err);
-    return p;
-}
-
-static void proxy_cmd(Proxy *p, const char *cmd)
-{
-    g_autofree char *line = g_strdup_printf("%s\n", cmd);
-    char buf[128];
-    ssize_t n;
-
-    g_assert_cmpint(write(p->ctl, line, strlen(line)), ==, strlen(line));
-    n = read(p->ctl, buf, sizeof(buf) - 1);
-    g_assert_cmpint(n, >, 0);
-    buf[n] = 0;
-    g_assert_cmpstr(buf, ==, "ok\n");
-}
-
-static void proxy_free(Proxy *p)
-{
-    close(p->ctl);
-    mn_proc_kill(p->proc);
-    mn_rm_rf(p->proc->tmpdir);
-    g_free(p->proc->tmpdir);
-    mn_proc_free(p->proc);
-    g_free(p);
-}
-
 static void test_proxy_relays(void)
 {
     Node *n = node_start(NULL);
-    Proxy *p = proxy_start(n->unix_addr);
+    MnProxy *p = mn_proxy_start(n->unix_addr);
     g_autoptr(KonaLink) l = link_to(p->proc->addrs[0]);
     g_autoptr(GError) err = NULL;
     uint64_t slab = alloc_slab(l, SLAB), size;
@@ -834,42 +789,42 @@ static void test_proxy_relays(void)
     kona_link_slab_unmap(m, SLAB);
 
     /* a descriptor shorter than the slab, or one that cannot be mapped */
-    proxy_cmd(p, "shm-fault short");
+    mn_proxy_cmd(p, "shm-fault short");
     g_assert_null(kona_link_slab_map(l, slab, &size, &err));
     g_assert_error(err, KONA_ERROR, EINVAL);
     g_assert_nonnull(strstr(err->message, "shorter than the slab"));
     g_clear_error(&err);
-    proxy_cmd(p, "shm-fault unmappable");
+    mn_proxy_cmd(p, "shm-fault unmappable");
     g_assert_null(kona_link_slab_map(l, slab, &size, &err));
     g_assert_error(err, KONA_ERROR, EINVAL);
     g_clear_error(&err);
     /* the link survived both, and the real descriptor works again */
-    proxy_cmd(p, "shm-fault off");
+    mn_proxy_cmd(p, "shm-fault off");
     m = map_slab(l, slab, SLAB);
     g_assert_cmpuint(m[4096], ==, 0x3c);
     kona_link_slab_unmap(m, SLAB);
     g_assert_cmpuint(kona_link_reconnects(l), ==, 0);
     node_free(n);
-    proxy_free(p);
+    mn_proxy_free(p);
 }
 
 static void test_proxy_shared_off(void)
 {
     Node *n = node_start(NULL);
-    Proxy *p = proxy_start(n->unix_addr);
+    MnProxy *p = mn_proxy_start(n->unix_addr);
     g_autoptr(GError) err = NULL;
     KonaLink *l;
 
-    proxy_cmd(p, "shared off");
+    mn_proxy_cmd(p, "shared off");
     l = link_to(p->proc->addrs[0]);
     expect_no_shared(l, alloc_slab(l, SLAB), false);
     kona_link_close(l);
-    proxy_cmd(p, "shared on");
+    mn_proxy_cmd(p, "shared on");
     l = link_to(p->proc->addrs[0]);
     g_assert_true(kona_link_offers_shared(l));
     kona_link_close(l);
     node_free(n);
-    proxy_free(p);
+    mn_proxy_free(p);
 }
 
 int main(int argc, char **argv)
