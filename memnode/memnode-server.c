@@ -144,7 +144,7 @@ static void detach_slab_refs(MnSlab *s, const uint8_t *lo, const uint8_t *hi)
 
 /* ---- operations ---- */
 
-static void op_stats(MnConn *c, const KonaHdr *h)
+static bool op_stats(MnConn *c, const KonaHdr *h, const uint8_t *unused)
 {
     MnServer *srv = c->srv;
     uint8_t *p = reply(c, h, sizeof(KonaStatsRep) + 8 * KONA_STAT__COUNT);
@@ -163,6 +163,7 @@ static void op_stats(MnConn *c, const KonaHdr *h)
     for (int i = 0; i < KONA_STAT__COUNT; i++) {
         kona_st64(p + 8 + 8 * i, srv->stats[i]);
     }
+    return true;
 }
 
 static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
@@ -332,7 +333,7 @@ static bool op_slab_map(MnConn *c, const KonaHdr *h, const uint8_t *p)
     return true;
 }
 
-static void op_flush(MnConn *c, const KonaHdr *h)
+static bool op_flush(MnConn *c, const KonaHdr *h, const uint8_t *unused)
 {
     GHashTableIter it;
     gpointer v;
@@ -357,6 +358,7 @@ static void op_flush(MnConn *c, const KonaHdr *h)
     } else {
         reply(c, h, 0);
     }
+    return true;
 }
 
 static bool op_slab_alloc(MnConn *c, const KonaHdr *h, const uint8_t *p)
@@ -534,40 +536,33 @@ static bool op_slab_gen(MnConn *c, const KonaHdr *h, const uint8_t *p)
     return true;
 }
 
+typedef bool MnOpFn(MnConn *c, const KonaHdr *h, const uint8_t *p);
+
+/* What each op means on a memnode (after the handshake; PING is core's). */
+static MnOpFn *const mn_op_table[] = {
+    [KONA_OP_READ] = op_read,
+    [KONA_OP_WRITE_LINES] = op_write_lines,
+    [KONA_OP_FLUSH] = op_flush,
+    [KONA_OP_WROTE_LINES] = op_wrote_lines,
+    [KONA_OP_SLAB_MAP] = op_slab_map,
+    [KONA_OP_STATS] = op_stats,
+    [KONA_OP_SLAB_ALLOC] = op_slab_alloc,
+    [KONA_OP_SLAB_FREE] = op_slab_free,
+    [KONA_OP_SLAB_OPEN] = op_slab_open,
+    [KONA_OP_SLAB_ATTACH] = op_slab_attach,
+    [KONA_OP_SLAB_GEN] = op_slab_gen,
+};
+
 static bool mn_dispatch(KonaConn *kc, const KonaHdr *h, const uint8_t *p)
 {
     MnConn *c = kc->priv;
 
-    switch (h->op) {
-    case KONA_OP_READ:
-        return op_read(c, h, p);
-    case KONA_OP_WRITE_LINES:
-        return op_write_lines(c, h, p);
-    case KONA_OP_FLUSH:
-        op_flush(c, h);
-        return true;
-    case KONA_OP_WROTE_LINES:
-        return op_wrote_lines(c, h, p);
-    case KONA_OP_SLAB_MAP:
-        return op_slab_map(c, h, p);
-    case KONA_OP_STATS:
-        op_stats(c, h);
-        return true;
-    case KONA_OP_SLAB_ALLOC:
-        return op_slab_alloc(c, h, p);
-    case KONA_OP_SLAB_FREE:
-        return op_slab_free(c, h, p);
-    case KONA_OP_SLAB_OPEN:
-        return op_slab_open(c, h, p);
-    case KONA_OP_SLAB_ATTACH:
-        return op_slab_attach(c, h, p);
-    case KONA_OP_SLAB_GEN:
-        return op_slab_gen(c, h, p);
-    default:
-        reply_err(c, h, EOPNOTSUPP, "%s: this is a memory node, not a "
-                  "rack controller", kona_op_name(h->op));
-        return true;
+    if (h->op < G_N_ELEMENTS(mn_op_table) && mn_op_table[h->op]) {
+        return mn_op_table[h->op](c, h, p);
     }
+    reply_err(c, h, EOPNOTSUPP, "%s: this is a memory node, not a "
+              "rack controller", kona_op_name(h->op));
+    return true;
 }
 
 static uint64_t mn_caps(KonaConn *kc, uint64_t asked)

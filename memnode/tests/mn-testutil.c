@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kona-link.h"
 #include "kona-sock.h"
 #include "kona-util.h"
 
@@ -287,4 +288,87 @@ void mn_proxy_free(MnProxy *p)
     g_free(p->proc->tmpdir);
     mn_proc_free(p->proc);
     g_free(p);
+}
+
+static MnProc *node_exec(MnNode *n, const char *const *extra)
+{
+    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
+    MnProc *p;
+
+    g_ptr_array_add(a, g_strdup_printf("--listen=unix:%s/mn.sock", n->dir));
+    g_ptr_array_add(a, g_strdup("--listen=tcp:127.0.0.1:0"));
+    if (n->data_dir) {
+        g_ptr_array_add(a, g_strdup_printf("--data-dir=%s", n->data_dir));
+    }
+    for (const char *const *e = extra; e && *e; e++) {
+        g_ptr_array_add(a, g_strdup(*e));
+    }
+    g_ptr_array_add(a, NULL);
+    p = mn_proc_start(mn_memnode_bin(), (const char *const *)a->pdata);
+    g_ptr_array_free(a, TRUE);
+    g_assert_cmpuint(g_strv_length(p->addrs), ==, 2);
+    g_assert_true(g_str_has_prefix(p->addrs[0], "unix:"));
+    g_assert_true(g_str_has_prefix(p->addrs[1], "tcp:127.0.0.1:"));
+    g_assert_cmpstr(p->addrs[1], !=, "tcp:127.0.0.1:0");
+    return p;
+}
+
+MnNode *mn_node_start(const char *data_dir, const char *const *extra)
+{
+    MnNode *n = g_new0(MnNode, 1);
+
+    n->dir = mn_tmpdir();
+    n->data_dir = g_strdup(data_dir);
+    n->proc = node_exec(n, extra);
+    n->unix_addr = g_strdup(n->proc->addrs[0]);
+    n->tcp_addr = g_strdup(n->proc->addrs[1]);
+    return n;
+}
+
+void mn_node_restart(MnNode *n, bool crash, const char *const *extra)
+{
+    if (crash) {
+        mn_proc_kill(n->proc);
+    } else {
+        g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
+    }
+    mn_proc_free(n->proc);
+    n->proc = node_exec(n, extra);
+    g_free(n->tcp_addr);
+    n->tcp_addr = g_strdup(n->proc->addrs[1]);
+}
+
+void mn_node_free(MnNode *n)
+{
+    if (n->proc->pid) {
+        g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
+    }
+    mn_proc_free(n->proc);
+    mn_rm_rf(n->dir);
+    g_free(n->dir);
+    g_free(n->unix_addr);
+    g_free(n->tcp_addr);
+    g_free(n->data_dir);
+    g_free(n);
+}
+
+KonaLink *mn_link_to(const char *addr)
+{
+    g_autoptr(GError) err = NULL;
+    KonaLink *l = kona_link_connect(addr, 5000, &err);
+
+    g_assert_no_error(err);
+    g_assert_nonnull(l);
+    return l;
+}
+
+uint64_t mn_alloc_slab(KonaLink *l, uint64_t size)
+{
+    g_autoptr(GError) err = NULL;
+    uint64_t id = 0;
+
+    g_assert_cmpint(kona_link_slab_alloc(l, size, &id, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpuint(id, !=, 0);
+    return id;
 }

@@ -28,6 +28,29 @@ int mn_proc_stop(MnProc *p);
 void mn_proc_kill(MnProc *p);
 void mn_proc_free(MnProc *p);
 
+/*
+ * A kona-memnode on a private unix socket and a TCP port on 127.0.0.1,
+ * with --data-dir=@data_dir (unless NULL) and @extra options.
+ */
+typedef struct MnNode {
+    MnProc *proc;
+    char *dir;                  /* private, removed by mn_node_free */
+    char *unix_addr;
+    char *tcp_addr;
+    char *data_dir;             /* the caller's, or NULL */
+} MnNode;
+
+MnNode *mn_node_start(const char *data_dir, const char *const *extra);
+/* Stop (@crash: SIGKILL) and start again on the same socket and data. */
+void mn_node_restart(MnNode *n, bool crash, const char *const *extra);
+/* Stop it (it must exit 0 if still running) and clean up. */
+void mn_node_free(MnNode *n);
+
+/* A kona-link to @addr (5 s timeouts); asserts it connects. */
+struct KonaLink *mn_link_to(const char *addr);
+/* A new slab of @size on @l; asserts it works. */
+uint64_t mn_alloc_slab(struct KonaLink *l, uint64_t size);
+
 /* kona-faultproxy ($KONA_FAULTPROXY) in front of @target. */
 typedef struct MnProxy {
     MnProc *proc;               /* addrs[0]: where clients connect */

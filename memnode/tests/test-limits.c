@@ -37,16 +37,6 @@ static MnProc *start(const char *bin, const char *dir, const char *name,
     return p;
 }
 
-static KonaLink *link_to(const char *addr)
-{
-    g_autoptr(GError) err = NULL;
-    KonaLink *l = kona_link_connect(addr, TIMEOUT_MS, &err);
-
-    g_assert_no_error(err);
-    g_assert_nonnull(l);
-    return l;
-}
-
 /* ---- a client that never reads ---- */
 
 /*
@@ -141,7 +131,7 @@ static void test_tiny_read_flood(void)
     opt = g_strdup_printf("--max-inflight=%" G_GUINT64_FORMAT, inflight);
     p = start(mn_memnode_bin(), dir, "mn", (const char *const[]){ opt, NULL });
     for (unsigned i = 0; i < n; i++) {
-        links[i] = link_to(p->addrs[0]);
+        links[i] = mn_link_to(p->addrs[0]);
         g_assert_cmpint(kona_link_slab_alloc(links[i], 64 * 1024, &slabs[i],
                                              &err), ==, 0);
     }
@@ -185,7 +175,7 @@ static void idle_lockout(const char *bin, bool rack)
         g_assert_no_error(err);
     }
     for (int round = 0; round < 3; round++) {
-        g_autoptr(KonaLink) l = link_to(p->addrs[0]);
+        g_autoptr(KonaLink) l = mn_link_to(p->addrs[0]);
 
         g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
         if (rack) {
@@ -224,8 +214,8 @@ static void test_max_clients(void)
                       (const char *const[]){ "--max-clients=2",
                                              "--handshake-timeout=1",
                                              NULL });
-    g_autoptr(KonaLink) a = link_to(p->addrs[0]);
-    g_autoptr(KonaLink) b = link_to(p->addrs[0]);
+    g_autoptr(KonaLink) a = mn_link_to(p->addrs[0]);
+    g_autoptr(KonaLink) b = mn_link_to(p->addrs[0]);
     int64_t t0;
     char c;
     int fd;

@@ -16,75 +16,35 @@
 #define TIMEOUT_MS 5000
 
 typedef struct Node {
-    MnProc *proc;
-    char *dir;
+    MnNode *mn;
     char *addr;
-    char *data_dir;             /* --data-dir, or NULL */
 } Node;
 
-static MnProc *node_exec(Node *n, const char *const *extra)
-{
-    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
-    MnProc *p;
-
-    g_ptr_array_add(a, g_strdup_printf("--listen=unix:%s/mn.sock", n->dir));
-    if (n->data_dir) {
-        g_ptr_array_add(a, g_strdup_printf("--data-dir=%s", n->data_dir));
-    }
-    for (const char *const *e = extra; e && *e; e++) {
-        g_ptr_array_add(a, g_strdup(*e));
-    }
-    g_ptr_array_add(a, NULL);
-    p = mn_proc_start(mn_memnode_bin(), (const char *const *)a->pdata);
-    g_ptr_array_free(a, TRUE);
-    return p;
-}
-
+/* A memnode, with a data directory of its own if @data_dir. */
 static Node *node_start(bool data_dir, const char *const *extra)
 {
     Node *n = g_new0(Node, 1);
+    g_autofree char *dd = data_dir ? mn_tmpdir() : NULL;
 
-    n->dir = mn_tmpdir();
-    if (data_dir) {
-        n->data_dir = g_build_filename(n->dir, "data", NULL);
-    }
-    n->proc = node_exec(n, extra);
-    n->addr = g_strdup(n->proc->addrs[0]);
+    n->mn = mn_node_start(dd, extra);
+    n->addr = n->mn->unix_addr;
     return n;
 }
 
-/* Stop and start again on the same socket and data directory. */
 static void node_restart(Node *n, bool crash)
 {
-    if (crash) {
-        mn_proc_kill(n->proc);
-    } else {
-        g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
-    }
-    mn_proc_free(n->proc);
-    n->proc = node_exec(n, NULL);
+    mn_node_restart(n->mn, crash, NULL);
 }
 
 static void node_free(Node *n)
 {
-    if (n->proc->pid) {
-        g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
+    g_autofree char *dd = g_strdup(n->mn->data_dir);
+
+    mn_node_free(n->mn);
+    if (dd) {
+        mn_rm_rf(dd);
     }
-    mn_proc_free(n->proc);
-    mn_rm_rf(n->dir);
-    g_free(n->dir);
-    g_free(n->addr);
-    g_free(n->data_dir);
     g_free(n);
-}
-
-static KonaLink *link_to(const char *addr)
-{
-    g_autoptr(GError) err = NULL;
-    KonaLink *l = kona_link_connect(addr, TIMEOUT_MS, &err);
-
-    g_assert_no_error(err);
-    return l;
 }
 
 static KonaMemnodeStats stats(KonaLink *l)
@@ -144,9 +104,9 @@ static void test_free_drops_own_ref(void)
     Node *n = node_start(false, (const char *const[]){ "--linger=60",
                                                        NULL });
     g_autoptr(GError) err = NULL;
-    g_autoptr(KonaLink) a = link_to(n->addr);
-    g_autoptr(KonaLink) c = link_to(n->addr);
-    KonaLink *b = link_to(n->addr);
+    g_autoptr(KonaLink) a = mn_link_to(n->addr);
+    g_autoptr(KonaLink) c = mn_link_to(n->addr);
+    KonaLink *b = mn_link_to(n->addr);
     uint8_t key[KONA_KEY_SIZE], buf[1];
     uint64_t slab;
     KonaMemnodeStats st;
@@ -184,7 +144,7 @@ static void test_free_last_holder(void)
     Node *n = node_start(false, (const char *const[]){ "--linger=60",
                                                        NULL });
     g_autoptr(GError) err = NULL;
-    g_autoptr(KonaLink) a = link_to(n->addr);
+    g_autoptr(KonaLink) a = mn_link_to(n->addr);
     uint64_t slab;
     KonaMemnodeStats st;
 
@@ -217,8 +177,8 @@ static void test_key_required(void)
 {
     Node *n = node_start(false, NULL);
     g_autoptr(GError) err = NULL;
-    g_autoptr(KonaLink) a = link_to(n->addr);
-    g_autoptr(KonaLink) b = link_to(n->addr);
+    g_autoptr(KonaLink) a = mn_link_to(n->addr);
+    g_autoptr(KonaLink) b = mn_link_to(n->addr);
     g_autofree char *wrong = NULL, *missing = NULL;
     uint64_t id, id2, size;
     bool created;
@@ -313,7 +273,7 @@ static void test_key_persists(void)
 {
     Node *n = node_start(true, NULL);
     g_autoptr(GError) err = NULL;
-    KonaLink *l = link_to(n->addr);
+    KonaLink *l = mn_link_to(n->addr);
     uint64_t id, id2;
 
     g_assert_cmpint(attach(l, "vm-p", 1 << 20, KONA_ATTACH_F_CREATE, key1,
@@ -322,7 +282,7 @@ static void test_key_persists(void)
     g_assert_cmpint(kona_link_flush(l, &err), ==, 0);
     kona_link_close(l);
     node_restart(n, true);
-    l = link_to(n->addr);
+    l = mn_link_to(n->addr);
     g_assert_cmpint(attach(l, "vm-p", 0, 0, key2, &id2, &err), ==, -EACCES);
     g_clear_error(&err);
     g_assert_cmpint(attach(l, "vm-p", 0, 0, key1, &id2, &err), ==, 0);
@@ -338,9 +298,9 @@ static void test_exclusive(void)
 {
     Node *n = node_start(false, NULL);
     g_autoptr(GError) err = NULL;
-    g_autoptr(KonaLink) b = link_to(n->addr);
-    g_autoptr(KonaLink) c = link_to(n->addr);
-    KonaLink *a = link_to(n->addr);
+    g_autoptr(KonaLink) b = mn_link_to(n->addr);
+    g_autoptr(KonaLink) c = mn_link_to(n->addr);
+    KonaLink *a = mn_link_to(n->addr);
     uint64_t id, id2;
 
     g_assert_cmpint(attach(a, "vm-x", 1 << 20, KONA_ATTACH_F_CREATE |
@@ -387,9 +347,9 @@ static void test_exclusive_takeover(void)
 {
     Node *n = node_start(false, NULL);
     g_autoptr(GError) err = NULL;
-    g_autoptr(KonaLink) old = link_to(n->addr);
-    g_autoptr(KonaLink) fresh = link_to(n->addr);
-    g_autoptr(KonaLink) other = link_to(n->addr);
+    g_autoptr(KonaLink) old = mn_link_to(n->addr);
+    g_autoptr(KonaLink) fresh = mn_link_to(n->addr);
+    g_autoptr(KonaLink) other = mn_link_to(n->addr);
     uint8_t key[KONA_KEY_SIZE], b;
     uint64_t id, id2;
 
@@ -419,8 +379,8 @@ static void test_generation(void)
 {
     Node *n = node_start(false, NULL);
     g_autoptr(GError) err = NULL;
-    g_autoptr(KonaLink) a = link_to(n->addr);
-    g_autoptr(KonaLink) b = link_to(n->addr);
+    g_autoptr(KonaLink) a = mn_link_to(n->addr);
+    g_autoptr(KonaLink) b = mn_link_to(n->addr);
     uint8_t key[KONA_KEY_SIZE];
     uint64_t id, gen = 99;
 
@@ -454,7 +414,7 @@ static void test_generation_persists(void)
 {
     Node *n = node_start(true, NULL);
     g_autoptr(GError) err = NULL;
-    KonaLink *l = link_to(n->addr);
+    KonaLink *l = mn_link_to(n->addr);
     uint64_t vol, slab, gen;
     uint8_t key[KONA_KEY_SIZE];
 
@@ -468,7 +428,7 @@ static void test_generation_persists(void)
     /* no FLUSH: the reply itself promises durability */
     node_restart(n, true);
     kona_link_close(l);
-    l = link_to(n->addr);
+    l = mn_link_to(n->addr);
     g_assert_cmpint(attach(l, "vm-g", 0, 0, key1, &vol, &err), ==, 0);
     g_assert_cmpint(kona_link_slab_generation(l, vol, 0, &gen, &err), ==, 0);
     g_assert_cmpuint(gen, ==, 7);
