@@ -1141,6 +1141,15 @@ int kona_link_slab_attach_key(KonaLink *l, const char *name, uint64_t size,
                     KONA_MAX_NAME);
     }
     flags &= KONA_ATTACH_F_CREATE | KONA_ATTACH_F_EXCLUSIVE;
+    if ((key || flags & KONA_ATTACH_F_EXCLUSIVE) &&
+        ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if ((key || flags & KONA_ATTACH_F_EXCLUSIVE) &&
+        !(l->caps & KONA_CAP_VOLKEY)) {
+        return fail(l, errp, EOPNOTSUPP, "SLAB_ATTACH: the memnode has no "
+                    "volume keys or exclusive attach (an older memnode)");
+    }
     if (key) {
         flags |= KONA_ATTACH_F_KEY;
         memcpy(q, key, KONA_KEY_SIZE);
@@ -1177,8 +1186,11 @@ int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
     const uint8_t *secret;
     gsize slen;
 
-    if (!l->secret) {
-        /* no key to give: the memnode says so */
+    if (ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if (!l->secret || !(l->caps & KONA_CAP_VOLKEY)) {
+        /* no key to give (the memnode says so), or an older memnode */
         return kona_link_slab_attach_key(l, name, size,
                                          create ? KONA_ATTACH_F_CREATE : 0,
                                          NULL, slab_id, size_out, created,
@@ -1198,6 +1210,13 @@ int kona_link_slab_generation(KonaLink *l, uint64_t slab_id, uint64_t set,
     KonaReq *req;
     int r;
 
+    if (ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if (!(l->caps & KONA_CAP_GENERATION)) {
+        return fail(l, errp, EOPNOTSUPP, "SLAB_GEN: the memnode has no copy "
+                    "generations (an older memnode)");
+    }
     kona_st64(p, slab_id);
     kona_st64(p + 8, set);
     r = kona_link_call(l, KONA_OP_SLAB_GEN, p, sizeof(p), &req, errp);

@@ -91,6 +91,11 @@
  * the hold over at once (the old connection loses the slab), even if the
  * memnode has not noticed yet that the old connection broke.
  *
+ * A server that has volume keys says so with KONA_CAP_VOLKEY; one with
+ * SLAB_GEN with KONA_CAP_GENERATION.  (An older server treats the new
+ * flags and op as malformed and closes the connection, so clients ask
+ * only servers that offer them.)
+ *
  * Copy generations
  * ----------------
  * Every slab has a 64-bit generation, 0 when created, that any
@@ -217,7 +222,8 @@
  * their connections (no lease) until freed.  KONA_RACK_ALLOC_F_EXCLUSIVE
  * refuses (-EBUSY) while another connection holds the allocation, and
  * keeps others out while held.  RACK_FREE succeeds only for a connection
- * holding the allocation, or with its key (-ENOENT otherwise).
+ * holding the allocation, or with its key (-ENOENT otherwise).  A
+ * controller with all this offers KONA_CAP_RECLAIM.
  */
 #ifndef KONA_PROTO_H
 #define KONA_PROTO_H
@@ -291,7 +297,12 @@ typedef enum KonaOp {
 #define KONA_CAP_ERRMSG         (1ull << 6)     /* error replies carry text */
 #define KONA_CAP_SHARED         (1ull << 7)     /* SLAB_MAP hands out slab
                                                  * descriptors (unix only) */
-#define KONA_CAP_ALL            ((1ull << 8) - 1)
+#define KONA_CAP_VOLKEY         (1ull << 8)     /* SLAB_ATTACH takes volume
+                                                 * keys and EXCLUSIVE */
+#define KONA_CAP_GENERATION     (1ull << 9)     /* SLAB_GEN */
+#define KONA_CAP_RECLAIM        (1ull << 10)    /* rack: allocation keys,
+                                                 * leases, RACK_RECLAIM */
+#define KONA_CAP_ALL            ((1ull << 11) - 1)
 
 /*
  * Wire images.  Fields are little endian; every struct is naturally

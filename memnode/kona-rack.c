@@ -108,7 +108,7 @@ static int alloc_reply(KonaLink *ctl, KonaReq *req, const char *what,
         return bad_reply(ctl, req, errp, what);
     }
     kona_link_req_finish(ctl, req);
-    if (a->has_key) {
+    if (a->has_key && (kona_link_caps(ctl) & KONA_CAP_RECLAIM)) {
         /* a reconnect of this link takes the allocation back */
         uint8_t p[sizeof(KonaRackReclaimReq)];
 
@@ -137,6 +137,13 @@ int kona_rack_alloc_opts(KonaLink *ctl, const KonaRackAllocOpts *o,
         g_set_error(errp, KONA_ERROR, EINVAL, "bad allocation name '%s'",
                     o->name);
         return -EINVAL;
+    }
+    if ((o->key || o->exclusive) &&
+        !(kona_link_caps(ctl) & KONA_CAP_RECLAIM)) {
+        g_set_error(errp, KONA_ERROR, EOPNOTSUPP, "rack controller %s has "
+                    "no allocation keys (an older controller)",
+                    kona_link_addr(ctl));
+        return -EOPNOTSUPP;
     }
     if (o->key) {
         flags |= KONA_RACK_ALLOC_F_KEY;
@@ -168,7 +175,8 @@ int kona_rack_alloc(KonaLink *ctl, uint64_t size, uint64_t slab_size,
     GBytes *secret = kona_link_secret(ctl);
     uint8_t key[KONA_KEY_SIZE];
 
-    if (name && secret && kona_name_valid(name, strlen(name))) {
+    if (name && secret && kona_name_valid(name, strlen(name)) &&
+        (kona_link_caps(ctl) & KONA_CAP_RECLAIM)) {
         gsize slen;
         const uint8_t *s = g_bytes_get_data(secret, &slen);
 
@@ -186,6 +194,11 @@ int kona_rack_reclaim(KonaLink *ctl, uint64_t alloc_id,
     KonaReq *req;
     int r;
 
+    if (!(kona_link_caps(ctl) & KONA_CAP_RECLAIM)) {
+        g_set_error(errp, KONA_ERROR, EOPNOTSUPP, "rack controller %s has no "
+                    "RACK_RECLAIM (an older controller)", kona_link_addr(ctl));
+        return -EOPNOTSUPP;
+    }
     kona_st64(p, alloc_id);
     memcpy(p + 8, key, KONA_KEY_SIZE);
     r = kona_link_call(ctl, KONA_OP_RACK_RECLAIM, p, sizeof(p), &req, errp);
@@ -201,6 +214,12 @@ static int rack_free(KonaLink *ctl, uint64_t alloc_id, const uint8_t *key,
     uint8_t p[8 + KONA_KEY_SIZE];
     int r;
 
+    if (key && !(kona_link_caps(ctl) & KONA_CAP_RECLAIM)) {
+        g_set_error(errp, KONA_ERROR, EOPNOTSUPP, "rack controller %s has "
+                    "no allocation keys (an older controller)",
+                    kona_link_addr(ctl));
+        return -EOPNOTSUPP;
+    }
     kona_st64(p, alloc_id);
     if (key) {
         memcpy(p + 8, key, KONA_KEY_SIZE);

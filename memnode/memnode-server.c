@@ -34,7 +34,7 @@
 
 static const uint64_t server_caps =
     KONA_CAP_WRITE_LINES | KONA_CAP_PIPELINE | KONA_CAP_ATTACH |
-    KONA_CAP_AUTH | KONA_CAP_ERRMSG;
+    KONA_CAP_AUTH | KONA_CAP_ERRMSG | KONA_CAP_VOLKEY | KONA_CAP_GENERATION;
 
 /* ---- replies ---- */
 

@@ -25,7 +25,7 @@ typedef struct MnSlab {
     void *excl;                 /* connection holding it exclusively */
     uint8_t *mem;               /* size bytes; NULL once freed */
     int fd;                     /* memfd or data file; -1 once freed */
-    bool doomed;                /* SLAB_FREE'd: destroyed when nobody holds it */
+    bool doomed;                /* SLAB_FREE'd: goes when nobody holds it */
     bool freed;                 /* destroyed; struct lives while refs/maps */
     unsigned refs;              /* connections that have it open */
     unsigned maps;              /* connections that have mapped it */

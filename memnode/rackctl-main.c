@@ -197,7 +197,7 @@ static bool rc_dispatch(KonaConn *kc, const KonaHdr *h, const uint8_t *p)
 static uint64_t rc_caps(KonaConn *kc, uint64_t asked)
 {
     return asked & (KONA_CAP_RACK | KONA_CAP_AUTH | KONA_CAP_ERRMSG |
-                    KONA_CAP_PIPELINE);
+                    KONA_CAP_PIPELINE | KONA_CAP_RECLAIM);
 }
 
 static void *rc_conn_new(KonaConn *kc)

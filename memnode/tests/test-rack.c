@@ -458,12 +458,26 @@ static void test_wrong_server(void)
     g_assert_cmpint(kona_link_slab_alloc(ctl, 4096, &id, &err), ==,
                     -EOPNOTSUPP);
     g_clear_error(&err);
+    /* asked only of servers that offer them (an older one would close) */
+    g_assert_cmpint(kona_link_slab_generation(ctl, 1, 0, &id, &err), ==,
+                    -EOPNOTSUPP);
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_slab_attach_key(ctl, "v", 4096,
+                                              KONA_ATTACH_F_CREATE, key1,
+                                              &id, NULL, NULL, &err), ==,
+                    -EOPNOTSUPP);
+    g_clear_error(&err);
     g_assert_cmpint(kona_link_ping(ctl, &err), ==, 0);
+    g_assert_cmpuint(kona_link_reconnects(ctl), ==, 0);
     mn = kona_link_connect(r->nodes[0]->addrs[0], TIMEOUT_MS, &err);
     g_assert_no_error(err);
     g_assert_cmpint(kona_rack_alloc(mn, 4096, 0, NULL, &a, &err), ==,
                     -EOPNOTSUPP);
     g_assert_null(a);
+    g_clear_error(&err);
+    g_assert_cmpint(kona_rack_reclaim(mn, 1, key1, &a, &err), ==,
+                    -EOPNOTSUPP);
+    g_assert_cmpint(kona_link_reconnects(mn), ==, 0);
     rack_free(r);
 }
 
