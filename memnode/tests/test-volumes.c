@@ -172,6 +172,52 @@ static int attach(KonaLink *l, const char *name, uint64_t size,
                                      &got_size, &created, errp);
 }
 
+/*
+ * A named volume freed by one of its holders: the others keep it, its
+ * name is free at once for a new volume, its files leave the data
+ * directory (a restart does not bring it back), and its memory goes
+ * with the last holder.
+ */
+static void test_free_named(void)
+{
+    Node *n = node_start(true, NULL);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) a = mn_link_to(n->addr);
+    g_autoptr(KonaLink) c = mn_link_to(n->addr);
+    KonaLink *b = mn_link_to(n->addr);
+    uint64_t id, id2, fresh;
+    KonaMemnodeStats st;
+
+    g_assert_cmpint(attach(a, "vm-f", 1 << 20, KONA_ATTACH_F_CREATE, key1,
+                           &id, &err), ==, 0);
+    g_assert_cmpint(attach(b, "vm-f", 0, 0, key1, &id2, &err), ==, 0);
+    write_byte(b, id, 0, 0x66);
+    g_assert_cmpint(kona_link_slab_free(a, id, &err), ==, 0);
+    g_assert_cmpuint(read_byte(b, id, 0), ==, 0x66);
+    /* the name is free: a new, empty volume */
+    g_assert_cmpint(attach(c, "vm-f", 0, 0, key1, &id2, &err), ==, -EACCES);
+    g_clear_error(&err);
+    g_assert_cmpint(attach(c, "vm-f", 1 << 20, KONA_ATTACH_F_CREATE, key2,
+                           &fresh, &err), ==, 0);
+    g_assert_cmpuint(fresh, !=, id);
+    g_assert_cmpuint(read_byte(c, fresh, 0), ==, 0);
+    st = stats(c);
+    g_assert_cmpuint(st.slab_bytes, ==, 2 << 20);
+    kona_link_close(b);
+    st = stats_settled(c, 2);
+    g_assert_cmpuint(st.slab_bytes, ==, 1 << 20);
+    /* after a restart only the new volume is there */
+    g_clear_pointer(&c, kona_link_close);
+    g_clear_pointer(&a, kona_link_close);
+    node_restart(n, false);
+    c = mn_link_to(n->addr);
+    g_assert_cmpint(attach(c, "vm-f", 0, 0, key2, &id2, &err), ==, 0);
+    g_assert_cmpuint(id2, ==, fresh);
+    st = stats(c);
+    g_assert_cmpuint(st.slabs, ==, 1);
+    node_free(n);
+}
+
 /* Names are not capabilities: no key, a wrong key, no such name. */
 static void test_key_required(void)
 {
@@ -445,6 +491,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     g_test_add_func("/volumes/free/drops-own-ref", test_free_drops_own_ref);
     g_test_add_func("/volumes/free/last-holder", test_free_last_holder);
+    g_test_add_func("/volumes/free/named", test_free_named);
     g_test_add_func("/volumes/key/required", test_key_required);
     g_test_add_func("/volumes/key/from-secret", test_key_from_secret);
     g_test_add_func("/volumes/key/persists", test_key_persists);
