@@ -29,6 +29,21 @@ void kona_auth_mac(const uint8_t *secret, size_t secret_len, KonaAuthRole role,
     g_hmac_unref(h);
 }
 
+void kona_auth_volume_key(const uint8_t *secret, size_t secret_len,
+                          const char *name, uint8_t key[KONA_KEY_SIZE])
+{
+    static const char label[] = "kona-volume:";
+    GHmac *h = g_hmac_new(G_CHECKSUM_SHA256, secret, secret_len);
+    uint8_t mac[KONA_MAC_SIZE];
+    gsize len = sizeof(mac);
+
+    g_hmac_update(h, (const guchar *)label, strlen(label));
+    g_hmac_update(h, (const guchar *)name, strlen(name));
+    g_hmac_get_digest(h, mac, &len);
+    g_hmac_unref(h);
+    memcpy(key, mac, KONA_KEY_SIZE);
+}
+
 bool kona_auth_equal(const uint8_t *a, const uint8_t *b, size_t len)
 {
     uint8_t diff = 0;

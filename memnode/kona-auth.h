@@ -34,6 +34,14 @@ bool kona_auth_equal(const uint8_t *a, const uint8_t *b, size_t len);
  */
 GBytes *kona_auth_load_secret(const char *path, GError **errp);
 
+/*
+ * The volume key of volume @name for holders of @secret:
+ * HMAC-SHA256(secret, "kona-volume:" || name), its first 16 bytes (see
+ * "Named volumes" in kona-proto.h).
+ */
+void kona_auth_volume_key(const uint8_t *secret, size_t secret_len,
+                          const char *name, uint8_t key[KONA_KEY_SIZE]);
+
 /* Fill @buf with bytes from the kernel's CSPRNG. */
 void kona_random_bytes(void *buf, size_t len);
 

@@ -43,4 +43,17 @@ void kona_link_req_finish(KonaLink *l, KonaReq *req);
 int kona_link_call(KonaLink *l, uint16_t op, const void *payload,
                    uint32_t len, KonaReq **reqp, GError **errp);
 
+/* The link's shared secret, or NULL. */
+GBytes *kona_link_secret(const KonaLink *l);
+
+/*
+ * A request to send again (its reply ignored) on every new connection
+ * after a reconnect, after the slabs are reopened: e.g. RACK_RECLAIM of
+ * the rack allocations this link holds.  @tag names it for removal; a
+ * new one with the same tag replaces it.
+ */
+void kona_link_replay_add(KonaLink *l, uint64_t tag, uint16_t op,
+                          const void *payload, uint32_t len);
+void kona_link_replay_remove(KonaLink *l, uint64_t tag);
+
 #endif /* KONA_LINK_INT_H */

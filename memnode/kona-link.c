@@ -91,7 +91,21 @@ struct KonaLink {
     char *note_errmsg;
 
     GHashTable *slabs;          /* id -> KonaLinkSlab: reopened on reconnect */
+    GHashTable *replays;        /* tag -> KonaReplay: sent after reconnect */
 };
+
+typedef struct KonaReplay {
+    uint16_t op;
+    GBytes *payload;
+} KonaReplay;
+
+static void replay_free(gpointer p)
+{
+    KonaReplay *r = p;
+
+    g_bytes_unref(r->payload);
+    g_free(r);
+}
 
 /* ---- errors and connection state ---- */
 
@@ -832,6 +846,22 @@ static void reopen_slabs(KonaLink *l)
     g_slist_free(lost);
 }
 
+/* Send the replays (kona_link_replay_add) again; replies are ignored. */
+static void replay_requests(KonaLink *l)
+{
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, l->replays);
+    while (g_hash_table_iter_next(&it, NULL, &v) && l->fd >= 0) {
+        KonaReplay *r = v;
+        gsize len;
+        const void *p = g_bytes_get_data(r->payload, &len);
+
+        call_noconnect(l, r->op, p, (uint32_t)len, NULL, NULL);
+    }
+}
+
 static int link_open(KonaLink *l, GError **errp)
 {
     struct timeval tv;
@@ -857,6 +887,7 @@ static int link_open(KonaLink *l, GError **errp)
         return -(errp && *errp ? (*errp)->code : EPROTO);
     }
     reopen_slabs(l);
+    replay_requests(l);
     if (l->fd < 0) {
         return fail(l, errp, ECONNRESET, "connection lost while reopening "
                     "slabs: %s", l->break_reason);
@@ -886,6 +917,8 @@ KonaLink *kona_link_connect_opts(const char *addr, const KonaLinkOptions *o,
     l->reqs = g_hash_table_new(g_int64_hash, g_int64_equal);
     l->slabs = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
                                      g_free);
+    l->replays = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                       replay_free);
     l->ib_cap = IB_CAP;
     l->ib = g_malloc(l->ib_cap);
     if (link_open(l, errp) < 0) {
@@ -923,6 +956,7 @@ void kona_link_close(KonaLink *l)
     }
     g_hash_table_destroy(l->reqs);
     g_hash_table_destroy(l->slabs);
+    g_hash_table_destroy(l->replays);
     rx_fds_close(l);
     g_array_free(l->rx_fds, TRUE);
     g_free(l->note_ranges);
@@ -986,6 +1020,26 @@ uint64_t kona_link_node_id(const KonaLink *l)
 uint64_t kona_link_reconnects(const KonaLink *l)
 {
     return l->reconnects;
+}
+
+GBytes *kona_link_secret(const KonaLink *l)
+{
+    return l->secret;
+}
+
+void kona_link_replay_add(KonaLink *l, uint64_t tag, uint16_t op,
+                          const void *payload, uint32_t len)
+{
+    KonaReplay *r = g_new0(KonaReplay, 1);
+
+    r->op = op;
+    r->payload = g_bytes_new(payload, len);
+    g_hash_table_replace(l->replays, g_memdup2(&tag, sizeof(tag)), r);
+}
+
+void kona_link_replay_remove(KonaLink *l, uint64_t tag)
+{
+    g_hash_table_remove(l->replays, &tag);
 }
 
 unsigned kona_link_inflight(const KonaLink *l)
@@ -1066,12 +1120,17 @@ int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
     return 0;
 }
 
-int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
-                          bool create, uint64_t *slab_id, uint64_t *size_out,
-                          bool *created, GError **errp)
+int kona_link_slab_attach_key(KonaLink *l, const char *name, uint64_t size,
+                              unsigned flags,
+                              const uint8_t key[KONA_KEY_SIZE],
+                              uint64_t *slab_id, uint64_t *size_out,
+                              bool *created, GError **errp)
 {
     size_t nlen = strlen(name);
-    uint8_t p[sizeof(KonaSlabAttachReq) + KONA_MAX_NAME] = { 0 };
+    uint8_t p[sizeof(KonaSlabAttachReq) + KONA_KEY_SIZE + KONA_MAX_NAME] = {
+        0
+    };
+    uint8_t *q = p + sizeof(KonaSlabAttachReq);
     KonaSlabRep rep;
     KonaReq *req;
     int r;
@@ -1081,13 +1140,27 @@ int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
                     "[A-Za-z0-9._-], not starting with '.')", name,
                     KONA_MAX_NAME);
     }
+    flags &= KONA_ATTACH_F_CREATE | KONA_ATTACH_F_EXCLUSIVE;
+    if ((key || flags & KONA_ATTACH_F_EXCLUSIVE) &&
+        ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if ((key || flags & KONA_ATTACH_F_EXCLUSIVE) &&
+        !(l->caps & KONA_CAP_VOLKEY)) {
+        return fail(l, errp, EOPNOTSUPP, "SLAB_ATTACH: the memnode has no "
+                    "volume keys or exclusive attach (an older memnode)");
+    }
+    if (key) {
+        flags |= KONA_ATTACH_F_KEY;
+        memcpy(q, key, KONA_KEY_SIZE);
+        q += KONA_KEY_SIZE;
+    }
     kona_st64(p, size);
     kona_st16(p + 8, (uint16_t)nlen);
-    kona_st16(p + 10, create ? KONA_ATTACH_F_CREATE : 0);
-    memcpy(p + sizeof(KonaSlabAttachReq), name, nlen);
-    r = kona_link_call(l, KONA_OP_SLAB_ATTACH, p,
-                       (uint32_t)(sizeof(KonaSlabAttachReq) + nlen), &req,
-                       errp);
+    kona_st16(p + 10, (uint16_t)flags);
+    memcpy(q, name, nlen);
+    r = kona_link_call(l, KONA_OP_SLAB_ATTACH, p, (uint32_t)(q + nlen - p),
+                       &req, errp);
     if (r < 0) {
         return r;
     }
@@ -1102,6 +1175,58 @@ int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
     if (created) {
         *created = rep.flags & KONA_SLAB_F_CREATED;
     }
+    return 0;
+}
+
+int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
+                          bool create, uint64_t *slab_id, uint64_t *size_out,
+                          bool *created, GError **errp)
+{
+    uint8_t key[KONA_KEY_SIZE];
+    const uint8_t *secret;
+    gsize slen;
+
+    if (ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if (!l->secret || !(l->caps & KONA_CAP_VOLKEY)) {
+        /* no key to give (the memnode says so), or an older memnode */
+        return kona_link_slab_attach_key(l, name, size,
+                                         create ? KONA_ATTACH_F_CREATE : 0,
+                                         NULL, slab_id, size_out, created,
+                                         errp);
+    }
+    secret = g_bytes_get_data(l->secret, &slen);
+    kona_auth_volume_key(secret, slen, name, key);
+    return kona_link_slab_attach_key(l, name, size,
+                                     create ? KONA_ATTACH_F_CREATE : 0, key,
+                                     slab_id, size_out, created, errp);
+}
+
+int kona_link_slab_generation(KonaLink *l, uint64_t slab_id, uint64_t set,
+                              uint64_t *gen, GError **errp)
+{
+    uint8_t p[sizeof(KonaSlabGenReq)];
+    KonaReq *req;
+    int r;
+
+    if (ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if (!(l->caps & KONA_CAP_GENERATION)) {
+        return fail(l, errp, EOPNOTSUPP, "SLAB_GEN: the memnode has no copy "
+                    "generations (an older memnode)");
+    }
+    kona_st64(p, slab_id);
+    kona_st64(p + 8, set);
+    r = kona_link_call(l, KONA_OP_SLAB_GEN, p, sizeof(p), &req, errp);
+    if (r < 0) {
+        return r;
+    }
+    if (gen) {
+        *gen = kona_ld64(req->rep);
+    }
+    kona_link_req_finish(l, req);
     return 0;
 }
 

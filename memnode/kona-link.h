@@ -15,6 +15,9 @@
  *   -EACCES        the slab is not ours (never allocated, opened or
  *                  attached on this link), or authentication failed
  *   -ENOSPC        the node is out of capacity
+ *   -EBUSY         a volume (or rack allocation) held by another
+ *                  connection, exclusively or against an exclusive ask
+ *   -EMFILE        the server has its maximum of clients (at connect)
  *   -EPROTO        the server broke the protocol
  *
  * A broken connection is re-established automatically by the next call
@@ -104,12 +107,35 @@ int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
                         const uint8_t key[KONA_KEY_SIZE], uint64_t *size,
                         GError **errp);
 /*
- * Attach to the named volume @name; with @create, make it (@size bytes)
- * if missing.  *created says which happened (may be NULL).
+ * Attach to the named volume @name with its volume key @key; @flags:
+ * KONA_ATTACH_F_CREATE (make it, @size bytes, with @key if missing),
+ * KONA_ATTACH_F_EXCLUSIVE (no other connection may hold it).  *created
+ * says which happened (may be NULL).  -EACCES: no volume of that name
+ * with that key (or none at all, without CREATE); -EBUSY: held by
+ * another connection (exclusively, or at all for an exclusive attach).
+ * A reconnect of this link takes an exclusive hold over (SLAB_OPEN).
+ */
+int kona_link_slab_attach_key(KonaLink *l, const char *name, uint64_t size,
+                              unsigned flags,
+                              const uint8_t key[KONA_KEY_SIZE],
+                              uint64_t *slab_id, uint64_t *size_out,
+                              bool *created, GError **errp);
+/*
+ * The same with the key derived from the link's secret
+ * (kona_auth_volume_key), not exclusive; with @create, make the volume
+ * (@size bytes) if missing.  A link without a secret has no key: the
+ * memnode refuses (-EACCES).
  */
 int kona_link_slab_attach(KonaLink *l, const char *name, uint64_t size,
                           bool create, uint64_t *slab_id, uint64_t *size_out,
                           bool *created, GError **errp);
+/*
+ * The copy generation of slab @slab_id (open on this link): raised to
+ * @set if that is more than it has (0: only read), *gen the value after
+ * (durable on a memnode with a data directory).
+ */
+int kona_link_slab_generation(KonaLink *l, uint64_t slab_id, uint64_t set,
+                              uint64_t *gen, GError **errp);
 /* Key and size of a slab open on this link (to grant it to others). */
 int kona_link_slab_info(KonaLink *l, uint64_t slab_id,
                         uint8_t key[KONA_KEY_SIZE], uint64_t *size);

@@ -1,6 +1,12 @@
 /*
  * Output queue: writev batching, a FIFO arena for small pieces and
  * zero-copy references to slab memory (see kona-outq.h).
+ *
+ * Cost: every entry is charged twice its size (the ring is at most twice
+ * as long as the entries in it), plus its arena bytes, or its allocation
+ * with malloc's overhead, or for a reference the allocation its copy
+ * would need and the reference itself.  The arena is allocated once, at
+ * the first reply, and is part of a connection's fixed cost.
  */
 #include "kona-outq.h"
 
@@ -13,14 +19,23 @@
 #include <unistd.h>
 
 #define OUTQ_IOV_MAX 1024       /* Linux IOV_MAX */
+#define OUTQ_RING_MIN 64
+#define ENT_COST    (2 * sizeof(KonaOutEnt))
+#define REF_COST    64          /* a KonaOutRef and its malloc chunk */
+
+/* What g_malloc(@len) takes from the heap: chunk header, 16-byte steps. */
+static size_t malloc_cost(size_t len)
+{
+    return MAX((len + 8 + 15) & ~(size_t)15, (size_t)32);
+}
 
 void kona_outq_init(KonaOutq *q, size_t arena_cap)
 {
     memset(q, 0, sizeof(*q));
-    q->cap = 64;
+    q->cap = OUTQ_RING_MIN;
     q->ents = g_new(KonaOutEnt, q->cap);
+    /* the arena comes with the first reply: idle connections have none */
     q->arena_cap = arena_cap;
-    q->arena = g_malloc(arena_cap);
 }
 
 void kona_outq_destroy(KonaOutq *q)
@@ -53,7 +68,17 @@ static KonaOutEnt *push_ent(KonaOutq *q)
     e = ent_at(q, q->count++);
     memset(e, 0, sizeof(*e));
     e->fd = -1;
+    e->cost = ENT_COST;
+    q->cost += ENT_COST;
     return e;
+}
+
+static void ref_drop(KonaOutEnt *e)
+{
+    g_queue_unlink(&e->ext->refs, &e->ref->link);
+    g_free(e->ref);
+    e->ref = NULL;
+    e->ext = NULL;
 }
 
 /* Release a fully sent (or dropped) entry at the head. */
@@ -69,6 +94,7 @@ static void pop_ent(KonaOutq *q)
         }
     }
     if (e->ext) {
+        ref_drop(e);
         q->n_ext--;
     }
     if (e->fd >= 0) {
@@ -78,8 +104,17 @@ static void pop_ent(KonaOutq *q)
     }
     g_free(e->owned);
     q->bytes -= e->len;
+    q->cost -= e->cost;
     q->head = (q->head + 1) % q->cap;
+    q->head_seq++;
     q->count--;
+    if (!q->count && q->cap > OUTQ_RING_MIN) {
+        /* a burst is over: give the long ring back */
+        g_free(q->ents);
+        q->cap = OUTQ_RING_MIN;
+        q->ents = g_new(KonaOutEnt, q->cap);
+        q->head = 0;
+    }
 }
 
 /*
@@ -90,6 +125,9 @@ static uint8_t *arena_alloc(KonaOutq *q, size_t len, size_t *release)
 {
     size_t off;
 
+    if (!q->arena) {
+        q->arena = g_malloc(q->arena_cap);
+    }
     if (q->a_used == q->arena_cap && q->a_used) {
         return NULL;
     }
@@ -135,7 +173,9 @@ static uint8_t *outq_reserve(KonaOutq *q, size_t len, bool fresh)
             q->a_used += len;
             last->len += len;
             last->arena += len;
+            last->cost += len;
             q->bytes += len;
+            q->cost += len;
             return p;
         }
     }
@@ -143,8 +183,12 @@ static uint8_t *outq_reserve(KonaOutq *q, size_t len, bool fresh)
     e = push_ent(q);
     if (p) {
         e->arena = release;
+        e->cost += release;
+        q->cost += release;
     } else {
         p = e->owned = g_malloc(len);
+        e->cost += malloc_cost(len);
+        q->cost += malloc_cost(len);
     }
     e->base = p;
     e->len = len;
@@ -157,32 +201,43 @@ uint8_t *kona_outq_reserve(KonaOutq *q, size_t len)
     return outq_reserve(q, len, false);
 }
 
-void kona_outq_put_ext(KonaOutq *q, const void *tag, void *base, size_t len)
+void kona_outq_put_ext(KonaOutq *q, KonaOutTag *tag, void *base, size_t len)
 {
     KonaOutEnt *e = push_ent(q);
+    KonaOutRef *ref = g_new(KonaOutRef, 1);
 
+    ref->q = q;
+    ref->seq = q->head_seq + q->count - 1;
+    ref->link.data = ref;
+    ref->link.prev = ref->link.next = NULL;
+    g_queue_push_tail_link(&tag->refs, &ref->link);
     e->base = base;
     e->len = len;
     e->ext = tag;
+    e->ref = ref;
+    /* charged as the copy a detach would make */
+    e->cost += REF_COST + malloc_cost(len);
+    q->cost += REF_COST + malloc_cost(len);
     q->n_ext++;
     q->bytes += len;
 }
 
-void kona_outq_detach(KonaOutq *q, const void *tag, const uint8_t *lo,
-                      const uint8_t *hi)
+void kona_outq_detach(KonaOutTag *tag, const uint8_t *lo, const uint8_t *hi)
 {
-    for (size_t i = 0; i < q->count && q->n_ext; i++) {
-        KonaOutEnt *e = ent_at(q, i);
+    GList *l = tag->refs.head;
 
-        if (e->ext != tag) {
-            continue;
-        }
+    while (l) {
+        KonaOutRef *ref = l->data;
+        KonaOutq *q = ref->q;
+        KonaOutEnt *e = ent_at(q, (size_t)(ref->seq - q->head_seq));
+
+        l = l->next;
         if (lo && (e->base >= hi || e->base + e->len <= lo)) {
             continue;
         }
         e->owned = g_memdup2(e->base, e->len);
         e->base = e->owned;
-        e->ext = NULL;
+        ref_drop(e);
         q->n_ext--;
     }
 }

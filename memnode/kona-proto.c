@@ -16,6 +16,7 @@ static_assert(sizeof(KonaAuthReq) == 64, "KonaAuthReq");
 static_assert(sizeof(KonaSlabRep) == 40, "KonaSlabRep");
 static_assert(sizeof(KonaSlabAttachReq) == 16, "KonaSlabAttachReq");
 static_assert(sizeof(KonaReadReq) == 24, "KonaReadReq");
+static_assert(sizeof(KonaSlabGenReq) == 16, "KonaSlabGenReq");
 static_assert(sizeof(KonaWriteLinesReq) == 24, "KonaWriteLinesReq");
 static_assert(sizeof(KonaSlabMapRep) == 24, "KonaSlabMapRep");
 static_assert(sizeof(KonaWroteLinesReq) == 8, "KonaWroteLinesReq");
@@ -26,6 +27,7 @@ static_assert(sizeof(KonaRackAllocRep) == 24, "KonaRackAllocRep");
 static_assert(sizeof(KonaRackPlacement) == 48, "KonaRackPlacement");
 static_assert(sizeof(KonaRackStatusRep) == 24, "KonaRackStatusRep");
 static_assert(sizeof(KonaRackNode) == 32, "KonaRackNode");
+static_assert(sizeof(KonaRackReclaimReq) == 24, "KonaRackReclaimReq");
 static_assert(KONA_MAX_PAYLOAD >= sizeof(KonaWriteLinesReq) +
               8 * KONA_MAX_WRITE_PAGES + KONA_MAX_IO, "max payload");
 static_assert(KONA_MAX_PAYLOAD >= sizeof(KonaWroteLinesReq) +
@@ -84,6 +86,7 @@ const char *kona_op_name(unsigned op)
     case KONA_OP_SLAB_OPEN:     return "SLAB_OPEN";
     case KONA_OP_SLAB_ATTACH:   return "SLAB_ATTACH";
     case KONA_OP_SLAB_MAP:      return "SLAB_MAP";
+    case KONA_OP_SLAB_GEN:      return "SLAB_GEN";
     case KONA_OP_READ:          return "READ";
     case KONA_OP_WRITE_LINES:   return "WRITE_LINES";
     case KONA_OP_FLUSH:         return "FLUSH";
@@ -92,6 +95,7 @@ const char *kona_op_name(unsigned op)
     case KONA_OP_RACK_ALLOC:    return "RACK_ALLOC";
     case KONA_OP_RACK_FREE:     return "RACK_FREE";
     case KONA_OP_RACK_STATUS:   return "RACK_STATUS";
+    case KONA_OP_RACK_RECLAIM:  return "RACK_RECLAIM";
     default:                    return "?";
     }
 }
@@ -144,15 +148,24 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         return true;
     case KONA_OP_SLAB_FREE:
     case KONA_OP_SLAB_MAP:
-    case KONA_OP_RACK_FREE:
         *min = *max = 8;
+        return true;
+    case KONA_OP_RACK_FREE:
+        *min = 8;
+        *max = 8 + KONA_KEY_SIZE;
+        return true;
+    case KONA_OP_RACK_RECLAIM:
+        *min = *max = sizeof(KonaRackReclaimReq);
         return true;
     case KONA_OP_SLAB_OPEN:
         *min = *max = sizeof(KonaSlabOpenReq);
         return true;
     case KONA_OP_SLAB_ATTACH:
         *min = sizeof(KonaSlabAttachReq) + 1;
-        *max = sizeof(KonaSlabAttachReq) + KONA_MAX_NAME;
+        *max = sizeof(KonaSlabAttachReq) + KONA_KEY_SIZE + KONA_MAX_NAME;
+        return true;
+    case KONA_OP_SLAB_GEN:
+        *min = *max = sizeof(KonaSlabGenReq);
         return true;
     case KONA_OP_READ:
         *min = *max = sizeof(KonaReadReq);
@@ -174,7 +187,7 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         return true;
     case KONA_OP_RACK_ALLOC:
         *min = sizeof(KonaRackAllocReq);
-        *max = sizeof(KonaRackAllocReq) + KONA_MAX_NAME;
+        *max = sizeof(KonaRackAllocReq) + KONA_KEY_SIZE + KONA_MAX_NAME;
         return true;
     default:
         return false;
@@ -240,6 +253,9 @@ const char *kona_check_reply_hdr(const KonaHdr *h, unsigned req_op)
     case KONA_OP_SLAB_MAP:
         return h->len == sizeof(KonaSlabMapRep) ? NULL :
                "bad SLAB_MAP reply";
+    case KONA_OP_SLAB_GEN:
+        return h->len == sizeof(KonaSlabGenRep) ? NULL :
+               "bad SLAB_GEN reply";
     case KONA_OP_RACK_REGISTER:
         return h->len == sizeof(KonaRackRegisterRep) ? NULL :
                "bad RACK_REGISTER reply";
@@ -253,6 +269,7 @@ const char *kona_check_reply_hdr(const KonaHdr *h, unsigned req_op)
         max = sizeof(KonaStatsRep) + 8 * KONA_MAX_STATS_FIELDS;
         break;
     case KONA_OP_RACK_ALLOC:
+    case KONA_OP_RACK_RECLAIM:
     case KONA_OP_RACK_STATUS:
         max = KONA_MAX_PAYLOAD;
         break;
@@ -420,8 +437,11 @@ const char *kona_decode_slab_open_req(const uint8_t *p, uint32_t len,
 
 const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
                                         KonaSlabAttachReq *out,
+                                        const uint8_t **key,
                                         const char **name)
 {
+    uint32_t klen;
+
     if (len < sizeof(*out)) {
         return "SLAB_ATTACH truncated";
     }
@@ -429,16 +449,29 @@ const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
     out->name_len = kona_ld16(p + 8);
     out->flags = kona_ld16(p + 10);
     out->reserved = kona_ld32(p + 12);
-    if (out->reserved || (out->flags & ~KONA_ATTACH_F_CREATE)) {
+    if (out->reserved || (out->flags & ~KONA_ATTACH_F_ALL)) {
         return "SLAB_ATTACH reserved bits set";
     }
-    if (len != sizeof(*out) + out->name_len) {
+    klen = out->flags & KONA_ATTACH_F_KEY ? KONA_KEY_SIZE : 0;
+    if (len != sizeof(*out) + klen + out->name_len) {
         return "SLAB_ATTACH name length does not match the frame";
     }
-    *name = (const char *)p + sizeof(*out);
+    *key = klen ? p + sizeof(*out) : NULL;
+    *name = (const char *)p + sizeof(*out) + klen;
     if (!kona_name_valid(*name, out->name_len)) {
         return "SLAB_ATTACH invalid volume name";
     }
+    return NULL;
+}
+
+const char *kona_decode_slab_gen_req(const uint8_t *p, uint32_t len,
+                                     KonaSlabGenReq *out)
+{
+    if (len != sizeof(*out)) {
+        return "bad SLAB_GEN length";
+    }
+    out->slab_id = kona_ld64(p);
+    out->set = kona_ld64(p + 8);
     return NULL;
 }
 
@@ -562,8 +595,11 @@ const char *kona_decode_rack_register_req(const uint8_t *p, uint32_t len,
 
 const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
                                        KonaRackAllocReq *out,
+                                       const uint8_t **key,
                                        const char **name)
 {
+    uint32_t klen;
+
     if (len < sizeof(*out)) {
         return "RACK_ALLOC truncated";
     }
@@ -572,13 +608,15 @@ const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
     out->name_len = kona_ld16(p + 16);
     out->flags = kona_ld16(p + 18);
     out->reserved = kona_ld32(p + 20);
-    if (out->flags || out->reserved) {
+    if ((out->flags & ~KONA_RACK_ALLOC_F_ALL) || out->reserved) {
         return "RACK_ALLOC reserved field not zero";
     }
-    if (len != sizeof(*out) + out->name_len) {
+    klen = out->flags & KONA_RACK_ALLOC_F_KEY ? KONA_KEY_SIZE : 0;
+    if (len != sizeof(*out) + klen + out->name_len) {
         return "RACK_ALLOC name length does not match the frame";
     }
-    *name = (const char *)p + sizeof(*out);
+    *key = klen ? p + sizeof(*out) : NULL;
+    *name = (const char *)p + sizeof(*out) + klen;
     if (out->name_len && !kona_name_valid(*name, out->name_len)) {
         return "RACK_ALLOC invalid name";
     }
@@ -586,11 +624,24 @@ const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
 }
 
 const char *kona_decode_rack_free_req(const uint8_t *p, uint32_t len,
-                                      KonaRackFreeReq *out)
+                                      KonaRackFreeReq *out,
+                                      const uint8_t **key)
 {
-    if (len != sizeof(*out)) {
+    if (len != sizeof(*out) && len != sizeof(*out) + KONA_KEY_SIZE) {
         return "bad RACK_FREE length";
     }
     out->alloc_id = kona_ld64(p);
+    *key = len > sizeof(*out) ? p + sizeof(*out) : NULL;
+    return NULL;
+}
+
+const char *kona_decode_rack_reclaim_req(const uint8_t *p, uint32_t len,
+                                         KonaRackReclaimReq *out)
+{
+    if (len != sizeof(*out)) {
+        return "bad RACK_RECLAIM length";
+    }
+    out->alloc_id = kona_ld64(p);
+    memcpy(out->key, p + 8, KONA_KEY_SIZE);
     return NULL;
 }

@@ -43,7 +43,12 @@
  * client_nonce) and the server answers with HMAC-SHA256(secret,
  * "kona-auth-server" || server_nonce || client_nonce), so each side knows
  * the other has the secret and no reply can be replayed across sessions.
- * Until then every other op is malformed.
+ * Until then every other op is malformed.  A server at its client limit
+ * answers HELLO (or, where AUTH is required, AUTH) with -EMFILE and a
+ * message, then closes the connection; a connection that has not
+ * finished the handshake by the server's deadline is closed, and one
+ * that is still in the handshake may be dropped for a newer one when
+ * the server has too many of them.
  *
  * Slabs and access
  * ----------------
@@ -53,12 +58,54 @@
  * 128-bit random key.  A connection may only touch slabs in its own open
  * set: the ones it allocated, opened with SLAB_OPEN (id + key: a grant,
  * e.g. from the rack controller, or a reconnect) or attached by volume
- * name with SLAB_ATTACH.  Any other slab id is refused with -EACCES
- * (the reply does not say whether the id exists).
- * A slab lives until SLAB_FREE.  An unnamed slab that no connection has
- * open any more is freed after the memnode's linger time (so a client can
- * reconnect and reopen it with its key); a named (ATTACHed) volume lives
- * until freed.
+ * name (and volume key) with SLAB_ATTACH.  Any other slab id is refused
+ * with -EACCES (the reply does not say whether the id exists).
+ *
+ * SLAB_FREE drops the caller's reference and dooms the slab: from then on
+ * nobody can open or attach it (its volume name is free for a new
+ * volume, its data-directory files are gone), and its memory is
+ * destroyed once no connection holds it any more.  Other connections
+ * that hold it keep using it until they let go (free, or close).  An
+ * unnamed slab that no connection has open any more, and that was not
+ * freed, is destroyed after the memnode's linger time (so a client can
+ * reconnect and reopen it with its key); a named volume lives until
+ * freed.
+ *
+ * Named volumes
+ * -------------
+ * A name is not a capability: a volume has a 128-bit *volume key* chosen
+ * by its creator (SLAB_ATTACH with KONA_ATTACH_F_CREATE and
+ * KONA_ATTACH_F_KEY), stored with it (and in the data directory).
+ * Attaching an existing volume needs the same key; a missing key, a
+ * wrong key and a name that does not exist all get the same -EACCES
+ * reply (without CREATE).  Clients that share a secret derive the key
+ * from it: HMAC-SHA256(secret, "kona-volume:" || name), first 16 bytes
+ * (kona_auth_volume_key), so a restarted client with the same secret
+ * reattaches.  A volume made by a memnode older than volume keys has
+ * none: it can be opened by slab id and key only.
+ *
+ * KONA_ATTACH_F_EXCLUSIVE attaches only if no other connection holds the
+ * volume (-EBUSY with a message naming it otherwise), and keeps every
+ * other attach out (-EBUSY) while this connection holds it.  A reconnect
+ * of the holder, SLAB_OPEN with the slab key on a new connection, takes
+ * the hold over at once (the old connection loses the slab), even if the
+ * memnode has not noticed yet that the old connection broke.
+ *
+ * A server that has volume keys says so with KONA_CAP_VOLKEY; one with
+ * SLAB_GEN with KONA_CAP_GENERATION.  (An older server treats the new
+ * flags and op as malformed and closes the connection, so clients ask
+ * only servers that offer them.)
+ *
+ * Copy generations
+ * ----------------
+ * Every slab has a 64-bit generation, 0 when created, that any
+ * connection with the slab open can read and raise with SLAB_GEN: a set
+ * takes effect only if greater than the current value (so it only grows)
+ * and the reply carries the value after.  With a data directory it is
+ * stored durably (file and directory synced) before the reply.  A client
+ * keeping copies of its data on several memnodes bumps the generation of
+ * the copies it still writes while another is unreachable, and on
+ * reattach trusts the copy with the highest generation.
  *
  * Operations (request payload -> reply payload)
  * ----------
@@ -69,7 +116,8 @@
  *   SLAB_ALLOC   KonaSlabAllocReq            -> KonaSlabRep
  *   SLAB_FREE    KonaSlabIdReq               -> empty
  *   SLAB_OPEN    KonaSlabOpenReq             -> KonaSlabRep
- *   SLAB_ATTACH  KonaSlabAttachReq + name    -> KonaSlabRep
+ *   SLAB_ATTACH  KonaSlabAttachReq + [key] + name -> KonaSlabRep
+ *   SLAB_GEN     KonaSlabGenReq              -> KonaSlabGenRep
  *   READ         KonaReadReq                 -> exactly `len` bytes
  *   WRITE_LINES  KonaWriteLinesReq + u64 masks[npages] + line data
  *                                            -> empty
@@ -145,11 +193,37 @@
  * allocation that does not fit with -ENOSPC and a message.
  *
  *   RACK_REGISTER KonaRackRegisterReq + addr -> KonaRackRegisterRep
- *   RACK_ALLOC    KonaRackAllocReq + name    -> KonaRackAllocRep +
- *                 count x (KonaRackPlacement + addr, padded to 8 bytes)
- *   RACK_FREE     KonaRackFreeReq            -> empty
+ *   RACK_ALLOC    KonaRackAllocReq + [key] + name -> KonaRackAllocRep +
+ *                 count x (KonaRackPlacement + addr, padded to 8 bytes) +
+ *                 the 16-byte allocation key
+ *   RACK_RECLAIM  KonaRackReclaimReq         -> as RACK_ALLOC
+ *   RACK_FREE     KonaRackFreeReq [+ key]    -> empty
  *   RACK_STATUS   empty                      -> KonaRackStatusRep +
  *                 nodes x (KonaRackNode + addr, padded to 8 bytes)
+ *
+ * Every allocation has a 128-bit allocation key, returned at the end of
+ * the RACK_ALLOC reply (after the placements, where clients that do not
+ * know it stop reading): random for an unnamed allocation, the client's
+ * key for a named one.  An allocation is held by the connection that
+ * made it (or reclaimed it).  When that connection closes, an unnamed
+ * allocation is kept for the controller's lease time (--lease, default
+ * 60 s): a client that reconnects gets it back with RACK_RECLAIM
+ * { alloc_id, key } (kona-rack does it on reconnect), after which it is
+ * the new connection's; without a reclaim the lease expires and its
+ * slabs are freed.  RACK_RECLAIM of a held allocation takes it over (the
+ * holder reconnecting before the controller saw it go).  A wrong key and
+ * an unknown id get the same -EACCES.
+ *
+ * A named allocation (RACK_ALLOC with a name) needs a key, as a named
+ * volume does (KONA_RACK_ALLOC_F_KEY, 16 bytes before the name): the
+ * first RACK_ALLOC of a name sets it; a later one of the same name with
+ * the same key gets the same placements, with another key (or none) the
+ * same -EACCES as a name that does not exist.  Named allocations outlive
+ * their connections (no lease) until freed.  KONA_RACK_ALLOC_F_EXCLUSIVE
+ * refuses (-EBUSY) while another connection holds the allocation, and
+ * keeps others out while held.  RACK_FREE succeeds only for a connection
+ * holding the allocation, or with its key (-ENOENT otherwise).  A
+ * controller with all this offers KONA_CAP_RECLAIM.
  */
 #ifndef KONA_PROTO_H
 #define KONA_PROTO_H
@@ -197,6 +271,7 @@ typedef enum KonaOp {
     KONA_OP_SLAB_OPEN     = 0x12,
     KONA_OP_SLAB_ATTACH   = 0x13,
     KONA_OP_SLAB_MAP      = 0x14,
+    KONA_OP_SLAB_GEN      = 0x15,
 
     KONA_OP_READ          = 0x20,
     KONA_OP_WRITE_LINES   = 0x21,
@@ -207,6 +282,7 @@ typedef enum KonaOp {
     KONA_OP_RACK_ALLOC    = 0x31,
     KONA_OP_RACK_FREE     = 0x32,
     KONA_OP_RACK_STATUS   = 0x33,
+    KONA_OP_RACK_RECLAIM  = 0x34,
 } KonaOp;
 
 #define KONA_OP_REPLY           0x8000u
@@ -221,7 +297,12 @@ typedef enum KonaOp {
 #define KONA_CAP_ERRMSG         (1ull << 6)     /* error replies carry text */
 #define KONA_CAP_SHARED         (1ull << 7)     /* SLAB_MAP hands out slab
                                                  * descriptors (unix only) */
-#define KONA_CAP_ALL            ((1ull << 8) - 1)
+#define KONA_CAP_VOLKEY         (1ull << 8)     /* SLAB_ATTACH takes volume
+                                                 * keys and EXCLUSIVE */
+#define KONA_CAP_GENERATION     (1ull << 9)     /* SLAB_GEN */
+#define KONA_CAP_RECLAIM        (1ull << 10)    /* rack: allocation keys,
+                                                 * leases, RACK_RECLAIM */
+#define KONA_CAP_ALL            ((1ull << 11) - 1)
 
 /*
  * Wire images.  Fields are little endian; every struct is naturally
@@ -256,7 +337,9 @@ typedef struct KonaHelloRep {
     uint64_t caps;
     uint32_t max_payload;       /* the server's KONA_MAX_PAYLOAD */
     uint32_t max_io;
-    uint64_t max_inflight;      /* reply bytes the server queues per client */
+    uint64_t max_inflight;      /* what the replies the server queues per
+                                 * client may cost (bytes + bookkeeping)
+                                 * before it stops reading that client */
     uint64_t node_id;           /* random per server instance */
     uint8_t nonce[KONA_NONCE_SIZE];
 } KonaHelloRep;
@@ -312,7 +395,14 @@ typedef struct KonaSlabOpenReq {
 } KonaSlabOpenReq;
 
 #define KONA_ATTACH_F_CREATE    0x1     /* create the volume if missing */
+#define KONA_ATTACH_F_KEY       0x2     /* the volume key follows (needed) */
+#define KONA_ATTACH_F_EXCLUSIVE 0x4     /* no other connection may hold it */
+#define KONA_ATTACH_F_ALL       0x7
 
+/*
+ * Followed by the 16-byte volume key if KONA_ATTACH_F_KEY, then the
+ * name.  Without a key the request is refused with -EACCES.
+ */
 typedef struct KonaSlabAttachReq {
     uint64_t size;              /* 0: attach only; else must match or create */
     uint16_t name_len;          /* 1..KONA_MAX_NAME name bytes follow */
@@ -329,6 +419,15 @@ typedef struct KonaSlabRep {
     uint32_t flags;             /* KONA_SLAB_F_* */
     uint32_t reserved;
 } KonaSlabRep;
+
+typedef struct KonaSlabGenReq {
+    uint64_t slab_id;
+    uint64_t set;               /* 0: read only; else raise to this */
+} KonaSlabGenReq;
+
+typedef struct KonaSlabGenRep {
+    uint64_t generation;        /* after the request */
+} KonaSlabGenRep;
 
 typedef struct KonaReadReq {
     uint64_t slab_id;
@@ -374,11 +473,15 @@ typedef struct KonaRackRegisterRep {
     uint64_t node_id;
 } KonaRackRegisterRep;
 
+#define KONA_RACK_ALLOC_F_KEY       0x1     /* 16-byte key before the name */
+#define KONA_RACK_ALLOC_F_EXCLUSIVE 0x2     /* no other connection holds it */
+#define KONA_RACK_ALLOC_F_ALL       0x3
+
 typedef struct KonaRackAllocReq {
     uint64_t size;              /* bytes wanted, > 0 */
     uint64_t slab_size;         /* stripe unit; 0 = controller default */
     uint16_t name_len;          /* 0..KONA_MAX_NAME: named allocations */
-    uint16_t flags;             /* reserved, 0 */
+    uint16_t flags;             /* KONA_RACK_ALLOC_F_* */
     uint32_t reserved;
 } KonaRackAllocReq;
 
@@ -399,9 +502,15 @@ typedef struct KonaRackPlacement {
     uint32_t reserved1;
 } KonaRackPlacement;
 
+/* Optionally followed by the allocation key (for a non-holder). */
 typedef struct KonaRackFreeReq {
     uint64_t alloc_id;
 } KonaRackFreeReq;
+
+typedef struct KonaRackReclaimReq {
+    uint64_t alloc_id;
+    uint8_t key[KONA_KEY_SIZE];
+} KonaRackReclaimReq;
 
 typedef struct KonaRackStatusRep {
     uint64_t capacity;
@@ -474,10 +583,16 @@ const char *kona_decode_slab_id_req(const uint8_t *p, uint32_t len,
                                     KonaSlabIdReq *out);
 const char *kona_decode_slab_open_req(const uint8_t *p, uint32_t len,
                                       KonaSlabOpenReq *out);
-/* *name points into @p, not NUL terminated; length in out->name_len. */
+/*
+ * *name points into @p, not NUL terminated; length in out->name_len.
+ * *key points at the volume key (KONA_ATTACH_F_KEY), else NULL.
+ */
 const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
                                         KonaSlabAttachReq *out,
+                                        const uint8_t **key,
                                         const char **name);
+const char *kona_decode_slab_gen_req(const uint8_t *p, uint32_t len,
+                                     KonaSlabGenReq *out);
 const char *kona_decode_slab_rep(const uint8_t *p, uint32_t len,
                                  KonaSlabRep *out);
 const char *kona_decode_slab_map_rep(const uint8_t *p, uint32_t len,
@@ -495,11 +610,17 @@ void kona_wrote_range(const uint8_t *p, uint32_t i, KonaWroteRange *out);
 const char *kona_decode_rack_register_req(const uint8_t *p, uint32_t len,
                                           KonaRackRegisterReq *out,
                                           const char **addr);
+/* *key: the key (KONA_RACK_ALLOC_F_KEY) or NULL; *name as for ATTACH. */
 const char *kona_decode_rack_alloc_req(const uint8_t *p, uint32_t len,
                                        KonaRackAllocReq *out,
+                                       const uint8_t **key,
                                        const char **name);
+/* *key: the allocation key if the request carries one, else NULL. */
 const char *kona_decode_rack_free_req(const uint8_t *p, uint32_t len,
-                                      KonaRackFreeReq *out);
+                                      KonaRackFreeReq *out,
+                                      const uint8_t **key);
+const char *kona_decode_rack_reclaim_req(const uint8_t *p, uint32_t len,
+                                         KonaRackReclaimReq *out);
 
 /* Volume names: 1..KONA_MAX_NAME of [A-Za-z0-9._-], not starting with '.'. */
 bool kona_name_valid(const char *name, size_t len);

@@ -7,6 +7,9 @@
  * The price is that nothing here may block for long; the only blocking
  * call is msync on FLUSH with a data directory.
  *
+ * Connections, framing, the handshake and the limits are the shared
+ * server core's (kona-server.c); this file is what the frames mean.
+ *
  * Clients on the same host may map slabs (SLAB_MAP, KONA_CAP_SHARED) and
  * write through the mapping; they report those lines with WROTE_LINES so
  * the counters and FLUSH see them.  Such writes bypass this thread, so
@@ -26,194 +29,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#define IN_BUF_INIT     (64u << 10)
-#define IN_BUF_KEEP     (256u << 10)    /* shrink back to INIT when idle */
-#define OUT_ARENA       (64u << 10)
+/* READ replies up to this size are copied, bigger ones referenced */
+#define READ_COPY_MAX   256
 
 static const uint64_t server_caps =
     KONA_CAP_WRITE_LINES | KONA_CAP_PIPELINE | KONA_CAP_ATTACH |
-    KONA_CAP_AUTH | KONA_CAP_ERRMSG;
-
-MnServer *mn_server_new(const MnConfig *cfg, GError **errp)
-{
-    MnServer *srv = g_new0(MnServer, 1);
-
-    srv->cfg = *cfg;
-    srv->cfg.data_dir = g_strdup(cfg->data_dir);
-    if (cfg->secret) {
-        srv->cfg.secret = g_bytes_ref(cfg->secret);
-    }
-    srv->store = mn_store_new(cfg->capacity, cfg->data_dir, cfg->linger_ms,
-                              errp);
-    if (!srv->store) {
-        mn_server_free(srv);
-        return NULL;
-    }
-    kona_random_bytes(&srv->node_id, sizeof(srv->node_id));
-    srv->start_ms = kona_now_ms();
-    srv->stats[KONA_STAT_CAPACITY] = cfg->capacity;
-    return srv;
-}
-
-void mn_server_free(MnServer *srv)
-{
-    if (!srv) {
-        return;
-    }
-    while (srv->conns.head) {
-        MnConn *c = srv->conns.head->data;
-        if (c->fd >= 0) {
-            close(c->fd);
-        }
-        mn_conn_free(c);
-    }
-    mn_store_free(srv->store);
-    if (srv->cfg.secret) {
-        g_bytes_unref(srv->cfg.secret);
-    }
-    g_free((char *)srv->cfg.data_dir);
-    g_free(srv);
-}
-
-MnConn *mn_conn_new(MnServer *srv, int fd, const char *peer,
-                    bool auth_required)
-{
-    MnConn *c = g_new0(MnConn, 1);
-
-    c->srv = srv;
-    c->fd = fd;
-    c->peer = g_strdup(peer);
-    c->auth_required = auth_required;
-    c->in_cap = IN_BUF_INIT;
-    c->in = g_malloc(c->in_cap);
-    kona_outq_init(&c->out, OUT_ARENA);
-    c->open = g_hash_table_new(g_int64_hash, g_int64_equal);
-    c->mapped = g_hash_table_new(NULL, NULL);
-    kona_random_bytes(c->nonce, sizeof(c->nonce));
-    c->handshake_deadline_ms = kona_now_ms() + srv->cfg.handshake_ms;
-    c->link.data = c;
-    c->ext_link.data = c;
-    g_queue_push_tail_link(&srv->conns, &c->link);
-    srv->stats[KONA_STAT_CLIENTS]++;
-    srv->stats[KONA_STAT_CLIENTS_TOTAL]++;
-    return c;
-}
-
-static void conn_ext_update(MnConn *c)
-{
-    if (c->in_ext && !c->out.n_ext) {
-        g_queue_unlink(&c->srv->ext_conns, &c->ext_link);
-        c->in_ext = false;
-    } else if (!c->in_ext && c->out.n_ext) {
-        g_queue_push_tail_link(&c->srv->ext_conns, &c->ext_link);
-        c->in_ext = true;
-    }
-}
-
-void mn_conn_free(MnConn *c)
-{
-    MnServer *srv = c->srv;
-    GHashTableIter it;
-    gpointer v;
-
-    /* the queued replies may point into slabs: drop them before the refs */
-    kona_outq_destroy(&c->out);
-    conn_ext_update(c);
-    g_hash_table_iter_init(&it, c->open);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        g_hash_table_iter_remove(&it);
-        mn_slab_unref(srv->store, v);
-    }
-    g_hash_table_destroy(c->open);
-    /* our client's mappings end with its connection (as far as we can see) */
-    g_hash_table_iter_init(&it, c->mapped);
-    while (g_hash_table_iter_next(&it, &v, NULL)) {
-        g_hash_table_iter_remove(&it);
-        mn_slab_map_unref(srv->store, v);
-    }
-    g_hash_table_destroy(c->mapped);
-    g_queue_unlink(&srv->conns, &c->link);
-    srv->stats[KONA_STAT_CLIENTS]--;
-    g_free(c->in);
-    g_free(c->peer);
-    g_free(c);
-}
-
-uint8_t *mn_conn_in_space(MnConn *c, size_t *space)
-{
-    /* compact so the whole tail of the buffer is free */
-    if (c->in_off && c->in_off == c->in_len) {
-        c->in_off = c->in_len = 0;
-    } else if (c->in_off && c->in_cap - c->in_len < c->in_cap / 4) {
-        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-        c->in_len -= c->in_off;
-        c->in_off = 0;
-    }
-    *space = c->in_cap - c->in_len;
-    return c->in + c->in_len;
-}
-
-void mn_conn_in_commit(MnConn *c, size_t n)
-{
-    c->in_len += n;
-}
-
-/*
- * Room for more replies: bytes, and descriptors (a client that asks for
- * descriptors and never reads them would otherwise use up ours).
- */
-static bool conn_out_room(MnConn *c)
-{
-    return c->out.bytes < c->srv->cfg.max_inflight &&
-           c->out.n_fds < KONA_MAX_QUEUED_FDS;
-}
-
-bool mn_conn_want_read(MnConn *c)
-{
-    return !c->closing && conn_out_room(c) &&
-           c->in_len - c->in_off < c->in_cap;
-}
-
-int mn_conn_flush(MnConn *c)
-{
-    int r = kona_outq_flush(&c->out, c->fd);
-
-    conn_ext_update(c);
-    return r;
-}
+    KONA_CAP_AUTH | KONA_CAP_ERRMSG | KONA_CAP_VOLKEY | KONA_CAP_GENERATION;
 
 /* ---- replies ---- */
 
-static uint8_t *reply(MnConn *c, const KonaHdr *h, uint32_t len)
-{
-    return kona_outq_reply(&c->out, h, len);
-}
-
-static void G_GNUC_PRINTF(4, 5)
-reply_err(MnConn *c, const KonaHdr *h, int err, const char *fmt, ...)
-{
-    g_autofree char *msg = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    kona_outq_reply_error(&c->out, h, err, msg);
-    c->srv->stats[KONA_STAT_REFUSED]++;
-    if (c->srv->cfg.verbose) {
-        fprintf(stderr, "kona-memnode: %s: %s refused: %s\n", c->peer,
-                kona_op_name(h->op), msg);
-    }
-}
-
-/* A protocol violation: log it; the caller closes the connection. */
-static bool bad_frame(MnConn *c, const KonaHdr *h, const char *why)
-{
-    c->srv->stats[KONA_STAT_BAD_FRAMES]++;
-    fprintf(stderr, "kona-memnode: closing %s: malformed %s frame: %s\n",
-            c->peer, h ? kona_op_name(h->op) : "?", why);
-    return false;
-}
+#define reply(c, h, len) kona_reply((c)->kc, h, len)
+#define reply_err(c, h, err, ...) kona_reply_err((c)->kc, h, err, __VA_ARGS__)
+#define bad_frame(c, h, why) kona_bad_frame((c)->kc, h, why)
+#define OUT(c) (&(c)->kc->out)
 
 static void put_slab_rep(MnConn *c, const KonaHdr *h, MnSlab *s,
                          uint32_t flags)
@@ -229,13 +57,22 @@ static void put_slab_rep(MnConn *c, const KonaHdr *h, MnSlab *s,
 
 /* ---- slab access ---- */
 
+/* @c lets go of @s (which it has open): its exclusive hold too. */
+static void conn_release(MnConn *c, MnSlab *s)
+{
+    if (s->excl == c) {
+        s->excl = NULL;
+    }
+    mn_slab_unref(c->srv->store, s);
+}
+
 static void conn_drop_slab(MnConn *c, MnSlab *s)
 {
     if (c->last == s) {
         c->last = NULL;
     }
     g_hash_table_remove(c->open, &s->id);
-    mn_slab_unref(c->srv->store, s);
+    conn_release(c, s);
 }
 
 /* The slab @id if this connection may touch it, else NULL. */
@@ -270,15 +107,24 @@ static MnSlab *conn_slab_or_refuse(MnConn *c, const KonaHdr *h, uint64_t id)
     return s;
 }
 
+/* At --max-client-slabs: refuse @h and return true. */
+static bool conn_slabs_full(MnConn *c, const KonaHdr *h)
+{
+    if (g_hash_table_size(c->open) < c->srv->cfg.max_client_slabs) {
+        return false;
+    }
+    reply_err(c, h, EMFILE,
+              "this connection already has %u slabs open (the limit)",
+              c->srv->cfg.max_client_slabs);
+    return true;
+}
+
 static bool conn_add_slab(MnConn *c, const KonaHdr *h, MnSlab *s)
 {
     if (g_hash_table_contains(c->open, &s->id)) {
         return true;
     }
-    if (g_hash_table_size(c->open) >= c->srv->cfg.max_client_slabs) {
-        reply_err(c, h, EMFILE,
-                  "this connection already has %u slabs open (the limit)",
-                  c->srv->cfg.max_client_slabs);
+    if (conn_slabs_full(c, h)) {
         return false;
     }
     mn_slab_ref(c->srv->store, s);
@@ -289,80 +135,16 @@ static bool conn_add_slab(MnConn *c, const KonaHdr *h, MnSlab *s)
 /*
  * Copy queued READ replies that point into [lo, hi) of @s (all of @s if
  * @lo is NULL) before the bytes change, so replies keep the data of the
- * moment they were answered.
+ * moment they were answered.  Touches only @s's queued references.
  */
-static void detach_slab_refs(MnServer *srv, MnSlab *s, const uint8_t *lo,
-                             const uint8_t *hi)
+static void detach_slab_refs(MnSlab *s, const uint8_t *lo, const uint8_t *hi)
 {
-    GList *l = srv->ext_conns.head;
-
-    while (l) {
-        MnConn *c = l->data;
-        l = l->next;
-        kona_outq_detach(&c->out, s, lo, hi);
-        conn_ext_update(c);
-    }
+    kona_outq_detach(&s->out_tag, lo, hi);
 }
 
 /* ---- operations ---- */
 
-static bool op_hello(MnConn *c, const KonaHdr *h, const uint8_t *p)
-{
-    KonaHelloReq req;
-    const char *why = kona_decode_hello_req(p, h->len, &req);
-    uint8_t *r;
-
-    if (why) {
-        return bad_frame(c, h, why);
-    }
-    g_strlcpy(c->name, req.name, sizeof(c->name));
-    c->caps = req.caps & (server_caps |
-                          (c->srv->cfg.data_dir ? KONA_CAP_PERSIST : 0) |
-                          (c->unix_sock && !c->srv->cfg.no_shared ?
-                           KONA_CAP_SHARED : 0));
-    r = reply(c, h, sizeof(KonaHelloRep));
-    kona_st32(r, KONA_PROTO_MAGIC);
-    kona_st16(r + 4, KONA_PROTO_VERSION);
-    kona_st16(r + 6, c->auth_required ? KONA_HELLO_F_AUTH_REQUIRED : 0);
-    kona_st64(r + 8, c->caps);
-    kona_st32(r + 16, KONA_MAX_PAYLOAD);
-    kona_st32(r + 20, KONA_MAX_IO);
-    kona_st64(r + 24, c->srv->cfg.max_inflight);
-    kona_st64(r + 32, c->srv->node_id);
-    memcpy(r + 40, c->nonce, KONA_NONCE_SIZE);
-    c->state = c->auth_required ? MN_CONN_AUTH : MN_CONN_READY;
-    return true;
-}
-
-static bool op_auth(MnConn *c, const KonaHdr *h, const uint8_t *p)
-{
-    const uint8_t *client_nonce = p, *mac = p + KONA_NONCE_SIZE;
-    uint8_t want[KONA_MAC_SIZE];
-    GBytes *secret = c->srv->cfg.secret;
-    gsize slen;
-    const uint8_t *sdata;
-
-    if (!secret) {
-        /* cannot happen: auth is only required where a secret exists */
-        reply_err(c, h, EACCES, "no secret configured");
-        c->closing = true;
-        return true;
-    }
-    sdata = g_bytes_get_data(secret, &slen);
-    kona_auth_mac(sdata, slen, KONA_AUTH_CLIENT, c->nonce, client_nonce, want);
-    if (!kona_auth_equal(want, mac, KONA_MAC_SIZE)) {
-        reply_err(c, h, EACCES, "authentication failed (wrong secret)");
-        fprintf(stderr, "kona-memnode: %s: authentication failed\n", c->peer);
-        c->closing = true;
-        return true;
-    }
-    kona_auth_mac(sdata, slen, KONA_AUTH_SERVER, c->nonce, client_nonce,
-                  reply(c, h, KONA_MAC_SIZE));
-    c->state = MN_CONN_READY;
-    return true;
-}
-
-static void op_stats(MnConn *c, const KonaHdr *h)
+static bool op_stats(MnConn *c, const KonaHdr *h, const uint8_t *unused)
 {
     MnServer *srv = c->srv;
     uint8_t *p = reply(c, h, sizeof(KonaStatsRep) + 8 * KONA_STAT__COUNT);
@@ -371,11 +153,17 @@ static void op_stats(MnConn *c, const KonaHdr *h)
     srv->stats[KONA_STAT_SLAB_BYTES] = srv->store->used;
     srv->stats[KONA_STAT_UPTIME_MS] = (uint64_t)(kona_now_ms() - srv->start_ms);
     srv->stats[KONA_STAT_MAPPED_SLABS] = srv->store->mapped_slabs;
+    srv->stats[KONA_STAT_OPS] = srv->ks->stats.ops;
+    srv->stats[KONA_STAT_CLIENTS] = kona_server_conns(srv->ks);
+    srv->stats[KONA_STAT_CLIENTS_TOTAL] = srv->ks->stats.conns_total;
+    srv->stats[KONA_STAT_BAD_FRAMES] = srv->ks->stats.bad_frames;
+    srv->stats[KONA_STAT_REFUSED] = srv->ks->stats.refused;
     kona_st32(p, KONA_STAT__COUNT);
     kona_st32(p + 4, 0);
     for (int i = 0; i < KONA_STAT__COUNT; i++) {
         kona_st64(p + 8 + 8 * i, srv->stats[i]);
     }
+    return true;
 }
 
 static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
@@ -395,10 +183,14 @@ static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (req.offset > s->size || req.len > s->size - req.offset) {
         return bad_frame(c, h, "READ beyond the end of the slab");
     }
-    r = kona_outq_reserve(&c->out, KONA_HDR_SIZE);
-    kona_hdr_encode(r, h->op | KONA_OP_REPLY, h->req_id, 0, req.len);
-    kona_outq_put_ext(&c->out, s, s->mem + req.offset, req.len);
-    conn_ext_update(c);
+    if (req.len <= READ_COPY_MAX) {
+        /* cheaper copied than referenced (an entry, a reference) */
+        memcpy(reply(c, h, req.len), s->mem + req.offset, req.len);
+    } else {
+        r = kona_outq_reserve(OUT(c), KONA_HDR_SIZE);
+        kona_hdr_encode(r, h->op | KONA_OP_REPLY, h->req_id, 0, req.len);
+        kona_outq_put_ext(OUT(c), &s->out_tag, s->mem + req.offset, req.len);
+    }
     c->srv->stats[KONA_STAT_READS]++;
     c->srv->stats[KONA_STAT_BYTES_READ] += req.len;
     return true;
@@ -426,8 +218,8 @@ static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
         return bad_frame(c, h, "WRITE_LINES beyond the end of the slab");
     }
     dst = s->mem + req.block_off;
-    if (c->srv->ext_conns.length) {
-        detach_slab_refs(c->srv, s, dst, dst + span);
+    if (s->out_tag.refs.length) {
+        detach_slab_refs(s, dst, dst + span);
     }
     for (uint32_t i = 0; i < req.npages; i++) {
         uint64_t m = kona_ld64(masks + 8 * i);
@@ -510,9 +302,9 @@ static bool op_slab_map(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (why) {
         return bad_frame(c, h, why);
     }
-    if (!(c->caps & KONA_CAP_SHARED)) {
+    if (!(c->kc->caps & KONA_CAP_SHARED)) {
         reply_err(c, h, EOPNOTSUPP, "no shared memory on this connection (%s)",
-                  !c->unix_sock ? "not a unix socket" :
+                  !c->kc->unix_sock ? "not a unix socket" :
                   c->srv->cfg.no_shared ? "the memnode runs with --no-shared" :
                   "the client did not ask for it in HELLO");
         return true;
@@ -528,7 +320,7 @@ static bool op_slab_map(MnConn *c, const KonaHdr *h, const uint8_t *p)
                   g_strerror(err));
         return true;
     }
-    r = kona_outq_reply_fd(&c->out, h, sizeof(KonaSlabMapRep), fd);
+    r = kona_outq_reply_fd(OUT(c), h, sizeof(KonaSlabMapRep), fd);
     kona_st64(r, s->size);
     kona_st64(r + 8, 0);
     kona_st32(r + 16, 0);
@@ -541,7 +333,7 @@ static bool op_slab_map(MnConn *c, const KonaHdr *h, const uint8_t *p)
     return true;
 }
 
-static void op_flush(MnConn *c, const KonaHdr *h)
+static bool op_flush(MnConn *c, const KonaHdr *h, const uint8_t *unused)
 {
     GHashTableIter it;
     gpointer v;
@@ -566,6 +358,7 @@ static void op_flush(MnConn *c, const KonaHdr *h)
     } else {
         reply(c, h, 0);
     }
+    return true;
 }
 
 static bool op_slab_alloc(MnConn *c, const KonaHdr *h, const uint8_t *p)
@@ -578,13 +371,10 @@ static bool op_slab_alloc(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (why) {
         return bad_frame(c, h, why);
     }
-    if (g_hash_table_size(c->open) >= c->srv->cfg.max_client_slabs) {
-        reply_err(c, h, EMFILE,
-                  "this connection already has %u slabs open (the limit)",
-                  c->srv->cfg.max_client_slabs);
+    if (conn_slabs_full(c, h)) {
         return true;
     }
-    s = mn_store_alloc(c->srv->store, req.size, NULL, &err);
+    s = mn_store_alloc(c->srv->store, req.size, NULL, NULL, &err);
     if (!s) {
         reply_err(c, h, err->code, "%s", err->message);
         return true;
@@ -607,8 +397,8 @@ static bool op_slab_free(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (!s) {
         return true;
     }
-    detach_slab_refs(c->srv, s, NULL, NULL);
-    mn_store_destroy(c->srv->store, s);
+    /* ours goes; the memory when no other connection holds it either */
+    mn_store_doom(c->srv->store, s);
     conn_drop_slab(c, s);
     reply(c, h, 0);
     return true;
@@ -630,17 +420,36 @@ static bool op_slab_open(MnConn *c, const KonaHdr *h, const uint8_t *p)
                   " with that key", req.slab_id);
         return true;
     }
-    if (conn_add_slab(c, h, s)) {
-        put_slab_rep(c, h, s, 0);
+    if (!conn_add_slab(c, h, s)) {
+        return true;
     }
+    if (s->excl && s->excl != c) {
+        /*
+         * the holder of an exclusive attach reconnecting (only it has
+         * the slab key): its old connection may not have been seen to
+         * break yet, and must not write to the volume any more
+         */
+        MnConn *old = s->excl;
+
+        if (c->srv->cfg.net.verbose) {
+            fprintf(stderr, "kona-memnode: %s takes volume %s over from %s\n",
+                    c->kc->peer, s->name, old->kc->peer);
+        }
+        conn_drop_slab(old, s);
+        s->excl = c;
+    }
+    put_slab_rep(c, h, s, 0);
     return true;
 }
 
 static bool op_slab_attach(MnConn *c, const KonaHdr *h, const uint8_t *p)
 {
     KonaSlabAttachReq req;
+    const uint8_t *key;
     const char *name_p;
-    const char *why = kona_decode_slab_attach_req(p, h->len, &req, &name_p);
+    const char *why = kona_decode_slab_attach_req(p, h->len, &req, &key,
+                                                  &name_p);
+    bool excl, exists;
     g_autofree char *name = NULL;
     g_autoptr(GError) err = NULL;
     uint32_t flags = 0;
@@ -650,155 +459,198 @@ static bool op_slab_attach(MnConn *c, const KonaHdr *h, const uint8_t *p)
         return bad_frame(c, h, why);
     }
     name = g_strndup(name_p, req.name_len);
+    excl = req.flags & KONA_ATTACH_F_EXCLUSIVE;
+    if (!key) {
+        reply_err(c, h, EACCES, "volume %s: attaching needs the volume key "
+                  "(KONA_ATTACH_F_KEY)", name);
+        return true;
+    }
     s = mn_store_lookup_name(c->srv->store, name);
+    exists = s != NULL;
+    if (s && (!s->has_volkey ||
+              !kona_auth_equal(s->volkey, key, KONA_KEY_SIZE))) {
+        s = NULL;
+    }
+    if (!s && (exists || !(req.flags & KONA_ATTACH_F_CREATE) || !req.size)) {
+        /* the same answer whether the name exists or the key is wrong */
+        reply_err(c, h, EACCES, "no volume %s with that key", name);
+        return true;
+    }
     if (s && req.size && req.size != s->size) {
         reply_err(c, h, EINVAL, "volume %s has %" G_GUINT64_FORMAT
                   " bytes, not %" G_GUINT64_FORMAT, name, s->size, req.size);
         return true;
     }
+    if (s && s->excl && s->excl != c) {
+        reply_err(c, h, EBUSY, "volume %s is attached exclusively by "
+                  "another connection", name);
+        return true;
+    }
+    if (s && excl &&
+        s->refs > (g_hash_table_contains(c->open, &s->id) ? 1u : 0u)) {
+        reply_err(c, h, EBUSY, "volume %s is attached by another connection",
+                  name);
+        return true;
+    }
     if (!s) {
-        if (!(req.flags & KONA_ATTACH_F_CREATE) || !req.size) {
-            reply_err(c, h, ENOENT, "no volume named %s", name);
+        if (conn_slabs_full(c, h)) {
             return true;
         }
-        if (g_hash_table_size(c->open) >= c->srv->cfg.max_client_slabs) {
-            reply_err(c, h, EMFILE,
-                      "this connection already has %u slabs open (the limit)",
-                      c->srv->cfg.max_client_slabs);
-            return true;
-        }
-        s = mn_store_alloc(c->srv->store, req.size, name, &err);
+        s = mn_store_alloc(c->srv->store, req.size, name, key, &err);
         if (!s) {
             reply_err(c, h, err->code, "%s", err->message);
             return true;
         }
         flags = KONA_SLAB_F_CREATED;
     }
-    if (conn_add_slab(c, h, s)) {
-        put_slab_rep(c, h, s, flags);
+    if (!conn_add_slab(c, h, s)) {
+        return true;
     }
+    if (excl) {
+        s->excl = c;
+    }
+    put_slab_rep(c, h, s, flags);
     return true;
 }
 
-static bool dispatch(MnConn *c, const KonaHdr *h, const uint8_t *p)
+static bool op_slab_gen(MnConn *c, const KonaHdr *h, const uint8_t *p)
 {
-    c->srv->stats[KONA_STAT_OPS]++;
+    KonaSlabGenReq req;
+    const char *why = kona_decode_slab_gen_req(p, h->len, &req);
+    g_autoptr(GError) err = NULL;
+    MnSlab *s;
 
-    if (c->state != MN_CONN_READY) {
-        if (c->state == MN_CONN_HELLO && h->op == KONA_OP_HELLO) {
-            return op_hello(c, h, p);
-        }
-        if (c->state == MN_CONN_AUTH && h->op == KONA_OP_AUTH) {
-            return op_auth(c, h, p);
-        }
-        return bad_frame(c, h, c->state == MN_CONN_HELLO ?
-                         "first frame must be HELLO" :
-                         "authentication required before this op");
+    if (why) {
+        return bad_frame(c, h, why);
     }
-
-    switch (h->op) {
-    case KONA_OP_READ:
-        return op_read(c, h, p);
-    case KONA_OP_WRITE_LINES:
-        return op_write_lines(c, h, p);
-    case KONA_OP_FLUSH:
-        op_flush(c, h);
-        return true;
-    case KONA_OP_WROTE_LINES:
-        return op_wrote_lines(c, h, p);
-    case KONA_OP_SLAB_MAP:
-        return op_slab_map(c, h, p);
-    case KONA_OP_PING:
-        memcpy(reply(c, h, h->len), p, h->len);
-        return true;
-    case KONA_OP_STATS:
-        op_stats(c, h);
-        return true;
-    case KONA_OP_SLAB_ALLOC:
-        return op_slab_alloc(c, h, p);
-    case KONA_OP_SLAB_FREE:
-        return op_slab_free(c, h, p);
-    case KONA_OP_SLAB_OPEN:
-        return op_slab_open(c, h, p);
-    case KONA_OP_SLAB_ATTACH:
-        return op_slab_attach(c, h, p);
-    case KONA_OP_HELLO:
-        return bad_frame(c, h, "second HELLO");
-    case KONA_OP_AUTH:
-        return bad_frame(c, h, "AUTH not asked for");
-    default:
-        reply_err(c, h, EOPNOTSUPP, "%s: this is a memory node, not a "
-                  "rack controller", kona_op_name(h->op));
+    s = conn_slab_or_refuse(c, h, req.slab_id);
+    if (!s) {
         return true;
     }
+    if (!mn_slab_set_generation(c->srv->store, s, req.set, &err)) {
+        reply_err(c, h, err->code, "cannot store the generation: %s",
+                  err->message);
+        return true;
+    }
+    kona_st64(reply(c, h, sizeof(KonaSlabGenRep)), s->generation);
+    return true;
 }
 
-bool mn_conn_process(MnConn *c)
-{
-    while (!c->closing && conn_out_room(c)) {
-        size_t avail = c->in_len - c->in_off;
-        const char *why;
-        KonaHdr h;
+typedef bool MnOpFn(MnConn *c, const KonaHdr *h, const uint8_t *p);
 
-        if (avail < KONA_HDR_SIZE) {
-            break;
-        }
-        kona_hdr_decode(c->in + c->in_off, &h);
-        why = kona_check_request_hdr(&h);
-        if (why) {
-            return bad_frame(c, &h, why);
-        }
-        if (avail < KONA_HDR_SIZE + (size_t)h.len) {
-            size_t need = KONA_HDR_SIZE + (size_t)h.len;
-            /* make room for the whole frame: it is bounded by the check */
-            if (need > c->in_cap - c->in_off) {
-                memmove(c->in, c->in + c->in_off, avail);
-                c->in_off = 0;
-                c->in_len = avail;
-                if (need > c->in_cap) {
-                    c->in_cap = need;
-                    c->in = g_realloc(c->in, c->in_cap);
-                }
-            }
-            break;
-        }
-        if (!dispatch(c, &h, c->in + c->in_off + KONA_HDR_SIZE)) {
-            return false;
-        }
-        c->in_off += KONA_HDR_SIZE + h.len;
+/* What each op means on a memnode (after the handshake; PING is core's). */
+static MnOpFn *const mn_op_table[] = {
+    [KONA_OP_READ] = op_read,
+    [KONA_OP_WRITE_LINES] = op_write_lines,
+    [KONA_OP_FLUSH] = op_flush,
+    [KONA_OP_WROTE_LINES] = op_wrote_lines,
+    [KONA_OP_SLAB_MAP] = op_slab_map,
+    [KONA_OP_STATS] = op_stats,
+    [KONA_OP_SLAB_ALLOC] = op_slab_alloc,
+    [KONA_OP_SLAB_FREE] = op_slab_free,
+    [KONA_OP_SLAB_OPEN] = op_slab_open,
+    [KONA_OP_SLAB_ATTACH] = op_slab_attach,
+    [KONA_OP_SLAB_GEN] = op_slab_gen,
+};
+
+static bool mn_dispatch(KonaConn *kc, const KonaHdr *h, const uint8_t *p)
+{
+    MnConn *c = kc->priv;
+
+    if (h->op < G_N_ELEMENTS(mn_op_table) && mn_op_table[h->op]) {
+        return mn_op_table[h->op](c, h, p);
     }
-    if (c->in_off == c->in_len) {
-        c->in_off = c->in_len = 0;
-        if (c->in_cap > IN_BUF_KEEP) {
-            c->in_cap = IN_BUF_INIT;
-            c->in = g_realloc(c->in, c->in_cap);
-        }
-    }
+    reply_err(c, h, EOPNOTSUPP, "%s: this is a memory node, not a "
+              "rack controller", kona_op_name(h->op));
     return true;
+}
+
+static uint64_t mn_caps(KonaConn *kc, uint64_t asked)
+{
+    MnServer *srv = kc->srv->opaque;
+
+    return asked & (server_caps |
+                    (srv->cfg.data_dir ? KONA_CAP_PERSIST : 0) |
+                    (kc->unix_sock && !srv->cfg.no_shared ?
+                     KONA_CAP_SHARED : 0));
+}
+
+static void *mn_conn_new(KonaConn *kc)
+{
+    MnConn *c = g_new0(MnConn, 1);
+
+    c->kc = kc;
+    c->srv = kc->srv->opaque;
+    c->open = g_hash_table_new(g_int64_hash, g_int64_equal);
+    c->mapped = g_hash_table_new(NULL, NULL);
+    return c;
+}
+
+static void mn_conn_gone(KonaConn *kc)
+{
+    MnConn *c = kc->priv;
+    MnServer *srv = c->srv;
+    GHashTableIter it;
+    gpointer v;
+
+    /* the core dropped the queued replies (they may point into slabs) */
+    g_hash_table_iter_init(&it, c->open);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        g_hash_table_iter_remove(&it);
+        conn_release(c, v);
+    }
+    g_hash_table_destroy(c->open);
+    /* our client's mappings end with its connection (as far as we can see) */
+    g_hash_table_iter_init(&it, c->mapped);
+    while (g_hash_table_iter_next(&it, &v, NULL)) {
+        g_hash_table_iter_remove(&it);
+        mn_slab_map_unref(srv->store, v);
+    }
+    g_hash_table_destroy(c->mapped);
+    g_free(c);
+    kc->priv = NULL;
+}
+
+static const KonaServerOps mn_ops = {
+    .conn_new = mn_conn_new,
+    .caps = mn_caps,
+    .dispatch = mn_dispatch,
+    .conn_gone = mn_conn_gone,
+};
+
+MnServer *mn_server_new(const MnConfig *cfg, GError **errp)
+{
+    MnServer *srv = g_new0(MnServer, 1);
+
+    srv->cfg = *cfg;
+    srv->cfg.data_dir = g_strdup(cfg->data_dir);
+    srv->store = mn_store_new(cfg->capacity, cfg->data_dir, cfg->linger_ms,
+                              errp);
+    if (!srv->store) {
+        mn_server_free(srv);
+        return NULL;
+    }
+    srv->cfg.net.prog = "kona-memnode";
+    srv->cfg.net.max_io = KONA_MAX_IO;
+    srv->ks = kona_server_new(&srv->cfg.net, &mn_ops, srv);
+    srv->start_ms = kona_now_ms();
+    srv->stats[KONA_STAT_CAPACITY] = cfg->capacity;
+    return srv;
+}
+
+void mn_server_free(MnServer *srv)
+{
+    if (!srv) {
+        return;
+    }
+    /* the connections first: they hold slab references */
+    kona_server_free(srv->ks);
+    mn_store_free(srv->store);
+    g_free((char *)srv->cfg.data_dir);
+    g_free(srv);
 }
 
 int64_t mn_server_tick(MnServer *srv)
 {
     return mn_store_expire(srv->store, kona_now_ms());
-}
-
-int64_t mn_server_handshake_expired(MnServer *srv, GPtrArray *expired)
-{
-    int64_t now = kona_now_ms(), next = -1;
-
-    /* connections are in accept order, so deadlines are ascending */
-    for (GList *l = srv->conns.head; l; l = l->next) {
-        MnConn *c = l->data;
-
-        if (c->state == MN_CONN_READY) {
-            continue;
-        }
-        if (c->handshake_deadline_ms <= now) {
-            g_ptr_array_add(expired, c);
-        } else {
-            next = c->handshake_deadline_ms - now;
-            break;
-        }
-    }
-    return next;
 }

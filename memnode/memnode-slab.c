@@ -11,9 +11,11 @@
  * With a data directory each slab is a file, fully allocated when created
  * (fallocate: a full disk fails the allocation with -ENOSPC instead of a
  * later SIGBUS in the memnode or in a client's mapping), mapped
- * MAP_SHARED and kept open, plus a small key file (slab-<id>.meta)
- * written atomically before the slab is handed out, so a restarted
- * memnode finds the same ids, keys, names and bytes.
+ * MAP_SHARED and kept open, plus a small metadata file (slab-<id>.meta:
+ * id, size, key, name, volume key, generation) written atomically and
+ * durably (temporary file synced, renamed, directory synced) before the
+ * slab is handed out or a generation is acknowledged, so a restarted
+ * memnode finds the same ids, keys, names, generations and bytes.
  */
 #include "memnode-slab.h"
 #include "kona-auth.h"
@@ -204,27 +206,129 @@ static int slab_map(MnSlabStore *st, MnSlab *s, bool create, GError **errp)
                         : slab_map_anon(s, errp);
 }
 
+static char *key_hex(const uint8_t *key)
+{
+    char *hex = g_malloc(KONA_KEY_SIZE * 2 + 1);
+
+    for (int i = 0; i < KONA_KEY_SIZE; i++) {
+        g_snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    }
+    return hex;
+}
+
+/* 32 hex digits into @key; false if @hex is not that. */
+static bool key_parse(const char *hex, uint8_t *key)
+{
+    if (!hex || strlen(hex) != 2 * KONA_KEY_SIZE) {
+        return false;
+    }
+    for (int i = 0; i < KONA_KEY_SIZE; i++) {
+        int hi = g_ascii_xdigit_value(hex[2 * i]);
+        int lo = g_ascii_xdigit_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/*
+ * Replace @path with @data so that a crash leaves the old or the new
+ * contents, and the new ones survive once this returns: a synced
+ * temporary file, renamed, then the directory synced.
+ */
+static bool write_durable(const char *path, const char *data, size_t len,
+                          GError **errp)
+{
+    g_autofree char *tmp = g_strdup_printf("%s.tmp", path);
+    g_autofree char *dir = g_path_get_dirname(path);
+    const char *what = "write";
+    int fd, dfd, err;
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        what = "create";
+        goto fail;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno != EINTR) {
+            goto fail_fd;
+        }
+        off += n > 0 ? (size_t)n : 0;
+    }
+    if (fsync(fd) < 0) {
+        what = "fsync";
+        goto fail_fd;
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        what = "rename";
+        goto fail;
+    }
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) < 0) {
+        err = errno;
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        g_set_error(errp, KONA_ERROR, err, "syncing %s: %s", dir,
+                    g_strerror(err));
+        return false;
+    }
+    close(dfd);
+    return true;
+
+fail_fd:
+    err = errno;
+    close(fd);
+    errno = err;
+fail:
+    err = errno;
+    unlink(tmp);
+    g_set_error(errp, KONA_ERROR, err, "%s %s: %s", what, tmp,
+                g_strerror(err));
+    return false;
+}
+
 static bool slab_write_meta(MnSlabStore *st, MnSlab *s, GError **errp)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autofree char *path = slab_path(st, s->id, "meta");
-    g_autofree char *key = NULL;
+    g_autofree char *key = key_hex(s->key);
     g_autofree char *data = NULL;
     gsize len;
 
-    key = g_malloc(KONA_KEY_SIZE * 2 + 1);
-    for (int i = 0; i < KONA_KEY_SIZE; i++) {
-        g_snprintf(key + 2 * i, 3, "%02x", s->key[i]);
-    }
     g_key_file_set_uint64(kf, META_GROUP, "id", s->id);
     g_key_file_set_uint64(kf, META_GROUP, "size", s->size);
     g_key_file_set_string(kf, META_GROUP, "key", key);
     if (s->name) {
         g_key_file_set_string(kf, META_GROUP, "name", s->name);
     }
+    if (s->has_volkey) {
+        g_autofree char *vk = key_hex(s->volkey);
+        g_key_file_set_string(kf, META_GROUP, "volume_key", vk);
+    }
+    g_key_file_set_uint64(kf, META_GROUP, "generation", s->generation);
     data = g_key_file_to_data(kf, &len, NULL);
-    /* g_file_set_contents writes a temporary file and renames it */
-    return g_file_set_contents(path, data, (gssize)len, errp);
+    return write_durable(path, data, len, errp);
+}
+
+bool mn_slab_set_generation(MnSlabStore *st, MnSlab *s, uint64_t gen,
+                            GError **errp)
+{
+    uint64_t old = s->generation;
+
+    if (gen <= old) {
+        return true;
+    }
+    s->generation = gen;
+    if (st->data_dir && !s->doomed && !slab_write_meta(st, s, errp)) {
+        s->generation = old;
+        return false;
+    }
+    return true;
 }
 
 static void store_insert(MnSlabStore *st, MnSlab *s)
@@ -241,6 +345,7 @@ static MnSlab *slab_load(MnSlabStore *st, const char *meta, GError **errp)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autofree char *key = NULL;
+    g_autofree char *volkey = NULL;
     g_autofree char *name = NULL;
     MnSlab *s;
 
@@ -250,20 +355,20 @@ static MnSlab *slab_load(MnSlabStore *st, const char *meta, GError **errp)
     s = slab_new_struct();
     s->id = g_key_file_get_uint64(kf, META_GROUP, "id", NULL);
     s->size = g_key_file_get_uint64(kf, META_GROUP, "size", NULL);
+    s->generation = g_key_file_get_uint64(kf, META_GROUP, "generation", NULL);
     key = g_key_file_get_string(kf, META_GROUP, "key", NULL);
+    volkey = g_key_file_get_string(kf, META_GROUP, "volume_key", NULL);
     name = g_key_file_get_string(kf, META_GROUP, "name", NULL);
     if (!s->id || !s->size || s->size % KONA_PAGE_SIZE ||
-        s->size > KONA_MAX_SLAB_SIZE || !key ||
-        strlen(key) != 2 * KONA_KEY_SIZE ||
+        s->size > KONA_MAX_SLAB_SIZE || !key_parse(key, s->key) ||
+        (volkey && !key_parse(volkey, s->volkey)) ||
         (name && !kona_name_valid(name, strlen(name)))) {
         g_set_error(errp, KONA_ERROR, EINVAL, "%s: bad slab metadata", meta);
         slab_free_struct(s);
         return NULL;
     }
-    for (int i = 0; i < KONA_KEY_SIZE; i++) {
-        s->key[i] = (uint8_t)(g_ascii_xdigit_value(key[2 * i]) << 4 |
-                              g_ascii_xdigit_value(key[2 * i + 1]));
-    }
+    /* a volume of a memnode older than volume keys has none */
+    s->has_volkey = volkey && name;
     s->name = g_steal_pointer(&name);
     if (slab_map(st, s, false, errp) < 0) {
         slab_free_struct(s);
@@ -359,7 +464,7 @@ void mn_store_free(MnSlabStore *st)
 }
 
 MnSlab *mn_store_alloc(MnSlabStore *st, uint64_t size, const char *name,
-                       GError **errp)
+                       const uint8_t *volkey, GError **errp)
 {
     MnSlab *s;
     char b1[32], b2[32];
@@ -383,6 +488,10 @@ MnSlab *mn_store_alloc(MnSlabStore *st, uint64_t size, const char *name,
     s->id = st->next_id;
     s->size = size;
     s->name = g_strdup(name);
+    if (name && volkey) {
+        memcpy(s->volkey, volkey, KONA_KEY_SIZE);
+        s->has_volkey = true;
+    }
     kona_random_bytes(s->key, sizeof(s->key));
     if (slab_map(st, s, true, errp) < 0) {
         slab_free_struct(s);
@@ -409,29 +518,50 @@ MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name)
     return g_hash_table_lookup(st->by_name, name);
 }
 
-void mn_store_destroy(MnSlabStore *st, MnSlab *s)
+/* Out of the tables and the data directory: nobody finds it again. */
+static void store_forget(MnSlabStore *st, MnSlab *s)
 {
-    if (s->freed) {
-        return;
-    }
     g_hash_table_remove(st->by_id, &s->id);
     if (s->name) {
         g_hash_table_remove(st->by_name, s->name);
     }
     g_hash_table_remove(st->orphans, s);
+    s->linger_until_ms = 0;
+    if (st->data_dir) {
+        g_autofree char *meta = slab_path(st, s->id, "meta");
+        g_autofree char *mem = slab_path(st, s->id, "mem");
+        /* metadata first: a crash in between leaves a harmless data file;
+         * the node's mapping keeps the memory for the holders */
+        unlink(meta);
+        unlink(mem);
+    }
+}
+
+void mn_store_doom(MnSlabStore *st, MnSlab *s)
+{
+    if (s->doomed || s->freed) {
+        return;
+    }
+    store_forget(st, s);
+    s->doomed = true;
+}
+
+void mn_store_destroy(MnSlabStore *st, MnSlab *s)
+{
+    if (s->freed) {
+        return;
+    }
+    /* replies still queued keep the bytes they were answered with */
+    kona_outq_detach(&s->out_tag, NULL, NULL);
+    if (!s->doomed) {
+        store_forget(st, s);
+    }
     if (!s->maps) {
         /* else a client may still use the memory: see mn_slab_map_unref */
         st->used -= s->size;
     }
     slab_unmap(s);
     s->freed = true;
-    if (st->data_dir) {
-        g_autofree char *meta = slab_path(st, s->id, "meta");
-        g_autofree char *mem = slab_path(st, s->id, "mem");
-        /* metadata first: a crash in between leaves a harmless data file */
-        unlink(meta);
-        unlink(mem);
-    }
     if (!s->refs && !s->maps) {
         slab_free_struct(s);
     }
@@ -456,6 +586,9 @@ void mn_slab_unref(MnSlabStore *st, MnSlab *s)
         if (!s->maps) {
             slab_free_struct(s);
         }
+    } else if (s->doomed) {
+        /* freed by a holder, and the last one has let go */
+        mn_store_destroy(st, s);
     } else if (!s->name) {
         if (st->linger_ms <= 0) {
             mn_store_destroy(st, s);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kona-outq.h"
 #include "kona-proto.h"
 
 typedef struct MnSlab {
@@ -18,14 +19,20 @@ typedef struct MnSlab {
     uint64_t size;
     uint8_t key[KONA_KEY_SIZE];
     char *name;                 /* named volume (SLAB_ATTACH), or NULL */
+    uint8_t volkey[KONA_KEY_SIZE];  /* a named volume's key ... */
+    bool has_volkey;            /* ... unless made before volume keys */
+    uint64_t generation;        /* SLAB_GEN: only grows; in the metadata */
+    void *excl;                 /* connection holding it exclusively */
     uint8_t *mem;               /* size bytes; NULL once freed */
     int fd;                     /* memfd or data file; -1 once freed */
-    bool freed;                 /* SLAB_FREE'd; struct lives while refs/maps */
+    bool doomed;                /* SLAB_FREE'd: goes when nobody holds it */
+    bool freed;                 /* destroyed; struct lives while refs/maps */
     unsigned refs;              /* connections that have it open */
     unsigned maps;              /* connections that have mapped it */
     int64_t linger_until_ms;    /* orphan expiry; 0 when not an orphan */
     uint64_t dirty_lo, dirty_hi;    /* written since the last good msync */
     int sync_err;               /* last failed sync, reported once more */
+    KonaOutTag out_tag;         /* queued READ replies pointing into mem */
 } MnSlab;
 
 typedef struct MnSlabStore {
@@ -48,11 +55,29 @@ MnSlabStore *mn_store_new(uint64_t capacity, const char *data_dir,
                           int64_t linger_ms, GError **errp);
 void mn_store_free(MnSlabStore *st);
 
-/* New zero-filled slab with refs == 0; the caller takes a reference. */
+/*
+ * New zero-filled slab with refs == 0; the caller takes a reference.  A
+ * named volume (@name) gets @volkey.
+ */
 MnSlab *mn_store_alloc(MnSlabStore *st, uint64_t size, const char *name,
-                       GError **errp);
+                       const uint8_t *volkey, GError **errp);
+
+/*
+ * Raise @s's generation to @gen if that is more than it has, durably
+ * with a data directory (metadata file and directory synced) before
+ * returning.  On failure the generation stays as it was.
+ */
+bool mn_slab_set_generation(MnSlabStore *st, MnSlab *s, uint64_t gen,
+                            GError **errp);
 MnSlab *mn_store_lookup(MnSlabStore *st, uint64_t id);
 MnSlab *mn_store_lookup_name(MnSlabStore *st, const char *name);
+
+/*
+ * SLAB_FREE: nobody may open @s any more (it leaves the id and name
+ * tables, and its files the data directory), and it is destroyed as soon
+ * as no connection holds it.  The caller then drops its own reference.
+ */
+void mn_store_doom(MnSlabStore *st, MnSlab *s);
 
 /*
  * Destroy a slab's memory and files now.  The caller must have detached
@@ -65,7 +90,8 @@ void mn_store_destroy(MnSlabStore *st, MnSlab *s);
 void mn_slab_ref(MnSlabStore *st, MnSlab *s);
 /*
  * An unnamed slab nobody has open becomes an orphan, destroyed once
- * @linger_ms passes without anyone reopening it.
+ * @linger_ms passes without anyone reopening it; a doomed one nobody has
+ * open is destroyed at once.
  */
 void mn_slab_unref(MnSlabStore *st, MnSlab *s);
 

@@ -25,29 +25,29 @@ static size_t put_frame(uint8_t *b, uint16_t op, uint64_t id,
     return KONA_HDR_SIZE + len;
 }
 
-static bool feed(MnConn *c, const uint8_t *data, size_t size, size_t chunk)
+static bool feed(KonaConn *c, const uint8_t *data, size_t size, size_t chunk)
 {
     while (size) {
         size_t space, n;
-        uint8_t *p = mn_conn_in_space(c, &space);
+        uint8_t *p = kona_conn_in_space(c, &space);
 
         if (!space) {
             /* input full of frames held back by replies: drop replies */
             kona_outq_clear(&c->out);
-            if (!mn_conn_process(c)) {
+            if (!kona_conn_process(c)) {
                 return false;
             }
-            p = mn_conn_in_space(c, &space);
+            p = kona_conn_in_space(c, &space);
             if (!space) {
                 return true;
             }
         }
         n = MIN(MIN(size, space), chunk);
         memcpy(p, data, n);
-        mn_conn_in_commit(c, n);
+        kona_conn_in_commit(c, n);
         data += n;
         size -= n;
-        if (!mn_conn_process(c)) {
+        if (!kona_conn_process(c)) {
             return false;
         }
         if (c->out.bytes > (4u << 20) ||
@@ -68,6 +68,8 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     KonaWroteLinesReq wl;
     KonaRackRegisterReq rr;
     KonaRackAllocReq ra;
+    KonaSlabAttachReq sa;
+    KonaSlabGenReq sg;
     KonaHdr h;
     const uint8_t *m, *dd;
     const char *s;
@@ -78,7 +80,9 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     kona_decode_slab_map_rep(d, len, &mr);
     kona_decode_wrote_lines_req(d, len, &wl, &m);
     kona_decode_rack_register_req(d, len, &rr, &s);
-    kona_decode_rack_alloc_req(d, len, &ra, &s);
+    kona_decode_rack_alloc_req(d, len, &ra, &m, &s);
+    kona_decode_slab_attach_req(d, len, &sa, &m, &s);
+    kona_decode_slab_gen_req(d, len, &sg);
     if (n >= KONA_HDR_SIZE) {
         kona_hdr_decode(d, &h);
         kona_check_reply_hdr(&h, d[0] & 0x3f);
@@ -91,16 +95,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static GBytes *secret;
     MnConfig cfg = {
+        .net = {
+            .max_clients = 4,
+            .max_handshakes = 4,
+            .max_inflight = 2 << 20,
+        },
         .capacity = 64 << 20,
         .linger_ms = 0,
-        .max_clients = 4,
         .max_client_slabs = 8,
-        .max_inflight = 2 << 20,
     };
     uint8_t pre[256];
     size_t npre = 0, chunk;
     MnServer *srv;
-    MnConn *c;
+    KonaConn *c;
     uint8_t mode;
 
     if (!size) {
@@ -109,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!secret) {
         secret = g_bytes_new_static("fuzzing-secret-0123", 19);
     }
-    cfg.secret = secret;
+    cfg.net.secret = secret;
     mode = data[0];
     data++;
     size--;
@@ -117,8 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_decoders(data, size);
 
     srv = mn_server_new(&cfg, NULL);
-    c = mn_conn_new(srv, -1, "fuzz", mode & 2);
-    c->unix_sock = true;
+    c = kona_conn_new(srv->ks, -1, "fuzz", mode & 2, true);
     if ((mode & 1) && !(mode & 2)) {
         uint8_t hello[sizeof(KonaHelloReq)] = { 0 };
         uint8_t alloc[sizeof(KonaSlabAllocReq)] = { 0 };
@@ -134,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (feed(c, pre, npre, npre ? npre : 1)) {
         feed(c, data, size, chunk);
     }
-    mn_conn_free(c);
+    kona_conn_free(c);
     mn_server_free(srv);
     return 0;
 }

@@ -16,71 +16,16 @@
 #include "mn-testutil.h"
 
 #define TIMEOUT_MS 5000
+
+/* the key of the tests' named volumes */
+static const uint8_t test_volkey[KONA_KEY_SIZE] = "test-volume-key";
 #define SLAB (1u << 20)
 
-/* A memnode on a private unix socket (and optionally TCP) plus cleanup. */
-typedef struct Node {
-    MnProc *proc;
-    char *dir;
-    char *unix_addr;
-    char *tcp_addr;
-} Node;
+typedef MnNode Node;
 
 static Node *node_start(const char *const *extra)
 {
-    Node *n = g_new0(Node, 1);
-    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
-
-    n->dir = mn_tmpdir();
-    g_ptr_array_add(a, g_strdup_printf("--listen=unix:%s/mn.sock", n->dir));
-    g_ptr_array_add(a, g_strdup("--listen=tcp:127.0.0.1:0"));
-    for (const char *const *e = extra; e && *e; e++) {
-        g_ptr_array_add(a, g_strdup(*e));
-    }
-    g_ptr_array_add(a, NULL);
-    n->proc = mn_proc_start(mn_memnode_bin(), (const char *const *)a->pdata);
-    g_ptr_array_free(a, TRUE);
-    g_assert_cmpuint(g_strv_length(n->proc->addrs), ==, 2);
-    n->unix_addr = g_strdup(n->proc->addrs[0]);
-    n->tcp_addr = g_strdup(n->proc->addrs[1]);
-    g_assert_true(g_str_has_prefix(n->unix_addr, "unix:"));
-    g_assert_true(g_str_has_prefix(n->tcp_addr, "tcp:127.0.0.1:"));
-    g_assert_cmpstr(n->tcp_addr, !=, "tcp:127.0.0.1:0");
-    return n;
-}
-
-static void node_free(Node *n)
-{
-    if (n->proc->pid) {
-        g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
-    }
-    mn_proc_free(n->proc);
-    mn_rm_rf(n->dir);
-    g_free(n->dir);
-    g_free(n->unix_addr);
-    g_free(n->tcp_addr);
-    g_free(n);
-}
-
-static KonaLink *link_to(const char *addr)
-{
-    g_autoptr(GError) err = NULL;
-    KonaLink *l = kona_link_connect(addr, TIMEOUT_MS, &err);
-
-    g_assert_no_error(err);
-    g_assert_nonnull(l);
-    return l;
-}
-
-static uint64_t alloc_slab(KonaLink *l, uint64_t size)
-{
-    g_autoptr(GError) err = NULL;
-    uint64_t id = 0;
-
-    g_assert_cmpint(kona_link_slab_alloc(l, size, &id, &err), ==, 0);
-    g_assert_no_error(err);
-    g_assert_cmpuint(id, !=, 0);
-    return id;
+    return mn_node_start(NULL, extra);
 }
 
 /* Write @mask's lines of @src page into the model and to the node. */
@@ -121,11 +66,11 @@ static void check_slab(KonaLink *l, uint64_t slab, const uint8_t *model,
 
 static void roundtrip(const char *addr)
 {
-    g_autoptr(KonaLink) l = link_to(addr);
+    g_autoptr(KonaLink) l = mn_link_to(addr);
     g_autoptr(GError) err = NULL;
     g_autofree uint8_t *model = g_malloc0(SLAB);
     g_autofree uint8_t *src = g_malloc(SLAB);
-    uint64_t slab = alloc_slab(l, SLAB);
+    uint64_t slab = mn_alloc_slab(l, SLAB);
     GRand *r = g_rand_new_with_seed(42);
     uint8_t small[64];
 
@@ -179,23 +124,23 @@ static void test_roundtrip_unix(void)
 {
     Node *n = node_start(NULL);
     roundtrip(n->unix_addr);
-    node_free(n);
+    mn_node_free(n);
 }
 
 static void test_roundtrip_tcp(void)
 {
     Node *n = node_start(NULL);
     roundtrip(n->tcp_addr);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* Only the masked lines change; the rest of the page keeps its bytes. */
 static void test_only_masked_lines(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, 64 * 1024);
+    uint64_t slab = mn_alloc_slab(l, 64 * 1024);
     uint8_t page[KONA_PAGE_SIZE], ones[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE];
     uint8_t packed[KONA_PAGE_SIZE];
     uint64_t mask = (1ull << 0) | (1ull << 7) | (1ull << 8) | (1ull << 63);
@@ -227,16 +172,16 @@ static void test_only_masked_lines(void)
                                           &err), ==, 0);
     g_assert_cmpint(kona_link_read(l, slab, 4096, got, 64, &err), ==, 0);
     g_assert_cmphex(got[0], ==, 0x55);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* Pipelined reads and writes: order kept, waiting out of order works. */
 static void test_pipeline(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, SLAB);
+    uint64_t slab = mn_alloc_slab(l, SLAB);
     enum { N = 64 };
     uint64_t ids[2 * N];
     static uint8_t before[N][KONA_PAGE_SIZE], after[N][KONA_PAGE_SIZE];
@@ -271,16 +216,16 @@ static void test_pipeline(void)
     }
     /* an unknown request id is an error, not a hang */
     g_assert_cmpint(kona_link_wait(l, 999999, &err), ==, -EINVAL);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* Large pipelined reads exceed the socket buffers and the in-flight cap. */
 static void test_pipeline_large(void)
 {
     Node *n = node_start((const char *const[]){ "--max-inflight=1M", NULL });
-    g_autoptr(KonaLink) l = link_to(n->tcp_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->tcp_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, 16 * SLAB);
+    uint64_t slab = mn_alloc_slab(l, 16 * SLAB);
     g_autofree uint8_t *src = g_malloc(16 * SLAB);
     g_autofree uint8_t *dst = g_malloc0(16 * SLAB);
     g_autofree uint64_t *masks = g_new(uint64_t, KONA_MAX_WRITE_PAGES);
@@ -308,7 +253,7 @@ static void test_pipeline_large(void)
         g_assert_cmpint(kona_link_wait(l, ids[i], &err), ==, 0);
     }
     g_assert_true(memcmp(src, dst, 16 * SLAB) == 0);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- 16 concurrent clients ---- */
@@ -421,12 +366,12 @@ fail:
 
 static void concurrent(const char *addr)
 {
-    g_autoptr(KonaLink) l = link_to(addr);
+    g_autoptr(KonaLink) l = mn_link_to(addr);
     g_autoptr(GError) err = NULL;
     g_autofree uint8_t *shared_model = g_malloc0(CSLAB);
     Worker w[NCLIENTS];
     GThread *t[NCLIENTS];
-    uint64_t shared = alloc_slab(l, CSLAB);
+    uint64_t shared = mn_alloc_slab(l, CSLAB);
     uint8_t key[KONA_KEY_SIZE];
     KonaMemnodeStats st;
 
@@ -471,14 +416,14 @@ static void test_concurrent_unix(void)
 {
     Node *n = node_start(NULL);
     concurrent(n->unix_addr);
-    node_free(n);
+    mn_node_free(n);
 }
 
 static void test_concurrent_tcp(void)
 {
     Node *n = node_start(NULL);
     concurrent(n->tcp_addr);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- isolation ---- */
@@ -486,10 +431,10 @@ static void test_concurrent_tcp(void)
 static void test_isolation(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) a = link_to(n->unix_addr);
-    g_autoptr(KonaLink) b = link_to(n->tcp_addr);
+    g_autoptr(KonaLink) a = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) b = mn_link_to(n->tcp_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(a, 64 * 1024), mask = 1, size;
+    uint64_t slab = mn_alloc_slab(a, 64 * 1024), mask = 1, size;
     uint8_t buf[64] = { 1 }, key[KONA_KEY_SIZE];
     KonaMemnodeStats st;
 
@@ -522,7 +467,7 @@ static void test_isolation(void)
     g_assert_cmpint(kona_link_stats(a, &st, &err), ==, 0);
     g_assert_cmpuint(st.refused, ==, 5);
     g_assert_cmpuint(st.bad_frames, ==, 0);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- malformed frames ---- */
@@ -556,9 +501,9 @@ static void expect_closed(const char *addr, const void *bytes, size_t len,
 static void test_malformed(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) good = link_to(n->unix_addr);
+    g_autoptr(KonaLink) good = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(good, 64 * 1024);
+    uint64_t slab = mn_alloc_slab(good, 64 * 1024);
     uint8_t data[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE];
     uint8_t f[256];
     uint64_t full = ~0ull;
@@ -651,7 +596,7 @@ static void test_malformed(void)
     g_assert_cmpuint(st.bad_frames, ==, cases - 1);  /* truncation is EOF */
     g_assert_cmpuint(st.clients, ==, 1);
     g_assert_cmpuint(kona_link_reconnects(good), ==, 0);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /*
@@ -662,10 +607,10 @@ static void test_malformed(void)
 static void test_greedy_client(void)
 {
     Node *n = node_start((const char *const[]){ "--max-inflight=2M", NULL });
-    g_autoptr(KonaLink) greedy = link_to(n->unix_addr);
-    g_autoptr(KonaLink) good = link_to(n->unix_addr);
+    g_autoptr(KonaLink) greedy = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) good = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t gslab = alloc_slab(greedy, 4 << 20), slab = alloc_slab(good, SLAB);
+    uint64_t gslab = mn_alloc_slab(greedy, 4 << 20), slab = mn_alloc_slab(good, SLAB);
     uint8_t f[48], data[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE];
     uint64_t full = ~0ull;
     size_t sent = 0;
@@ -708,7 +653,7 @@ static void test_greedy_client(void)
                    " MiB were read for everyone", sent, st.bytes_read >> 20);
     g_assert_cmpuint(st.bytes_read, <, (uint64_t)(sent / 2) << 20);
     g_assert_cmpuint(st.clients, ==, 2);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* Connections that never say HELLO are dropped; idle ready ones are not. */
@@ -716,7 +661,7 @@ static void test_handshake_timeout(void)
 {
     Node *n = node_start((const char *const[]){ "--handshake-timeout=1",
                                                 NULL });
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
     int fd = kona_connect(n->tcp_addr, TIMEOUT_MS, &err);
     int64_t t0 = kona_now_ms();
@@ -729,7 +674,7 @@ static void test_handshake_timeout(void)
     close(fd);
     g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
     g_assert_cmpuint(kona_link_reconnects(l), ==, 0);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- persistence and reconnection ---- */
@@ -741,10 +686,10 @@ static void test_persistence(void)
     const char *const args[] = { dd_opt, NULL };
     Node *n = node_start(args);
     g_autoptr(GError) err = NULL;
-    KonaLink *l = link_to(n->unix_addr);
+    KonaLink *l = mn_link_to(n->unix_addr);
     g_autofree uint8_t *model = g_malloc0(SLAB);
     g_autofree uint8_t *src = g_malloc(SLAB);
-    uint64_t slab = alloc_slab(l, SLAB), vol, vsize;
+    uint64_t slab = mn_alloc_slab(l, SLAB), vol, vsize;
     uint8_t key[KONA_KEY_SIZE], buf[64];
     g_autofree char *old_unix = g_strdup(n->unix_addr);
     bool created;
@@ -755,8 +700,10 @@ static void test_persistence(void)
         write_page(l, slab, model, p * KONA_PAGE_SIZE, 0xF0F0F0F0F0F0F0F0ull,
                    src + p * KONA_PAGE_SIZE);
     }
-    g_assert_cmpint(kona_link_slab_attach(l, "vm-disk.0", 65536, true, &vol,
-                                          &vsize, &created, &err), ==, 0);
+    g_assert_cmpint(kona_link_slab_attach_key(l, "vm-disk.0", 65536,
+                                              KONA_ATTACH_F_CREATE,
+                                              test_volkey, &vol, &vsize,
+                                              &created, &err), ==, 0);
     g_assert_true(created);
     mn_fill(buf, sizeof(buf), 8);
     g_assert_cmpint(kona_link_write_lines(l, vol, 8192, 1,
@@ -781,11 +728,12 @@ static void test_persistence(void)
     kona_link_close(l);
 
     /* a new client: the slab by key, the volume by name */
-    l = link_to(old_unix);
+    l = mn_link_to(old_unix);
     g_assert_cmpint(kona_link_slab_open(l, slab, key, NULL, &err), ==, 0);
     check_slab(l, slab, model, SLAB);
-    g_assert_cmpint(kona_link_slab_attach(l, "vm-disk.0", 0, false, &vol,
-                                          &vsize, &created, &err), ==, 0);
+    g_assert_cmpint(kona_link_slab_attach_key(l, "vm-disk.0", 0, 0,
+                                              test_volkey, &vol, &vsize,
+                                              &created, &err), ==, 0);
     g_assert_false(created);
     g_assert_cmpuint(vsize, ==, 65536);
     {
@@ -819,7 +767,7 @@ static void test_persistence(void)
         g_autoptr(GDir) d = g_dir_open(data_dir, 0, NULL);
         g_assert_null(g_dir_read_name(d));
     }
-    node_free(n);
+    mn_node_free(n);
     mn_rm_rf(data_dir);
 }
 
@@ -827,9 +775,9 @@ static void test_persistence(void)
 static void test_restart_anonymous(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, 65536);
+    uint64_t slab = mn_alloc_slab(l, 65536);
     uint8_t buf[64];
     g_autofree char *l1 = g_strdup_printf("--listen=%s", n->unix_addr);
     const char *const a2[] = { l1, NULL };
@@ -841,7 +789,7 @@ static void test_restart_anonymous(void)
     g_clear_error(&err);
     g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
     g_assert_cmpuint(kona_link_reconnects(l), ==, 1);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* Orphaned slabs linger for their owner, then go. */
@@ -850,9 +798,9 @@ static void test_linger(void)
     const char *const args0[] = { "--linger=0", NULL };
     Node *n = node_start(args0);
     g_autoptr(GError) err = NULL;
-    KonaLink *a = link_to(n->unix_addr);
-    g_autoptr(KonaLink) b = link_to(n->unix_addr);
-    uint64_t slab = alloc_slab(a, 65536);
+    KonaLink *a = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) b = mn_link_to(n->unix_addr);
+    uint64_t slab = mn_alloc_slab(a, 65536);
     uint8_t key[KONA_KEY_SIZE];
     KonaMemnodeStats st;
 
@@ -870,7 +818,7 @@ static void test_linger(void)
     g_assert_cmpuint(st.slabs, ==, 0);
     g_assert_cmpint(kona_link_slab_open(b, slab, key, NULL, &err), ==,
                     -EACCES);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- limits ---- */
@@ -880,14 +828,14 @@ static void test_limits(void)
     const char *const args[] = { "--capacity=1M", "--max-client-slabs=3",
                                  NULL };
     Node *n = node_start(args);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
-    g_autoptr(KonaLink) m = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) m = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
     uint64_t id, big;
 
-    alloc_slab(l, 4096);
-    alloc_slab(l, 4096);
-    alloc_slab(l, 4096);
+    mn_alloc_slab(l, 4096);
+    mn_alloc_slab(l, 4096);
+    mn_alloc_slab(l, 4096);
     g_assert_cmpint(kona_link_slab_alloc(l, 4096, &id, &err), ==, -EMFILE);
     g_assert_nonnull(strstr(err->message, "slabs open"));
     g_clear_error(&err);
@@ -897,7 +845,7 @@ static void test_limits(void)
     g_clear_error(&err);
     g_assert_cmpint(kona_link_slab_alloc(m, 12345, &id, &err), ==, -EINVAL);
     g_clear_error(&err);
-    big = alloc_slab(m, 1024 * 1024 - 3 * 4096);
+    big = mn_alloc_slab(m, 1024 * 1024 - 3 * 4096);
     g_assert_cmpint(kona_link_slab_alloc(m, 4096, &id, &err), ==, -ENOSPC);
     g_clear_error(&err);
     /* out-of-range I/O on a known slab is refused locally, link intact */
@@ -910,7 +858,7 @@ static void test_limits(void)
         g_clear_error(&err);
         g_assert_cmpint(kona_link_ping(m, &err), ==, 0);
     }
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- timeouts and reconnection ---- */
@@ -926,7 +874,7 @@ static void test_timeout_reconnect(void)
 
     l = kona_link_connect(n->unix_addr, 300, &err);
     g_assert_no_error(err);
-    slab = alloc_slab(l, 65536);
+    slab = mn_alloc_slab(l, 65536);
     /* a stopped server: the request times out, bounded */
     kill(n->proc->pid, SIGSTOP);
     t0 = kona_now_ms();
@@ -941,7 +889,7 @@ static void test_timeout_reconnect(void)
     /* the next call reconnects and reopens the slab */
     g_assert_cmpint(kona_link_read(l, slab, 0, buf, 64, &err), ==, 0);
     g_assert_cmpuint(kona_link_reconnects(l), ==, 1);
-    node_free(n);
+    mn_node_free(n);
 }
 
 static void test_connect_errors(void)
@@ -1089,7 +1037,7 @@ static void test_auth_downgrade(void)
     g_assert_no_error(err);
     g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
     kona_link_close(l);
-    node_free(n);
+    mn_node_free(n);
 }
 
 static void test_auth(void)
@@ -1121,7 +1069,7 @@ static void test_auth(void)
     l = kona_link_connect_opts(n->tcp_addr, &o, &err);
     g_assert_no_error(err);
     g_assert_true(kona_link_caps(l) & KONA_CAP_AUTH);
-    alloc_slab(l, 4096);
+    mn_alloc_slab(l, 4096);
     kona_link_close(l);
 
     /* ops before AUTH are a protocol violation */
@@ -1143,7 +1091,7 @@ static void test_auth(void)
         g_assert_cmpint(recv(fd, &c, 1, 0), ==, 0);
         close(fd);
     }
-    node_free(n);
+    mn_node_free(n);
     mn_rm_rf(dir);
 }
 
@@ -1187,22 +1135,22 @@ static void test_cli(void)
 static void test_sigterm(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
 
     g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
     g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
     g_assert_false(g_file_test(n->unix_addr + 5, G_FILE_TEST_EXISTS));
     g_assert_cmpint(kona_link_ping(l, &err), <, 0);
-    node_free(n);
+    mn_node_free(n);
 }
 
 static void test_stats(void)
 {
     Node *n = node_start((const char *const[]){ "--capacity=64M", NULL });
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, 1 << 20), mask = 0x0F;
+    uint64_t slab = mn_alloc_slab(l, 1 << 20), mask = 0x0F;
     uint8_t buf[4096] = { 0 };
     KonaMemnodeStats st;
 
@@ -1220,7 +1168,7 @@ static void test_stats(void)
     g_assert_cmpuint(st.slab_bytes, ==, 1 << 20);
     g_assert_cmpuint(st.capacity, ==, 64 << 20);
     g_assert_cmpuint(st.clients, ==, 1);
-    node_free(n);
+    mn_node_free(n);
 }
 
 int main(int argc, char **argv)

@@ -158,7 +158,9 @@ static void test_decode_misc(void)
     uint8_t p[64] = { 0 };
     KonaReadReq rd;
     KonaSlabAttachReq at;
+    KonaSlabGenReq gen;
     KonaHelloReq hi;
+    const uint8_t *key;
     const char *name;
 
     kona_st64(p, 1);
@@ -173,13 +175,32 @@ static void test_decode_misc(void)
     memset(p, 0, sizeof(p));
     kona_st16(p + 8, 5);
     memcpy(p + 16, "vm-01", 5);
-    g_assert_null(kona_decode_slab_attach_req(p, 21, &at, &name));
+    g_assert_null(kona_decode_slab_attach_req(p, 21, &at, &key, &name));
     g_assert_cmpmem(name, 5, "vm-01", 5);
-    g_assert_nonnull(kona_decode_slab_attach_req(p, 22, &at, &name));
+    g_assert_null(key);
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 22, &at, &key, &name));
     memcpy(p + 16, "vm/01", 5);
-    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &name));
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &key, &name));
     memcpy(p + 16, ".hide", 5);
-    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &name));
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &key, &name));
+    /* with a key: 16 bytes before the name */
+    kona_st16(p + 10, KONA_ATTACH_F_KEY | KONA_ATTACH_F_EXCLUSIVE);
+    memset(p + 16, 0xab, KONA_KEY_SIZE);
+    memcpy(p + 32, "vm-01", 5);
+    g_assert_null(kona_decode_slab_attach_req(p, 37, &at, &key, &name));
+    g_assert_true(key == p + 16);
+    g_assert_cmpmem(name, 5, "vm-01", 5);
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 21, &at, &key, &name));
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 36, &at, &key, &name));
+    kona_st16(p + 10, 0x8);         /* unknown flag */
+    g_assert_nonnull(kona_decode_slab_attach_req(p, 37, &at, &key, &name));
+    /* SLAB_GEN */
+    kona_st64(p, 7);
+    kona_st64(p + 8, 42);
+    g_assert_null(kona_decode_slab_gen_req(p, 16, &gen));
+    g_assert_cmpuint(gen.slab_id, ==, 7);
+    g_assert_cmpuint(gen.set, ==, 42);
+    g_assert_nonnull(kona_decode_slab_gen_req(p, 8, &gen));
 
     memset(p, 0, sizeof(p));
     kona_st32(p, KONA_PROTO_MAGIC);
@@ -283,6 +304,7 @@ static void test_lines_pages(void)
 static void test_outq(void)
 {
     KonaOutq q;
+    KonaOutTag tag = { G_QUEUE_INIT };
     int sv[2];
     static uint8_t ext[100000], got[300000];
     size_t total = 0, rcvd = 0;
@@ -298,18 +320,20 @@ static void test_outq(void)
         memset(p, i, 24);
         total += 24;
         if (i % 10 == 0) {
-            kona_outq_put_ext(&q, ext, ext + i * 100, 1000);
+            kona_outq_put_ext(&q, &tag, ext + i * 100, 1000);
             total += 1000;
         }
     }
     g_assert_cmpuint(q.bytes, ==, total);
     g_assert_cmpuint(q.n_ext, ==, 20);
     /* detach: the queue now carries its own copy */
-    kona_outq_detach(&q, ext, ext, ext + 500);
+    kona_outq_detach(&tag, ext, ext + 500);
     g_assert_cmpuint(q.n_ext, ==, 19);      /* only the first overlaps */
+    g_assert_cmpuint(tag.refs.length, ==, 19);
     memset(ext, 0, 500);
-    kona_outq_detach(&q, ext, NULL, NULL);
+    kona_outq_detach(&tag, NULL, NULL);
     g_assert_cmpuint(q.n_ext, ==, 0);
+    g_assert_cmpuint(tag.refs.length, ==, 0);
     while (!kona_outq_empty(&q) || rcvd < total) {
         int r = kona_outq_flush(&q, sv[0]);
         ssize_t n;
@@ -332,16 +356,62 @@ static void test_outq(void)
     for (int round = 0; round < 50; round++) {
         for (int i = 0; i < 7; i++) {
             memset(kona_outq_reserve(&q, 100), round, 100);
-            kona_outq_put_ext(&q, ext, ext, 1);     /* breaks coalescing */
+            kona_outq_put_ext(&q, &tag, ext, 1);    /* breaks coalescing */
         }
         g_assert_cmpint(kona_outq_flush(&q, sv[0]), ==, 0);
         g_assert_cmpint(read(sv[1], got, sizeof(got)), ==, 7 * 101);
         g_assert_cmphex(got[0], ==, round);
         g_assert_cmphex(got[7 * 101 - 2], ==, round);
     }
+    g_assert_cmpuint(kona_outq_cost(&q), ==, 0);
     kona_outq_destroy(&q);
     close(sv[0]);
     close(sv[1]);
+}
+
+/*
+ * The cost covers what a queue really holds: entries, allocations and
+ * references, not only bytes; a detach finds a tag's references in every
+ * queue and nothing else.
+ */
+static void test_outq_cost(void)
+{
+    KonaOutq a, b;
+    KonaOutTag t1 = { G_QUEUE_INIT }, t2 = { G_QUEUE_INIT };
+    static uint8_t m1[4096], m2[4096];
+    KonaHdr h = { .op = KONA_OP_READ, .req_id = 1 };
+
+    kona_outq_init(&a, 1024);
+    kona_outq_init(&b, 1024);
+    /* 10000 one-byte replies referenced: far more than 10000 bytes */
+    for (int i = 0; i < 10000; i++) {
+        kona_outq_reply(&a, &h, 0);
+        kona_outq_put_ext(&a, i & 1 ? &t1 : &t2, (i & 1 ? m1 : m2) + i % 4096,
+                          1);
+    }
+    g_assert_cmpuint(a.bytes, ==, 10000 * 25);
+    g_assert_cmpuint(kona_outq_cost(&a), >=,
+                     a.bytes + 10000 * (sizeof(KonaOutEnt) + 32));
+    g_assert_cmpuint(a.cap, >=, a.count);
+    /* the same references in a second queue */
+    kona_outq_put_ext(&b, &t1, m1, 100);
+    kona_outq_put_ext(&b, &t2, m2 + 200, 100);
+    g_assert_cmpuint(t1.refs.length, ==, 5001);
+    /* detach by range: only t1's refs that overlap, in both queues */
+    kona_outq_detach(&t1, m1, m1 + 50);
+    g_assert_cmpuint(b.n_ext, ==, 1);
+    g_assert_cmpuint(t2.refs.length, ==, 5001);
+    kona_outq_detach(&t1, NULL, NULL);
+    g_assert_cmpuint(t1.refs.length, ==, 0);
+    g_assert_cmpuint(a.n_ext, ==, 5000);
+    /* dropping the queue drops its references from the tags */
+    kona_outq_clear(&a);
+    g_assert_cmpuint(kona_outq_cost(&a), ==, 0);
+    g_assert_cmpuint(a.cap, ==, 64);        /* the long ring went back */
+    g_assert_cmpuint(t2.refs.length, ==, 1);
+    kona_outq_destroy(&b);
+    g_assert_cmpuint(t2.refs.length, ==, 0);
+    kona_outq_destroy(&a);
 }
 
 /* Build a WROTE_LINES payload of @n ranges of @pages pages each. */
@@ -476,7 +546,7 @@ static void test_slab_memfd(void)
 {
     g_autoptr(GError) err = NULL;
     MnSlabStore *st = mn_store_new(1 << 30, NULL, 0, &err);
-    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, &err);
+    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, NULL, &err);
     int seals;
 
     g_assert_no_error(err);
@@ -504,7 +574,7 @@ static void test_slab_map_accounting(void)
 {
     g_autoptr(GError) err = NULL;
     MnSlabStore *st = mn_store_new(1 << 30, NULL, 60000, &err);
-    MnSlab *a = mn_store_alloc(st, 1 << 20, NULL, &err);
+    MnSlab *a = mn_store_alloc(st, 1 << 20, NULL, NULL, &err);
     MnSlab *b;
 
     mn_slab_ref(st, a);
@@ -517,7 +587,7 @@ static void test_slab_map_accounting(void)
     g_assert_null(mn_store_lookup(st, a->id));
     /* the capacity it holds is really not available */
     st->capacity = 3 << 20;
-    b = mn_store_alloc(st, 3 << 20, NULL, &err);
+    b = mn_store_alloc(st, 3 << 20, NULL, NULL, &err);
     g_assert_null(b);
     g_assert_error(err, KONA_ERROR, ENOSPC);
     g_clear_error(&err);
@@ -526,7 +596,7 @@ static void test_slab_map_accounting(void)
     mn_slab_map_unref(st, a);   /* frees the struct too */
     g_assert_cmpuint(st->used, ==, 0);
     g_assert_cmpuint(st->mapped_slabs, ==, 0);
-    b = mn_store_alloc(st, 3 << 20, NULL, &err);
+    b = mn_store_alloc(st, 3 << 20, NULL, NULL, &err);
     g_assert_no_error(err);
     g_assert_nonnull(b);
     mn_store_free(st);
@@ -542,7 +612,7 @@ static void test_slab_sync_error(void)
     g_autoptr(GError) err = NULL;
     g_autofree char *dir = mn_tmpdir();
     MnSlabStore *st = mn_store_new(1 << 30, dir, 0, &err);
-    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, &err);
+    MnSlab *s = mn_store_alloc(st, 1 << 20, NULL, NULL, &err);
     void *m;
 
     g_assert_no_error(err);
@@ -576,7 +646,7 @@ static void test_slab_file_allocated(void)
     g_autoptr(GError) err = NULL;
     g_autofree char *dir = mn_tmpdir();
     MnSlabStore *st = mn_store_new(1 << 30, dir, 0, &err);
-    MnSlab *s = mn_store_alloc(st, 4 << 20, NULL, &err);
+    MnSlab *s = mn_store_alloc(st, 4 << 20, NULL, NULL, &err);
     struct stat sb;
 
     g_assert_no_error(err);
@@ -733,6 +803,7 @@ int main(int argc, char **argv)
     g_test_add_func("/lines/codec", test_lines_codec);
     g_test_add_func("/lines/pages", test_lines_pages);
     g_test_add_func("/outq/basic", test_outq);
+    g_test_add_func("/outq/cost", test_outq_cost);
     g_test_add_func("/outq/fd", test_outq_fd);
     g_test_add_func("/slab/memfd-sealed", test_slab_memfd);
     g_test_add_func("/slab/map-accounting", test_slab_map_accounting);

@@ -19,92 +19,16 @@
 #include "mn-testutil.h"
 
 #define TIMEOUT_MS 5000
+
+/* the key of the tests' named volumes */
+static const uint8_t test_volkey[KONA_KEY_SIZE] = "test-volume-key";
 #define SLAB (1u << 20)
 
-typedef struct Node {
-    MnProc *proc;
-    char *dir;
-    char *unix_addr;
-    char *tcp_addr;
-    char *data_dir;             /* --data-dir, or NULL */
-} Node;
-
-static MnProc *node_exec(Node *n, const char *const *extra)
-{
-    GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
-    MnProc *p;
-
-    g_ptr_array_add(a, g_strdup_printf("--listen=unix:%s/mn.sock", n->dir));
-    g_ptr_array_add(a, g_strdup("--listen=tcp:127.0.0.1:0"));
-    if (n->data_dir) {
-        g_ptr_array_add(a, g_strdup_printf("--data-dir=%s", n->data_dir));
-    }
-    for (const char *const *e = extra; e && *e; e++) {
-        g_ptr_array_add(a, g_strdup(*e));
-    }
-    g_ptr_array_add(a, NULL);
-    p = mn_proc_start(mn_memnode_bin(), (const char *const *)a->pdata);
-    g_ptr_array_free(a, TRUE);
-    return p;
-}
-
-static Node *node_start_dd(const char *data_dir, const char *const *extra)
-{
-    Node *n = g_new0(Node, 1);
-
-    n->dir = mn_tmpdir();
-    n->data_dir = g_strdup(data_dir);
-    n->proc = node_exec(n, extra);
-    n->unix_addr = g_strdup(n->proc->addrs[0]);
-    n->tcp_addr = g_strdup(n->proc->addrs[1]);
-    return n;
-}
+typedef MnNode Node;
 
 static Node *node_start(const char *const *extra)
 {
-    return node_start_dd(NULL, extra);
-}
-
-/* SIGKILL and start again on the same socket path and data directory. */
-static void node_restart(Node *n, const char *const *extra)
-{
-    mn_proc_kill(n->proc);
-    mn_proc_free(n->proc);
-    n->proc = node_exec(n, extra);
-    g_free(n->tcp_addr);
-    n->tcp_addr = g_strdup(n->proc->addrs[1]);
-}
-
-static void node_free(Node *n)
-{
-    if (n->proc->pid) {
-        g_assert_cmpint(mn_proc_stop(n->proc), ==, 0);
-    }
-    mn_proc_free(n->proc);
-    mn_rm_rf(n->dir);
-    g_free(n->dir);
-    g_free(n->unix_addr);
-    g_free(n->tcp_addr);
-    g_free(n->data_dir);
-    g_free(n);
-}
-
-static KonaLink *link_to(const char *addr)
-{
-    g_autoptr(GError) err = NULL;
-    KonaLink *l = kona_link_connect(addr, TIMEOUT_MS, &err);
-
-    g_assert_no_error(err);
-    return l;
-}
-
-static uint64_t alloc_slab(KonaLink *l, uint64_t size)
-{
-    g_autoptr(GError) err = NULL;
-    uint64_t id = 0;
-
-    g_assert_cmpint(kona_link_slab_alloc(l, size, &id, &err), ==, 0);
-    return id;
+    return mn_node_start(NULL, extra);
 }
 
 static uint8_t *map_slab(KonaLink *l, uint64_t id, uint64_t want)
@@ -146,10 +70,10 @@ static void expect_closed(KonaLink *l, const void *bytes, size_t len)
 static void test_map_visibility(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
-    g_autoptr(KonaLink) other = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) other = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, SLAB), full = ~0ull;
+    uint64_t slab = mn_alloc_slab(l, SLAB), full = ~0ull;
     g_autofree uint8_t *pat = g_malloc(SLAB);
     uint8_t page[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE], key[KONA_KEY_SIZE];
     uint8_t *m;
@@ -188,16 +112,16 @@ static void test_map_visibility(void)
     g_assert_cmpuint(stats(l).mapped_slabs, ==, 1);
     g_assert_cmpint(kona_link_check(l, &err), ==, 0);
     kona_link_slab_unmap(m, SLAB);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* WROTE_LINES counts exactly what WRITE_LINES of the same lines counts. */
 static void test_wrote_lines_counters(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t a = alloc_slab(l, SLAB), b = alloc_slab(l, SLAB);
+    uint64_t a = mn_alloc_slab(l, SLAB), b = mn_alloc_slab(l, SLAB);
     g_autofree uint8_t *data = g_malloc(16 * KONA_PAGE_SIZE);
     uint64_t masks[16];
     KonaMemnodeStats s0, s1, s2;
@@ -246,16 +170,16 @@ static void test_wrote_lines_counters(void)
     }
     kona_link_slab_unmap(m, SLAB);
     g_rand_free(r);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* Notes wait in the link until flush (or a full batch) sends them. */
 static void test_notes_batched(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, 8 << 20), mask = 0xff;
+    uint64_t slab = mn_alloc_slab(l, 8 << 20), mask = 0xff;
     g_autofree uint64_t *masks = g_new(uint64_t, KONA_MAX_NOTE_PAGES);
     KonaMemnodeStats s0, s;
 
@@ -302,7 +226,7 @@ static void test_notes_batched(void)
     g_clear_error(&err);
     g_assert_cmpint(kona_link_note_lines(l, slab, 0, 0, &mask, &err), ==,
                     -EINVAL);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- who gets the shared path ---- */
@@ -337,29 +261,29 @@ static void expect_no_shared(KonaLink *l, uint64_t slab, bool server)
 static void test_tcp_refused(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->tcp_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->tcp_addr);
 
-    expect_no_shared(l, alloc_slab(l, SLAB), true);
-    node_free(n);
+    expect_no_shared(l, mn_alloc_slab(l, SLAB), true);
+    mn_node_free(n);
 }
 
 static void test_no_shared_option(void)
 {
     Node *n = node_start((const char *const[]){ "--no-shared", NULL });
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
 
-    expect_no_shared(l, alloc_slab(l, SLAB), true);
+    expect_no_shared(l, mn_alloc_slab(l, SLAB), true);
     g_assert_cmpuint(stats(l).maps, ==, 0);
-    node_free(n);
+    mn_node_free(n);
 }
 
 static void test_not_open_refused(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) a = link_to(n->unix_addr);
-    g_autoptr(KonaLink) b = link_to(n->unix_addr);
+    g_autoptr(KonaLink) a = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) b = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(a, SLAB), size;
+    uint64_t slab = mn_alloc_slab(a, SLAB), size;
 
     g_assert_null(kona_link_slab_map(b, slab, &size, &err));
     g_assert_error(err, KONA_ERROR, EACCES);
@@ -370,7 +294,7 @@ static void test_not_open_refused(void)
     g_assert_cmpint(kona_link_ping(b, &err), ==, 0);
     g_assert_cmpuint(stats(b).maps, ==, 0);
     g_assert_cmpuint(stats(b).bad_frames, ==, 0);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* On an auth-required listener SLAB_MAP before AUTH is malformed. */
@@ -415,11 +339,11 @@ static void test_auth_before_map(void)
     l = kona_link_connect_opts(n->unix_addr, &o, &err);
     g_assert_no_error(err);
     g_assert_true(kona_link_offers_shared(l));
-    slab = alloc_slab(l, SLAB);
+    slab = mn_alloc_slab(l, SLAB);
     m = map_slab(l, slab, SLAB);
     kona_link_slab_unmap(m, SLAB);
     kona_link_close(l);
-    node_free(n);
+    mn_node_free(n);
     mn_rm_rf(dir);
 }
 
@@ -432,10 +356,10 @@ static void test_auth_before_map(void)
 static void test_free_mapped(void)
 {
     Node *n = node_start((const char *const[]){ "--capacity=6M", NULL });
-    g_autoptr(KonaLink) owner = link_to(n->unix_addr);
-    g_autoptr(KonaLink) other = link_to(n->unix_addr);
+    g_autoptr(KonaLink) owner = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) other = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t old = alloc_slab(owner, 4 << 20), fresh, id;
+    uint64_t old = mn_alloc_slab(owner, 4 << 20), fresh, id;
     g_autofree uint8_t *buf = g_malloc(2 << 20);
     uint8_t *m = map_slab(owner, old, 4 << 20);
     uint8_t *m2;
@@ -454,7 +378,7 @@ static void test_free_mapped(void)
                     -ENOSPC);
     g_clear_error(&err);
     /* a new slab is other memory, whatever we write to the old one */
-    fresh = alloc_slab(owner, 2 << 20);
+    fresh = mn_alloc_slab(owner, 2 << 20);
     memset(m, 0x5a, 4 << 20);
     g_assert_cmpint(kona_link_read(owner, fresh, 0, buf, 1 << 20, &err), ==,
                     0);
@@ -481,20 +405,20 @@ static void test_free_mapped(void)
     }
     g_assert_cmpuint(st.slab_bytes, ==, 2 << 20);   /* the lingering new one */
     g_assert_cmpuint(st.mapped_slabs, ==, 0);
-    id = alloc_slab(other, 4 << 20);
+    id = mn_alloc_slab(other, 4 << 20);
     /* our mapping is still valid memory, just orphaned */
     g_assert_cmpuint(m[99], ==, 0x5a);
     kona_link_slab_unmap(m, 4 << 20);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* A memnode killed under a mapping: no SIGBUS, and check sees it gone. */
 static void test_kill_while_mapped(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, SLAB);
+    uint64_t slab = mn_alloc_slab(l, SLAB);
     uint8_t *m = map_slab(l, slab, SLAB);
 
     memset(m, 1, SLAB / 2);
@@ -512,7 +436,7 @@ static void test_kill_while_mapped(void)
     /* and it stays reported, without reconnecting */
     g_assert_cmpint(kona_link_check(l, &err), ==, -ECONNRESET);
     kona_link_slab_unmap(m, SLAB);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- data directory ---- */
@@ -526,10 +450,10 @@ static char *slab_file(const char *dd, uint64_t id)
 static void test_flush_syncs(void)
 {
     g_autofree char *dd = mn_tmpdir();
-    Node *n = node_start_dd(dd, NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    Node *n = mn_node_start(dd, NULL);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, SLAB), mask = 0xf0f0;
+    uint64_t slab = mn_alloc_slab(l, SLAB), mask = 0xf0f0;
     g_autofree char *path = slab_file(dd, slab);
     uint8_t page[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE], *m;
     struct stat sb;
@@ -554,7 +478,7 @@ static void test_flush_syncs(void)
     g_assert_cmpmem(got, sizeof(got), page, sizeof(page));
     close(fd);
     kona_link_slab_unmap(m, SLAB);
-    node_free(n);
+    mn_node_free(n);
     mn_rm_rf(dd);
 }
 
@@ -562,10 +486,10 @@ static void test_flush_syncs(void)
 static void test_data_dir_restart(void)
 {
     g_autofree char *dd = mn_tmpdir();
-    Node *n = node_start_dd(dd, NULL);
-    g_autoptr(KonaLink) l = link_to(n->unix_addr);
+    Node *n = mn_node_start(dd, NULL);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, SLAB), full = ~0ull;
+    uint64_t slab = mn_alloc_slab(l, SLAB), full = ~0ull;
     uint8_t page[KONA_PAGE_SIZE], *m, *m2;
 
     m = map_slab(l, slab, SLAB);
@@ -574,7 +498,7 @@ static void test_data_dir_restart(void)
     g_assert_cmpint(kona_link_note_lines(l, slab, 8192, 1, &full, &err), ==,
                     0);
     g_assert_cmpint(kona_link_flush(l, &err), ==, 0);
-    node_restart(n, NULL);
+    mn_node_restart(n, true, NULL);
     /* the link reconnects and reopens the slab by key, then maps it */
     m2 = map_slab(l, slab, SLAB);
     g_assert_cmpuint(kona_link_reconnects(l), ==, 1);
@@ -589,7 +513,7 @@ static void test_data_dir_restart(void)
     }
     kona_link_slab_unmap(m, SLAB);
     kona_link_slab_unmap(m2, SLAB);
-    node_free(n);
+    mn_node_free(n);
     mn_rm_rf(dd);
 }
 
@@ -608,20 +532,22 @@ static void test_full_disk(void)
         mn_rm_rf(dd);
         return;
     }
-    n = node_start_dd(dd, NULL);
-    l = link_to(n->unix_addr);
+    n = mn_node_start(dd, NULL);
+    l = mn_link_to(n->unix_addr);
     g_assert_cmpint(kona_link_slab_alloc(l, 4 << 20, &id, &err), ==, -ENOSPC);
     g_assert_nonnull(strstr(err->message, "no room"));
     g_clear_error(&err);
-    g_assert_cmpint(kona_link_slab_attach(l, "big", 4 << 20, true, &id, &size,
-                                          &created, &err), ==, -ENOSPC);
+    g_assert_cmpint(kona_link_slab_attach_key(l, "big", 4 << 20,
+                                              KONA_ATTACH_F_CREATE,
+                                              test_volkey, &id, &size,
+                                              &created, &err), ==, -ENOSPC);
     g_clear_error(&err);
     /* nothing left behind, and what fits still works */
     {
         g_autoptr(GDir) d = g_dir_open(dd, 0, NULL);
         g_assert_null(g_dir_read_name(d));
     }
-    id = alloc_slab(l, 1 << 20);
+    id = mn_alloc_slab(l, 1 << 20);
     {
         uint8_t *m = map_slab(l, id, 1 << 20);
         memset(m, 3, 1 << 20);      /* every page is there: no SIGBUS */
@@ -629,7 +555,7 @@ static void test_full_disk(void)
     }
     g_assert_cmpuint(stats(l).slab_bytes, ==, 1 << 20);
     kona_link_close(l);
-    node_free(n);
+    mn_node_free(n);
     g_assert_cmpint(umount(dd), ==, 0);
     mn_rm_rf(dd);
 }
@@ -660,18 +586,18 @@ static size_t wrote_frame(uint8_t *f, uint64_t slab, uint32_t n,
 static void test_wrote_lines_malformed(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) good = link_to(n->unix_addr);
+    g_autoptr(KonaLink) good = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
     KonaLinkOptions o = { .timeout_ms = TIMEOUT_MS, .no_reconnect = true };
     static uint8_t f[64 << 10];
-    uint64_t gslab = alloc_slab(good, SLAB);
+    uint64_t gslab = mn_alloc_slab(good, SLAB);
     KonaMemnodeStats s0, s1;
     int cases = 0;
 
     s0 = stats(good);
     for (int c = 0; c < 5; c++) {
         g_autoptr(KonaLink) l = kona_link_connect_opts(n->unix_addr, &o, &err);
-        uint64_t slab = alloc_slab(l, SLAB);
+        uint64_t slab = mn_alloc_slab(l, SLAB);
         size_t len;
 
         switch (c) {
@@ -697,7 +623,7 @@ static void test_wrote_lines_malformed(void)
     /* a slab not open here: refused, nothing counted, connection kept */
     {
         g_autoptr(KonaLink) l = kona_link_connect_opts(n->unix_addr, &o, &err);
-        uint64_t mine = alloc_slab(l, SLAB), mask = ~0ull;
+        uint64_t mine = mn_alloc_slab(l, SLAB), mask = ~0ull;
         uint8_t p[8 + 2 * 24 + 16];
 
         kona_st32(p, 2);
@@ -722,19 +648,7 @@ static void test_wrote_lines_malformed(void)
     }
     g_assert_cmpint(kona_link_ping(good, &err), ==, 0);
     g_assert_cmpuint(stats(good).bad_frames - s0.bad_frames, ==, cases);
-    node_free(n);
-}
-
-static unsigned count_fds(pid_t pid)
-{
-    g_autofree char *path = g_strdup_printf("/proc/%d/fd", (int)pid);
-    g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
-    unsigned n = 0;
-
-    while (d && g_dir_read_name(d)) {
-        n++;
-    }
-    return n;
+    mn_node_free(n);
 }
 
 /*
@@ -744,11 +658,11 @@ static unsigned count_fds(pid_t pid)
 static void test_greedy_mapper(void)
 {
     Node *n = node_start(NULL);
-    g_autoptr(KonaLink) good = link_to(n->unix_addr);
-    g_autoptr(KonaLink) greedy = link_to(n->unix_addr);
+    g_autoptr(KonaLink) good = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) greedy = mn_link_to(n->unix_addr);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(greedy, SLAB);
-    unsigned before = count_fds(n->proc->pid), peak = 0;
+    uint64_t slab = mn_alloc_slab(greedy, SLAB);
+    unsigned before = mn_proc_fds(n->proc->pid), peak = 0;
     uint8_t f[KONA_HDR_SIZE + 8];
 
     /* until the node stops reading us (or 20000 requests) */
@@ -763,10 +677,10 @@ static void test_greedy_mapper(void)
         if (i % 500 == 499) {
             /* a round trip on another link: the node has looked at us */
             g_assert_cmpint(kona_link_ping(good, &err), ==, 0);
-            peak = MAX(peak, count_fds(n->proc->pid));
+            peak = MAX(peak, mn_proc_fds(n->proc->pid));
         }
     }
-    peak = MAX(peak, count_fds(n->proc->pid));
+    peak = MAX(peak, mn_proc_fds(n->proc->pid));
     g_test_message("memnode fds: %u before, peak %u", before, peak);
     /*
      * What the socket buffer took is the kernel's (in flight to us, in
@@ -774,63 +688,18 @@ static void test_greedy_mapper(void)
      */
     g_assert_cmpuint(peak, <=, before + KONA_MAX_QUEUED_FDS);
     g_assert_cmpint(kona_link_ping(good, &err), ==, 0);
-    node_free(n);
+    mn_node_free(n);
 }
 
 /* ---- through the fault proxy ---- */
 
-typedef struct Proxy {
-    MnProc *proc;
-    int ctl;
-} Proxy;
-
-static Proxy *proxy_start(const char *target)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *dir = mn_tmpdir();
-    g_autofree char *a1 = g_strdup_printf("--listen=unix:%s/p.sock", dir);
-    g_autofree char *a2 = g_strdup_printf("--target=%s", target);
-    g_autofree char *a3 = g_strdup_printf("--control=unix:%s/c.sock", dir);
-    const char *const argv[] = { a1, a2, a3, NULL };
-    Proxy *p = g_new0(Proxy, 1);
-
-    p->proc = mn_proc_start(g_getenv("KONA_FAULTPROXY"), argv);
-    p->proc->tmpdir = g_steal_pointer(&dir);
-    p->ctl = kona_connect(p->proc->addrs[1], TIMEOUT_MS, &err);
-    g_assert_no_error(err);
-    return p;
-}
-
-static void proxy_cmd(Proxy *p, const char *cmd)
-{
-    g_autofree char *line = g_strdup_printf("%s\n", cmd);
-    char buf[128];
-    ssize_t n;
-
-    g_assert_cmpint(write(p->ctl, line, strlen(line)), ==, strlen(line));
-    n = read(p->ctl, buf, sizeof(buf) - 1);
-    g_assert_cmpint(n, >, 0);
-    buf[n] = 0;
-    g_assert_cmpstr(buf, ==, "ok\n");
-}
-
-static void proxy_free(Proxy *p)
-{
-    close(p->ctl);
-    mn_proc_kill(p->proc);
-    mn_rm_rf(p->proc->tmpdir);
-    g_free(p->proc->tmpdir);
-    mn_proc_free(p->proc);
-    g_free(p);
-}
-
 static void test_proxy_relays(void)
 {
     Node *n = node_start(NULL);
-    Proxy *p = proxy_start(n->unix_addr);
-    g_autoptr(KonaLink) l = link_to(p->proc->addrs[0]);
+    MnProxy *p = mn_proxy_start(n->unix_addr);
+    g_autoptr(KonaLink) l = mn_link_to(p->proc->addrs[0]);
     g_autoptr(GError) err = NULL;
-    uint64_t slab = alloc_slab(l, SLAB), size;
+    uint64_t slab = mn_alloc_slab(l, SLAB), size;
     uint8_t got[64], *m;
 
     g_assert_true(kona_link_offers_shared(l));
@@ -841,42 +710,42 @@ static void test_proxy_relays(void)
     kona_link_slab_unmap(m, SLAB);
 
     /* a descriptor shorter than the slab, or one that cannot be mapped */
-    proxy_cmd(p, "shm-fault short");
+    mn_proxy_cmd(p, "shm-fault short");
     g_assert_null(kona_link_slab_map(l, slab, &size, &err));
     g_assert_error(err, KONA_ERROR, EINVAL);
     g_assert_nonnull(strstr(err->message, "shorter than the slab"));
     g_clear_error(&err);
-    proxy_cmd(p, "shm-fault unmappable");
+    mn_proxy_cmd(p, "shm-fault unmappable");
     g_assert_null(kona_link_slab_map(l, slab, &size, &err));
     g_assert_error(err, KONA_ERROR, EINVAL);
     g_clear_error(&err);
     /* the link survived both, and the real descriptor works again */
-    proxy_cmd(p, "shm-fault off");
+    mn_proxy_cmd(p, "shm-fault off");
     m = map_slab(l, slab, SLAB);
     g_assert_cmpuint(m[4096], ==, 0x3c);
     kona_link_slab_unmap(m, SLAB);
     g_assert_cmpuint(kona_link_reconnects(l), ==, 0);
-    node_free(n);
-    proxy_free(p);
+    mn_node_free(n);
+    mn_proxy_free(p);
 }
 
 static void test_proxy_shared_off(void)
 {
     Node *n = node_start(NULL);
-    Proxy *p = proxy_start(n->unix_addr);
+    MnProxy *p = mn_proxy_start(n->unix_addr);
     g_autoptr(GError) err = NULL;
     KonaLink *l;
 
-    proxy_cmd(p, "shared off");
-    l = link_to(p->proc->addrs[0]);
-    expect_no_shared(l, alloc_slab(l, SLAB), false);
+    mn_proxy_cmd(p, "shared off");
+    l = mn_link_to(p->proc->addrs[0]);
+    expect_no_shared(l, mn_alloc_slab(l, SLAB), false);
     kona_link_close(l);
-    proxy_cmd(p, "shared on");
-    l = link_to(p->proc->addrs[0]);
+    mn_proxy_cmd(p, "shared on");
+    l = mn_link_to(p->proc->addrs[0]);
     g_assert_true(kona_link_offers_shared(l));
     kona_link_close(l);
-    node_free(n);
-    proxy_free(p);
+    mn_node_free(n);
+    mn_proxy_free(p);
 }
 
 int main(int argc, char **argv)
