@@ -9,6 +9,7 @@
 #include "qemu/error-report.h"
 #include "qemu/timer.h"
 #include "qapi/error.h"
+#include "hw/kona-memnode/kona-auth.h"
 #include "kona-copy.h"
 #include "trace.h"
 
@@ -16,6 +17,8 @@
 #define KONA_COPY_TRIES         3
 /* Chunks of one fetch: blocks are at most 2 MiB, a READ at most 1 MiB. */
 #define KONA_COPY_MAX_CHUNKS    2
+/* Tries of an exclusive attach that is busy, 100 ms apart. */
+#define KONA_COPY_BUSY_TRIES    10
 /* A mapped copy's memnode is checked for life at most this often. */
 #define KONA_COPY_CHECK_NS      (1000 * 1000)
 
@@ -47,8 +50,34 @@ int kona_copy_get_slab(const KonaCopyConfig *cfg, KonaLink *l,
     int ret;
 
     if (cfg->volume) {
-        ret = kona_link_slab_attach(l, cfg->volume, cfg->size, true,
-                                    slab, &size, &created, &gerr);
+        uint8_t key[KONA_KEY_SIZE];
+        gsize len;
+        const uint8_t *secret = g_bytes_get_data(cfg->secret, &len);
+
+        /*
+         * The volume's key comes from the secret, so a QEMU restarted with
+         * the same secret-file gets it back and nobody else can; held
+         * exclusively, so a second QEMU cannot write it under this one.
+         */
+        kona_auth_volume_key(secret, len, cfg->volume, key);
+        /* A QEMU that just died may hold it until its memnode notices. */
+        for (int t = 0; t < KONA_COPY_BUSY_TRIES; t++) {
+            g_clear_error(&gerr);
+            ret = kona_link_slab_attach_key(l, cfg->volume, cfg->size,
+                                            KONA_ATTACH_F_CREATE |
+                                            KONA_ATTACH_F_EXCLUSIVE, key,
+                                            slab, &size, &created, &gerr);
+            if (ret != -EBUSY) {
+                break;
+            }
+            g_usleep(100 * 1000);
+        }
+        if (ret == -EBUSY) {
+            error_setg(errp, "kona-cxl: property 'volume': volume '%s' on "
+                       "'%s' is in use by another QEMU", cfg->volume,
+                       kona_link_addr(l));
+            return ret;
+        }
     } else {
         ret = kona_link_slab_alloc(l, cfg->size, slab, &gerr);
     }
@@ -266,4 +295,28 @@ int kona_copy_write(KonaCopy *c, uint64_t off, uint32_t npages,
                                 *gerr ? (*gerr)->message : "error");
     }
     return ret;
+}
+
+int kona_copy_extent(KonaCopy *from, KonaCopy *to, uint64_t off,
+                     uint64_t len, uint8_t *buf, GError **gerr)
+{
+    static uint64_t full[KONA_MAX_WRITE_PAGES] = {
+        [0 ... KONA_MAX_WRITE_PAGES - 1] = UINT64_MAX,
+    };
+
+    for (uint64_t done = 0; done < len; done += KONA_MAX_IO) {
+        uint32_t n = MIN(len - done, KONA_MAX_IO);
+        const uint8_t *src;
+        int ret = kona_copy_read(from, off + done, buf, n, &src, gerr);
+
+        /* Whole pages: their packed lines are the pages themselves. */
+        if (ret == 0) {
+            ret = kona_copy_write(to, off + done, n / 4096, full, src, src,
+                                  gerr);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
 }

@@ -45,6 +45,7 @@ typedef struct KonaCopy {
     uint64_t map_size;
     int64_t checked_ns;         /* when the memnode was last seen alive */
     char *refused;              /* a note the memnode refused, for FLUSH */
+    uint64_t gen;               /* the slab's generation (newer: larger) */
 } KonaCopy;
 
 /* A range of the media and its copies. */
@@ -90,5 +91,12 @@ int kona_copy_read(KonaCopy *c, uint64_t off, void *buf, uint32_t len,
 int kona_copy_write(KonaCopy *c, uint64_t off, uint32_t npages,
                     const uint64_t *masks, const uint8_t *pages,
                     const uint8_t *lines, GError **gerr);
+
+/*
+ * Copy [off, off + len) of one copy's slab to another's (page-aligned), in
+ * reads of at most KONA_MAX_IO through @buf (that many bytes).
+ */
+int kona_copy_extent(KonaCopy *from, KonaCopy *to, uint64_t off,
+                     uint64_t len, uint8_t *buf, GError **gerr);
 
 #endif /* KONA_COPY_H */

@@ -47,6 +47,57 @@ static KonaLink *remote_link_for(KonaRemote *r, const char *addr,
 
 
 
+/*
+ * A reattached volume's copies may differ: one missed the writes made
+ * while it was dead (the device failed over, then QEMU ended).  The
+ * memnodes keep each copy's generation, raised at every failover; a copy
+ * older than another is brought up to date from it now, before the guest
+ * reads anything, and refused as a start-up error if that fails.
+ */
+static bool remote_reconcile(KonaRemote *r, KonaExtent *e, Error **errp)
+{
+    KonaCopy *newest = NULL;
+    g_autofree uint8_t *buf = NULL;
+
+    for (unsigned i = 0; i < e->ncopies; i++) {
+        KonaCopy *c = &e->copies[i];
+
+        if (kona_link_slab_generation(c->link, c->slab_id, 0, &c->gen,
+                                      NULL) < 0) {
+            c->gen = 0;
+        }
+        if (!newest || c->gen > newest->gen) {
+            newest = c;
+        }
+    }
+    for (unsigned i = 0; i < e->ncopies; i++) {
+        KonaCopy *c = &e->copies[i];
+        g_autoptr(GError) gerr = NULL;
+
+        if (c->gen == newest->gen) {
+            continue;
+        }
+        warn_report("kona-cxl: the copy of volume '%s' on '%s' is older "
+                    "(generation %" PRIu64 ") than the one on '%s' (%"
+                    PRIu64 "): bringing it up to date", r->cfg.volume,
+                    c->addr, c->gen, newest->addr, newest->gen);
+        buf = buf ? buf : g_malloc(KONA_MAX_IO);
+        if (kona_copy_extent(newest, c, 0, e->size, buf, &gerr) < 0 ||
+            kona_link_flush(c->link, &gerr) < 0 ||
+            kona_link_slab_generation(c->link, c->slab_id, newest->gen,
+                                      &c->gen, &gerr) < 0) {
+            error_setg(errp, "kona-cxl: property 'replica': the copy on "
+                       "'%s' is older than the one on '%s' and cannot be "
+                       "brought up to date: %s", c->addr, newest->addr,
+                       gerr ? gerr->message : "error");
+            return false;
+        }
+        r->resyncs++;
+        r->resync_bytes += e->size;
+    }
+    return true;
+}
+
 static bool remote_open_memnode(KonaRemote *r, Error **errp)
 {
     const char *addrs[KONA_MAX_COPIES] = { r->cfg.memnode, r->cfg.replica };
@@ -66,8 +117,8 @@ static bool remote_open_memnode(KonaRemote *r, Error **errp)
         KonaCopy *c = &e->copies[e->ncopies];
 
         c->link = remote_link_for(r, addrs[i], props[i], errp);
-        if (!c->link || kona_copy_get_slab(&r->copy_cfg, c->link, &c->slab_id, props[i],
-                                        errp) < 0) {
+        if (!c->link || kona_copy_get_slab(&r->copy_cfg, c->link,
+                                           &c->slab_id, props[i], errp) < 0) {
             return false;
         }
         c->addr = g_strdup(addrs[i]);
@@ -78,7 +129,33 @@ static bool remote_open_memnode(KonaRemote *r, Error **errp)
             return false;
         }
     }
-    return true;
+    return e->ncopies < 2 || remote_reconcile(r, e, errp);
+}
+
+/*
+ * The media's allocation from the rack controller: unnamed (a lease the
+ * controller keeps across a dropped connection, reclaimed by kona-rack on
+ * reconnect), or the named volume with its key from the secret, held
+ * exclusively.
+ */
+static int remote_rack_alloc(KonaRemote *r, KonaRackAlloc **alloc,
+                             GError **gerr)
+{
+    uint8_t key[KONA_KEY_SIZE];
+    KonaRackAllocOpts o = {
+        .size = r->cfg.size,
+        .name = r->cfg.volume,
+        .exclusive = r->cfg.volume != NULL,
+    };
+
+    if (r->cfg.volume) {
+        gsize len;
+        const uint8_t *secret = g_bytes_get_data(r->copy_cfg.secret, &len);
+
+        kona_auth_volume_key(secret, len, r->cfg.volume, key);
+        o.key = key;
+    }
+    return kona_rack_alloc_opts(r->rack, &o, alloc, gerr);
 }
 
 static bool remote_open_rack(KonaRemote *r, Error **errp)
@@ -93,8 +170,7 @@ static bool remote_open_rack(KonaRemote *r, Error **errp)
                    "controller '%s': %s", r->cfg.rackctl, gerr->message);
         return false;
     }
-    if (kona_rack_alloc(r->rack, r->cfg.size, 0, r->cfg.volume, &alloc,
-                        &gerr) < 0) {
+    if (remote_rack_alloc(r, &alloc, &gerr) < 0) {
         error_setg(errp, "kona-cxl: property 'rackctl': rack controller "
                    "'%s' refused %" PRIu64 " bytes: %s", r->cfg.rackctl,
                    r->cfg.size, gerr->message);
@@ -186,14 +262,19 @@ bool kona_remote_open(KonaRemote *r, const KonaRemoteConfig *cfg,
     } else if (cfg->replica && !cfg->memnode) {
         error_setg(errp, "kona-cxl: property 'replica' needs 'memnode'");
         ok = false;
+    } else if (cfg->volume && !cfg->memnode && !cfg->rackctl) {
+        error_setg(errp, "kona-cxl: property 'volume' needs 'memnode' or "
+                   "'rackctl'");
+        ok = false;
+    } else if (cfg->volume && !r->copy_cfg.secret) {
+        error_setg(errp, "kona-cxl: property 'volume' needs 'secret-file': "
+                   "the volume's key is derived from the secret (a name "
+                   "alone would let anyone on the host attach it)");
+        ok = false;
     } else if (cfg->memnode) {
         ok = remote_open_memnode(r, errp);
     } else if (cfg->rackctl) {
         ok = remote_open_rack(r, errp);
-    } else if (cfg->volume) {
-        error_setg(errp, "kona-cxl: property 'volume' needs 'memnode' or "
-                   "'rackctl'");
-        ok = false;
     }
     if (!ok) {
         kona_remote_close(r);
@@ -257,6 +338,29 @@ static KonaExtent *remote_extent(KonaRemote *r, uint64_t offset,
 }
 
 /* A copy failed even after retries: run on the others from now on. */
+/*
+ * The copies that stay live are now newer than @dead: raise their
+ * generation on their memnodes before any write-back reaches only them,
+ * so that a later reattach knows which copy to trust.
+ */
+static void remote_bump_generation(KonaExtent *e)
+{
+    uint64_t next = 0;
+
+    for (unsigned i = 0; i < e->ncopies; i++) {
+        next = MAX(next, e->copies[i].gen + 1);
+    }
+    for (unsigned i = 0; i < e->ncopies; i++) {
+        KonaCopy *c = &e->copies[i];
+
+        if (c->live &&
+            kona_link_slab_generation(c->link, c->slab_id, next, &c->gen,
+                                      NULL) < 0) {
+            c->gen = next;      /* a memnode without generations */
+        }
+    }
+}
+
 static void remote_copy_failed(KonaRemote *r, KonaExtent *e, KonaCopy *c,
                                const char *what, GError *gerr)
 {
@@ -268,6 +372,7 @@ static void remote_copy_failed(KonaRemote *r, KonaExtent *e, KonaCopy *c,
     if (e->ncopies > 1 && live > 1) {
         c->live = false;
         r->failovers++;
+        remote_bump_generation(e);
         warn_report("kona-cxl: %s on '%s' failed (%s): running on the other "
                     "copy until it is back", what, c->addr,
                     gerr ? gerr->message : "error");

@@ -14,31 +14,6 @@
 
 #define KONA_RESYNC_INTERVAL_MS 1000
 
-/* Copy @len bytes at @off from @from to @to, in reads of KONA_MAX_IO. */
-static int kona_resync_copy(KonaCopy *from, KonaCopy *to, uint64_t off,
-                            uint64_t len, uint8_t *buf, GError **gerr)
-{
-    static uint64_t full[KONA_MAX_WRITE_PAGES] = {
-        [0 ... KONA_MAX_WRITE_PAGES - 1] = UINT64_MAX,
-    };
-
-    for (uint64_t done = 0; done < len; done += KONA_MAX_IO) {
-        uint32_t n = MIN(len - done, KONA_MAX_IO);
-        const uint8_t *src;
-        int ret = kona_copy_read(from, off + done, buf, n, &src, gerr);
-
-        /* Whole pages: their packed lines are the pages themselves. */
-        if (ret == 0) {
-            ret = kona_copy_write(to, off + done, n / 4096, full, src, src,
-                                  gerr);
-        }
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    return 0;
-}
-
 /* The thread's part: a fresh copy filled from its own view of the live one. */
 static int kona_resync_run(KonaResync *rs, GError **gerr)
 {
@@ -69,7 +44,7 @@ static int kona_resync_run(KonaResync *rs, GError **gerr)
     if (kona_link_slab_open(from.link, from.slab_id, rs->from_key, &size,
                             gerr) == 0 &&
         kona_copy_map(cfg, &from, e->size, &err)) {
-        ret = kona_resync_copy(&from, &rs->fresh, 0, e->size, buf, gerr);
+        ret = kona_copy_extent(&from, &rs->fresh, 0, e->size, buf, gerr);
     } else if (err) {
         g_set_error(gerr, KONA_ERROR, EIO, "%s", error_get_pretty(err));
         error_free(err);
@@ -222,10 +197,16 @@ static uint64_t kona_resync_finish(KonaResync *rs, GPtrArray *links)
     while (ret == 0 && g_hash_table_iter_next(&it, &key, NULL)) {
         uint64_t off = (GPOINTER_TO_SIZE(key) - 1) * 4096;
 
-        ret = kona_resync_copy(from, &rs->fresh, off, 4096, page, &gerr);
+        ret = kona_copy_extent(from, &rs->fresh, off, 4096, page, &gerr);
     }
     if (ret == 0) {
         ret = kona_link_flush(rs->fresh.link, &gerr);
+    }
+    /* As new as the copy it was filled from (memnodes that keep one). */
+    if (ret == 0 &&
+        kona_link_slab_generation(rs->fresh.link, rs->fresh.slab_id,
+                                  from->gen, &rs->fresh.gen, NULL) < 0) {
+        rs->fresh.gen = from->gen;
     }
     if (ret < 0) {
         warn_report("kona-cxl: resync of '%s' failed: %s", dead->addr,
