@@ -366,8 +366,13 @@ static void kona_write_back_all(KonaCxlState *s, const char *why)
 
 static void kona_on_shutdown(Notifier *n, void *data)
 {
-    kona_write_back_all(container_of(n, KonaCxlState, shutdown_notifier),
-                        "guest shutdown");
+    KonaCxlState *s = container_of(n, KonaCxlState, shutdown_notifier);
+
+    /* Before QEMU pauses the vCPUs: none may wait on a dead memnode. */
+    if (s->uffd.mem) {
+        kona_uffd_give_up(s);
+    }
+    kona_write_back_all(s, "guest shutdown");
 }
 
 static void kona_on_exit(Notifier *n, void *data)

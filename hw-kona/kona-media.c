@@ -487,8 +487,8 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
 {
     KonaCache *c = &s->cache;
     Error *first_err = NULL;
-    unsigned failed = 0;
-    uint64_t first, last;
+    unsigned failed = 0, nbad = 0;
+    uint64_t first, last, bad[4];
     KonaCacheWalk w;
     uint32_t f;
 
@@ -507,9 +507,24 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     kona_cache_walk_init(c, &w, first, last);
     while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
         uint64_t lines = s->stats[KONA_DEV_STAT_WRITEBACK_LINES];
+        uint64_t at = c->frames[f].block << c->block_shift;
         Error *err = NULL;
+        bool skip = false;
         int ret;
 
+        /*
+         * A memory node that failed once in this pass fails again: its
+         * other blocks are counted as failed without each waiting out the
+         * timeouts (a blackholed node would make an exit take minutes).
+         */
+        for (unsigned i = 0; i < nbad && c->frames[f].ndirty; i++) {
+            skip |= kona_remote_same_extent(&s->remote, at, bad[i]);
+        }
+        if (skip) {
+            failed++;
+            s->stats[KONA_DEV_STAT_REMOTE_ERRORS]++;
+            continue;
+        }
         ret = evict ? kona_evict_frame(s, ls, f, false, &err)
                     : kona_writeback(s, ls, f, false, &err);
         if (ret < 0) {
@@ -517,6 +532,9 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
                 first_err = err;
             } else {
                 kona_remote_failed(s, err);     /* counted, logged */
+            }
+            if (nbad < ARRAY_SIZE(bad)) {
+                bad[nbad++] = at;
             }
             continue;
         }

@@ -167,6 +167,12 @@ static void kona_uffd_fault(KonaCxlState *s, uint64_t hva, bool wp)
         if (frame != KONA_NO_FRAME || qatomic_read(&m->stopping)) {
             return;
         }
+        if (qatomic_read(&m->giving_up)) {
+            struct uffdio_zeropage zero = { .range = range };
+
+            ioctl(m->uffd, UFFDIO_ZEROPAGE, &zero);
+            return;
+        }
         /*
          * The memory node failed: the access waits, as it would on a page
          * fault of a far-memory runtime, and the fetch is tried again.
@@ -257,6 +263,11 @@ void kona_uffd_start(KonaCxlState *s)
     qemu_thread_create(&m->thread, "kona-fault", kona_uffd_thread, s,
                        QEMU_THREAD_JOINABLE);
     m->running = true;
+}
+
+void kona_uffd_give_up(KonaCxlState *s)
+{
+    qatomic_set(&s->uffd.giving_up, true);
 }
 
 void kona_uffd_stop(KonaCxlState *s)

@@ -32,6 +32,7 @@ typedef struct KonaUffdMedia {
     QemuThread thread;
     bool running;
     bool stopping;
+    bool giving_up;             /* QEMU shuts down: stop waiting on fetches */
 } KonaUffdMedia;
 
 /* Can this host serve the media this way?  Errors name a property. */
@@ -42,6 +43,12 @@ bool kona_uffd_init(KonaCxlState *s, bool write_protect, Error **errp);
 void kona_uffd_start(KonaCxlState *s);
 /* Stop the fault thread (unrealize). */
 void kona_uffd_stop(KonaCxlState *s);
+/*
+ * QEMU is shutting down: a vCPU waiting for a block that cannot be fetched
+ * would keep its vCPUs from ever pausing, so such waits end now (the page
+ * reads as zeros: no guest runs on to use it).
+ */
+void kona_uffd_give_up(KonaCxlState *s);
 /* Everything, the media's memory too (instance finalize). */
 void kona_uffd_destroy(KonaCxlState *s);
 
