@@ -27,6 +27,7 @@
 #include "hw/cxl/cxl.h"
 #include "system/kvm.h"
 #include "kona-state.h"
+#include "kona-cdat.h"
 #include "kona-control.h"
 #include "kona-direct.h"
 #include "kona-media.h"
@@ -398,6 +399,7 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     if (!kona_check_bus(pci_dev, errp) || !kona_check_size(s, errp) ||
         !kona_check_cache(s, &policy, errp) ||
         !kona_check_latency(s, errp) || !kona_check_writeback(s, errp) ||
+        !kona_cdat_check(s, errp) ||
         !kona_check_tracking(s, errp) ||
         !kona_check_remote_path(s, &rcfg.path, errp)) {
         return;
@@ -419,6 +421,10 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     }
     kc->parent_realize(pci_dev, errp);
     if (*errp) {
+        goto fail_backend;
+    }
+    if (!kona_cdat_install(s, errp)) {
+        kc->parent_exit(pci_dev);
         goto fail_backend;
     }
 
@@ -537,6 +543,10 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_UINT64("latency-line-ns", KonaCxlState, latency_line_ns, 0),
     DEFINE_PROP_UINT64("latency-page-ns", KonaCxlState, latency_page_ns, 0),
     DEFINE_PROP_UINT64("latency-64k-ns", KonaCxlState, latency_64k_ns, 0),
+    DEFINE_PROP_UINT64("hit-latency-ns", KonaCxlState, hit_latency_ns,
+                       KONA_DEFAULT_HIT_LATENCY_NS),
+    DEFINE_PROP_SIZE("hit-bandwidth", KonaCxlState, hit_bandwidth,
+                     KONA_DEFAULT_HIT_BANDWIDTH),
     DEFINE_PROP_UINT32("timeout-ms", KonaCxlState, timeout_ms, 10000),
     DEFINE_PROP_UINT32("window-ms", KonaCxlState, window_ms, 0),
     DEFINE_PROP_BOOL("direct-decode", KonaCxlState, direct_decode, true),
@@ -655,6 +665,7 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "window-ms",
         "count distinct lines and pages written per window of this many "
         "ms of guest time (0: off; the guest may change it)");
+    kona_cdat_class_init(oc);
     kona_cxl_stats_add_properties(oc);
     kona_cxl_windows_add_properties(oc);
 }

@@ -59,6 +59,7 @@ struct KonaCxlState {
     uint64_t fetch_latency_ns;
     char *latency_preset;
     uint64_t latency_line_ns, latency_page_ns, latency_64k_ns;
+    uint64_t hit_latency_ns, hit_bandwidth;     /* for the CDAT */
 
     /* The tracking mode (kona-track.h), chosen at realize. */
     const KonaTrackOps *track;

@@ -38,6 +38,18 @@
 #                            workload through KONA_VM_HOSTFWD; killed at the
 #                            end of the run if still running
 #   KONA_VM_FMW_SIZE=4G      size of the CXL fixed memory window
+#   KONA_VM_HMAT=1           HMAT with a generic port for the CXL host bridge,
+#                            so that Linux computes the CXL node's access0/
+#                            access1 latency and bandwidth (generic port +
+#                            link + the device's CDAT) and its memory tier;
+#                            0: no HMAT (one implicit NUMA node, as QEMU
+#                            makes by itself). See _kona_vm_numa_args.
+#   KONA_VM_DRAM_LATENCY_NS=82 KONA_VM_DRAM_BANDWIDTH=20000M
+#                            HMAT: the CPUs' own memory (node 0), the
+#                            reference Linux rates other memory against
+#   KONA_VM_GP_LATENCY_NS=20 KONA_VM_GP_BANDWIDTH=64000M
+#                            HMAT: CPUs to the CXL host bridge (the generic
+#                            port); bandwidths in QEMU's units (M = MiB/s)
 #   KONA_VM_OVERLAY=DIR      files copied into the guest's / for this run (no image rebuild)
 #   KONA_VM_VERBOSE=1        also stream the serial console to stderr
 #   KONA_VM_STREAM=1         stream the guest command's output to stdout
@@ -84,8 +96,58 @@ kona_vm_base_args() {
         -device "cxl-rp,port=0,bus=cxl.1,id=$KONA_VM_ROOT_PORT,chassis=0,slot=2"
         -M "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=${KONA_VM_FMW_SIZE:-4G}"
     )
+    _kona_vm_numa_args
+    KONA_VM_BASE_ARGS+=("${_KONA_VM_NUMA_ARGS[@]}")
     _kona_vm_net_args
     KONA_VM_BASE_ARGS+=("${_KONA_VM_NET_ARGS[@]}")
+}
+
+# The NUMA part of the command line, in _KONA_VM_NUMA_ARGS: an HMAT that
+# lets Linux rate the CXL memory (KONA_VM_HMAT=1, the default), or nothing.
+#
+# Linux computes a CXL region's latency and bandwidth (the node's access0/
+# access1 attributes, and from them its memory tier) from three parts:
+# the firmware's HMAT figures from the CPUs to the generic port of the
+# host bridge, the links and switches on the way (PCIe link speed), and
+# the device's CDAT. Without a generic port it computes nothing, and
+# dax/kmem puts the node in its default tier (memory_tier22). It rates
+# the result against the CPUs' own memory, so that needs HMAT figures too.
+#
+# QEMU nodes (= ACPI proximity domains): 0 is the generic port (no memory,
+# no CPUs), 1 holds the CPUs and the RAM. The order keeps the guest's
+# numbering of before (node 0 = CPUs and RAM, node 1 = the CXL window):
+# Linux numbers nodes as it meets their proximity domains, CPUs first
+# (PXM 1 -> node 0), and gives a CXL window no SRAT entry covers the next
+# domain after the highest it numbered (PXM 2 -> node 1); the generic port
+# gets no node. QEMU gives the memory-hotplug range (maxmem) the last
+# node's domain, so a generic port on the last node would become a node
+# of its own and push the CXL memory to node 2.
+_kona_vm_numa_args() {
+    _KONA_VM_NUMA_ARGS=()
+    case "${KONA_VM_HMAT:-1}" in
+        0) return ;;
+        1) ;;
+        *) die "KONA_VM_HMAT=$KONA_VM_HMAT: 1 (HMAT with a generic port) or 0" ;;
+    esac
+    local mem=${KONA_VM_MEM:-2G} ncpu=${KONA_VM_SMP:-2}
+    # -m takes a plain number as MiB, a memory backend as bytes.
+    case "$mem" in *[!0-9]*) ;; *) mem=${mem}M ;; esac
+    ncpu=${ncpu%%,*}
+    ncpu=${ncpu#cpus=}
+    case "$ncpu" in ''|*[!0-9]*) die "KONA_VM_SMP=$KONA_VM_SMP: want a CPU count first" ;; esac
+    local lb=hmat-lb,hierarchy=memory
+    # shellcheck disable=SC2054  # commas are QEMU's
+    _KONA_VM_NUMA_ARGS=(
+        -M hmat=on
+        -object "memory-backend-ram,id=kona-dram,size=$mem"
+        -numa node,nodeid=0
+        -numa "node,nodeid=1,cpus=0-$((ncpu - 1)),memdev=kona-dram"
+        -object acpi-generic-port,id=kona-gp0,pci-bus=cxl.1,node=0
+        -numa "$lb,initiator=1,target=1,data-type=access-latency,latency=${KONA_VM_DRAM_LATENCY_NS:-82}"
+        -numa "$lb,initiator=1,target=1,data-type=access-bandwidth,bandwidth=${KONA_VM_DRAM_BANDWIDTH:-20000M}"
+        -numa "$lb,initiator=1,target=0,data-type=access-latency,latency=${KONA_VM_GP_LATENCY_NS:-20}"
+        -numa "$lb,initiator=1,target=0,data-type=access-bandwidth,bandwidth=${KONA_VM_GP_BANDWIDTH:-64000M}"
+    )
 }
 
 # A TCP port on 127.0.0.1 that nobody listens on now.
