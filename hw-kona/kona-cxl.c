@@ -576,6 +576,7 @@ static void kona_cxl_instance_init(Object *obj)
     s->remote_path = g_strdup("auto");
     s->writeback = g_strdup("lines");
     s->uffd.uffd = s->uffd.stop_fd = -1;
+    s->failed_block = UINT64_MAX;
 }
 
 /* After the last reference: no vCPU can still reach the mode's memory. */

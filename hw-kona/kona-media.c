@@ -314,10 +314,25 @@ static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
     return kona_cache_take_free(c);
 }
 
+/*
+ * How long a block whose fetch failed fails again at once.  TCG replays a
+ * failed mid-block access alone (qemu-patches/0005) to deliver the machine
+ * check on its instruction: the replay must not wait out every retry
+ * against an unreachable memnode again.  Shorter than the uffd modes'
+ * 100 ms retry, so that their retries do try.
+ */
+#define KONA_FAILED_HOLD_NS     (50 * 1000 * 1000)
+
 uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
 {
     KonaCache *c = &s->cache;
-    uint32_t frame = kona_make_room(s, ls);
+    uint32_t frame;
+
+    if (block == s->failed_block &&
+        kona_latency_now() - s->failed_ns < KONA_FAILED_HOLD_NS) {
+        return KONA_NO_FRAME;
+    }
+    frame = kona_make_room(s, ls);
     const uint8_t *data;
     uint8_t *buf;
     Error *err = NULL;
@@ -334,6 +349,8 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
                              c->block_size, &data, &err) < 0) {
             kona_cache_put_free(c, frame);
             kona_remote_failed(s, err);
+            s->failed_block = block;
+            s->failed_ns = kona_latency_now();
             return KONA_NO_FRAME;
         }
         kona_fetch_latency(s, t0, kona_latency_now());

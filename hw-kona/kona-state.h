@@ -87,6 +87,8 @@ struct KonaCxlState {
     uint32_t low_wm, high_wm;
     uint32_t policy_mode;
     bool remote_error;
+    uint64_t failed_block;      /* the last block whose fetch failed */
+    int64_t failed_ns;          /* ... and when */
     KonaWindow window;
     uint64_t window_ns;         /* 0: per-window tracking off */
     QEMUTimer *window_timer;    /* QEMU_CLOCK_VIRTUAL: guest time */

@@ -893,6 +893,42 @@ static void test_memnode_gone(void)
     fault_stop(&ff);
 }
 
+/*
+ * A failed access of a block is replayed at once (TCG re-executes a failed
+ * mid-block access alone to deliver its machine check on the instruction):
+ * the replay must fail at once too, not wait out every retry against a
+ * blackholed memnode again.
+ */
+static void test_failed_access_replay(void)
+{
+    FaultFixture ff = { 0 };
+    KonaQTest *t = &ff.mn.t;
+    uint64_t errors;
+    int64_t t0, first, second;
+
+    fault_start(&ff, "cache-size=64K");
+    touch_blocks(t, 0, 16);             /* fills the 16 frames, dirty */
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    proxy_command(&ff, "blackhole on");
+    proxy_command(&ff, "cut");
+    errors = kona_qmp_stat(t, "remote-errors");
+    t0 = g_get_monotonic_time();
+    g_assert_cmphex(qtest_readq(t->qts, t->window + 100 * 4096), ==,
+                    UINT64_MAX);
+    first = g_get_monotonic_time() - t0;
+    t0 = g_get_monotonic_time();
+    g_assert_cmphex(qtest_readq(t->qts, t->window + 100 * 4096), ==,
+                    UINT64_MAX);
+    second = g_get_monotonic_time() - t0;
+    /* The first waited out its tries (1 s each); the replay did not. */
+    g_assert_cmpint(first, >=, G_USEC_PER_SEC);
+    g_assert_cmpint(second, <, first / 4);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors") - errors, ==, 1);
+    proxy_command(&ff, "pass");
+    fault_stop(&ff);
+}
+
 /* A reply cut mid-frame: kona-link reconnects, the device retries. */
 static void test_truncated_reply(void)
 {
@@ -1904,6 +1940,8 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/fault/slow-network", test_slow_network);
     qtest_add_func("/kona-remote/fault/memnode-gone", test_memnode_gone);
     qtest_add_func("/kona-remote/fault/truncated-reply", test_truncated_reply);
+    qtest_add_func("/kona-remote/fault/failed-access-replay",
+                   test_failed_access_replay);
     qtest_add_data_func("/kona-remote/fault/replica-failover-resync/shared",
                         "shared", test_replica_failover_resync);
     qtest_add_data_func("/kona-remote/fault/replica-failover-resync/socket",
