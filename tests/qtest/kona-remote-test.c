@@ -615,6 +615,49 @@ static void test_unplug(gconstpointer mode)
     remote_stop(&fx);
 }
 
+/*
+ * One memnode serves 64 devices at once: 64 QEMUs, each with its own slab,
+ * each writing and reading back a pattern of its own (with evictions: the
+ * cache is smaller than what it writes), all connected together.
+ */
+static void test_many_devices(void)
+{
+    enum { N = 64 };
+    RemoteFixture fx = { 0 };
+    g_autofree char *props = NULL;
+    g_autofree KonaQTest *t = g_new0(KonaQTest, N);
+    uint8_t buf[4096], back[4096];
+    KonaMemnodeStats st;
+
+    memnode_start(&fx);
+    props = g_strdup_printf("size=256M,memnode=%s,cache-size=16K", fx.addr);
+    for (int i = 0; i < N; i++) {
+        kona_qtest_start(&t[i], props);
+        for (int b = 0; b < 8; b++) {
+            mn_fill(buf, sizeof(buf), i * 1000 + b);
+            qtest_bufwrite(t[i].qts, t[i].window + b * 4096, buf,
+                           sizeof(buf));
+        }
+    }
+    st = stats_at(fx.addr);
+    g_assert_cmpuint(st.slabs, ==, N);
+    g_assert_cmpuint(st.clients, >=, N);
+    for (int i = 0; i < N; i++) {
+        for (int b = 0; b < 8; b++) {
+            mn_fill(buf, sizeof(buf), i * 1000 + b);
+            qtest_bufread(t[i].qts, t[i].window + b * 4096, back,
+                          sizeof(back));
+            g_assert_cmpmem(buf, sizeof(buf), back, sizeof(back));
+        }
+        g_assert_cmpuint(kona_qmp_stat(&t[i], "evictions"), >, 0);
+        g_assert_cmpuint(kona_qmp_stat(&t[i], "remote-errors"), ==, 0);
+    }
+    for (int i = 0; i < N; i++) {
+        kona_qtest_stop(&t[i]);
+    }
+    remote_stop(&fx);
+}
+
 /* At QEMU exit every dirty line reaches the memnode: reattach by name. */
 static void test_flush_on_exit(void)
 {
@@ -1926,6 +1969,7 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/watermarks", test_watermarks);
     qtest_add_func("/kona-remote/watermark-batch", test_watermark_batch);
     qtest_add_func("/kona-remote/flush-on-exit", test_flush_on_exit);
+    qtest_add_func("/kona-remote/many-devices", test_many_devices);
     qtest_add_data_func("/kona-remote/unplug/exact", "", test_unplug);
     qtest_add_data_func("/kona-remote/unplug/fast", ",tracking=fast",
                         test_unplug);
