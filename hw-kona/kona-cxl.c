@@ -365,6 +365,18 @@ static void kona_write_back_all(KonaCxlState *s, const char *why)
     trace_kona_flush_all(why, lines);
 }
 
+/* Connections checked once a second, even while the guest is idle. */
+#define KONA_KEEPALIVE_MS 1000
+
+static void kona_keepalive_tick(void *opaque)
+{
+    KonaCxlState *s = opaque;
+
+    kona_keepalive(s);
+    timer_mod(s->keepalive_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + KONA_KEEPALIVE_MS);
+}
+
 static void kona_on_shutdown(Notifier *n, void *data)
 {
     KonaCxlState *s = container_of(n, KonaCxlState, shutdown_notifier);
@@ -435,7 +447,7 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
         goto fail_backend;
     }
 
-    qemu_mutex_init(&s->lock);
+    qemu_rec_mutex_init(&s->lock);
     memory_region_init_io(&s->media_io, OBJECT(s), &kona_media_ops, s,
                           "kona-media", s->size);
     /*
@@ -454,6 +466,7 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
      * instead of rewinding it to the accessing instruction (0005).
      */
     memory_region_enable_lockless_io(&s->media_io);
+    memory_region_set_lockless_pair(&s->media_io, kona_media_pair);
     memory_region_add_subregion_overlap(
         host_memory_backend_get_memory(s->media_backend), 0, &s->media_io, 1);
     kona_direct_init(s, s->track->guest_region(s));
@@ -464,6 +477,12 @@ static void kona_cxl_realize(PCIDevice *pci_dev, Error **errp)
     s->exit_notifier.notify = kona_on_exit;
     qemu_add_exit_notifier(&s->exit_notifier);
     kona_windows_arm(s);
+    if (kona_remote_present(&s->remote)) {
+        s->keepalive_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
+                                          kona_keepalive_tick, s);
+        timer_mod(s->keepalive_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + KONA_KEEPALIVE_MS);
+    }
     trace_kona_realize(s->size, s->cache_size, s->block_size,
                        kona_remote_present(&s->remote));
     return;
@@ -500,7 +519,7 @@ static void kona_cxl_unplug_finish(struct rcu_head *head)
     kona_destroy_cache(s);
     kona_windows_destroy(s);
     kona_remote_close(&s->remote);
-    qemu_mutex_destroy(&s->lock);
+    qemu_rec_mutex_destroy(&s->lock);
     object_unref(OBJECT(s));
 }
 
@@ -520,6 +539,7 @@ static void kona_cxl_exit(PCIDevice *pci_dev)
         host_memory_backend_get_memory(s->media_backend), &s->media_io);
     object_unparent(OBJECT(&s->media_io));
     kona_windows_stop(s);
+    g_clear_pointer(&s->keepalive_timer, timer_free);
     migrate_del_blocker(&s->migration_blocker);
     kc->parent_exit(pci_dev);
     kona_destroy_media_backend(s);

@@ -42,7 +42,7 @@ void kona_lock(KonaCxlState *s, KonaLockState *ls)
 {
     ls->bql_dropped = false;
     for (int i = 0; i < KONA_LOCK_SPINS; i++) {
-        if (qemu_mutex_trylock(&s->lock) == 0) {
+        if (qemu_rec_mutex_trylock(&s->lock) == 0) {
             return;
         }
         cpu_relax();
@@ -51,12 +51,28 @@ void kona_lock(KonaCxlState *s, KonaLockState *ls)
         bql_unlock();
         ls->bql_dropped = true;
     }
-    qemu_mutex_lock(&s->lock);
+    qemu_rec_mutex_lock(&s->lock);
+}
+
+/*
+ * Both halves of a 16-byte access, which TCG serves as two 8-byte ones,
+ * under one hold of the lock (qemu-patches/0007): nothing comes between
+ * them.  The lock is recursive, so the halves take it again inside.
+ */
+void kona_media_pair(void *opaque, bool lock)
+{
+    KonaCxlState *s = opaque;
+
+    if (lock) {
+        qemu_rec_mutex_lock(&s->lock);
+    } else {
+        qemu_rec_mutex_unlock(&s->lock);
+    }
 }
 
 void kona_unlock(KonaCxlState *s, KonaLockState *ls)
 {
-    qemu_mutex_unlock(&s->lock);
+    qemu_rec_mutex_unlock(&s->lock);
     if (ls->bql_dropped) {
         bql_lock();
         ls->bql_dropped = false;
@@ -70,6 +86,16 @@ static void kona_release_bql(KonaLockState *ls)
         bql_unlock();
         ls->bql_dropped = true;
     }
+}
+
+void kona_keepalive(KonaCxlState *s)
+{
+    KonaLockState ls;
+
+    kona_lock(s, &ls);
+    kona_release_bql(&ls);      /* a reconnect may take timeout-ms */
+    kona_remote_keepalive(&s->remote);
+    kona_unlock(s, &ls);
 }
 
 void kona_remote_failed(KonaCxlState *s, Error *err)
@@ -230,11 +256,6 @@ int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
 }
 
 /*
- * Make room for one more block: in DEVICE mode, a fetch that would take
- * the cache past HIGH_WM first evicts down to LOW_WM; in any mode, a full
- * cache evicts one victim.  Returns a free frame or KONA_NO_FRAME.
- */
-/*
  * The policy's victim could not be written back (its memory node failed):
  * evict another frame that does not need that memory node, clean ones
  * first.  One pass over the frames, on this failure path only; frames
@@ -258,7 +279,7 @@ static bool kona_evict_other(KonaCxlState *s, KonaLockState *ls,
                 continue;
             }
             for (unsigned i = 0; i < nbad && fr->ndirty; i++) {
-                skip |= kona_remote_same_extent(&s->remote, at, bad[i]);
+                skip |= kona_remote_same_nodes(&s->remote, at, bad[i]);
             }
             if (skip) {
                 continue;
@@ -286,6 +307,11 @@ static uint32_t kona_evict_batch(const KonaCache *c)
     return MAX(1, MIN(256, c->nframes / 8));
 }
 
+/*
+ * Make room for one more block: in DEVICE mode, a fetch that would take
+ * the cache past HIGH_WM first evicts down to LOW_WM; in any mode, a full
+ * cache evicts one victim.  Returns a free frame or KONA_NO_FRAME.
+ */
 static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
 {
     KonaCache *c = &s->cache;
@@ -315,29 +341,28 @@ static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
 }
 
 /*
- * How long a block whose fetch failed fails again at once.  TCG replays a
- * failed mid-block access alone (qemu-patches/0005) to deliver the machine
- * check on its instruction: the replay must not wait out every retry
- * against an unreachable memnode again.  Shorter than the uffd modes'
- * 100 ms retry, so that their retries do try.
+ * How long a block whose fetch failed fails again at once, when the
+ * failed access is to be replayed.  TCG replays a failed mid-block access
+ * alone (qemu-patches/0005) to deliver the machine check on its
+ * instruction: the replay must not wait out every retry against an
+ * unreachable memnode again.  Any other access tries the memnode again.
  */
 #define KONA_FAILED_HOLD_NS     (50 * 1000 * 1000)
 
 uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
 {
     KonaCache *c = &s->cache;
+    const uint8_t *data;
+    uint8_t *buf;
+    Error *err = NULL;
     uint32_t frame;
+    int64_t t0;
 
     if (block == s->failed_block &&
         kona_latency_now() - s->failed_ns < KONA_FAILED_HOLD_NS) {
         return KONA_NO_FRAME;
     }
     frame = kona_make_room(s, ls);
-    const uint8_t *data;
-    uint8_t *buf;
-    Error *err = NULL;
-    int64_t t0;
-
     if (frame == KONA_NO_FRAME) {
         return KONA_NO_FRAME;
     }
@@ -349,8 +374,10 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
                              c->block_size, &data, &err) < 0) {
             kona_cache_put_free(c, frame);
             kona_remote_failed(s, err);
-            s->failed_block = block;
-            s->failed_ns = kona_latency_now();
+            if (kona_poison_will_replay()) {
+                s->failed_block = block;
+                s->failed_ns = kona_latency_now();
+            }
             return KONA_NO_FRAME;
         }
         kona_fetch_latency(s, t0, kona_latency_now());
@@ -535,7 +562,7 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
          * timeouts (a blackholed node would make an exit take minutes).
          */
         for (unsigned i = 0; i < nbad && c->frames[f].ndirty; i++) {
-            skip |= kona_remote_same_extent(&s->remote, at, bad[i]);
+            skip |= kona_remote_same_nodes(&s->remote, at, bad[i]);
         }
         if (skip) {
             failed++;

@@ -13,6 +13,8 @@
 extern const MemoryRegionOps kona_media_ops;
 
 void kona_lock(KonaCxlState *s, KonaLockState *ls);
+/* Held around both halves of a 16-byte guest access (lock: true/false). */
+void kona_media_pair(void *opaque, bool lock);
 void kona_unlock(KonaCxlState *s, KonaLockState *ls);
 
 /*
@@ -42,6 +44,9 @@ int kona_flush_all(KonaCxlState *s, KonaLockState *ls, uint64_t *lines,
  * date (modes that find dirty lines by comparison).  Lock held.
  */
 void kona_sync_dirty(KonaCxlState *s, uint64_t addr, uint64_t len);
+
+/* The memory nodes' connections checked and re-made (kona-remote.h). */
+void kona_keepalive(KonaCxlState *s);
 
 /* Count, flag and (rate-limited) report a failed remote access. */
 void kona_remote_failed(KonaCxlState *s, Error *err);

@@ -62,6 +62,11 @@ bool kona_dpa_to_hpa(CXLType3Dev *ct3d, uint64_t dpa, uint64_t *hpa)
     return false;
 }
 
+bool kona_poison_will_replay(void)
+{
+    return current_cpu && !current_cpu->neg.can_do_io;
+}
+
 bool kona_report_poison(CXLType3Dev *ct3d, uint64_t dpa)
 {
     uint64_t hpa;
@@ -77,7 +82,7 @@ bool kona_report_poison(CXLType3Dev *ct3d, uint64_t dpa)
      * region) is replayed alone when it fails: the machine check waits
      * for that replay, so that it arrives on the faulting instruction.
      */
-    if (!current_cpu->neg.can_do_io) {
+    if (kona_poison_will_replay()) {
         return false;
     }
     trace_kona_poison(dpa, hpa);

@@ -38,4 +38,11 @@ bool kona_dpa_to_hpa(CXLType3Dev *ct3d, uint64_t dpa, uint64_t *hpa);
  */
 bool kona_report_poison(CXLType3Dev *ct3d, uint64_t dpa);
 
+/*
+ * Whether a failure of the current access is replayed before its machine
+ * check: a vCPU's access in the middle of a translation block (TCG runs
+ * it again alone, qemu-patches/0005).
+ */
+bool kona_poison_will_replay(void);
+
 #endif /* KONA_POISON_H */

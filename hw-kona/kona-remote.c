@@ -337,7 +337,6 @@ static KonaExtent *remote_extent(KonaRemote *r, uint64_t offset,
     return NULL;
 }
 
-/* A copy failed even after retries: run on the others from now on. */
 /*
  * The copies that stay live are now newer than @dead: raise their
  * generation on their memnodes before any write-back reaches only them,
@@ -361,6 +360,7 @@ static void remote_bump_generation(KonaExtent *e)
     }
 }
 
+/* A copy failed even after retries: run on the others from now on. */
 static void remote_copy_failed(KonaRemote *r, KonaExtent *e, KonaCopy *c,
                                const char *what, GError *gerr)
 {
@@ -598,7 +598,37 @@ void kona_remote_paths(KonaRemote *r, unsigned *mapped, unsigned *copies)
     }
 }
 
-bool kona_remote_same_extent(KonaRemote *r, uint64_t a, uint64_t b)
+bool kona_remote_same_nodes(KonaRemote *r, uint64_t a, uint64_t b)
 {
-    return remote_extent(r, a, 1) == remote_extent(r, b, 1);
+    KonaExtent *ea = remote_extent(r, a, 1), *eb = remote_extent(r, b, 1);
+
+    if (ea == eb) {
+        return true;
+    }
+    if (!ea || !eb || ea->ncopies != eb->ncopies) {
+        return false;
+    }
+    /* Rack stripes on the same memnodes share their links. */
+    for (unsigned i = 0; i < ea->ncopies; i++) {
+        if (ea->copies[i].link != eb->copies[i].link) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void kona_remote_keepalive(KonaRemote *r)
+{
+    if (r->rack && kona_link_connected(r->rack) &&
+        kona_link_check(r->rack, NULL) < 0) {
+        /* The reconnect reclaims the allocation (kona-rack replays it). */
+        kona_link_reconnect(r->rack, NULL);
+    }
+    for (guint i = 0; i < r->links->len; i++) {
+        KonaLink *l = g_ptr_array_index(r->links, i);
+
+        if (kona_link_connected(l) && kona_link_check(l, NULL) < 0) {
+            kona_link_reconnect(l, NULL);       /* reopens its slabs */
+        }
+    }
 }

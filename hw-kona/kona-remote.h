@@ -99,8 +99,17 @@ int kona_remote_flush(KonaRemote *r, Error **errp);
  */
 void kona_remote_sync_notes(KonaRemote *r);
 
-/* Do media offsets @a and @b live in the same extent (memory nodes)? */
-bool kona_remote_same_extent(KonaRemote *r, uint64_t a, uint64_t b);
+/* Are media offsets @a and @b held by the same memory nodes? */
+bool kona_remote_same_nodes(KonaRemote *r, uint64_t a, uint64_t b);
+
+/*
+ * An idle device makes no request, so a connection that broke would go
+ * unnoticed until the memnode freed an unnamed slab (its --linger) or the
+ * rack controller an unnamed allocation (its --lease): notice it now and
+ * connect again, which reopens the slabs and reclaims the allocation.
+ * Links that are down already are left to the next access (or resync).
+ */
+void kona_remote_keepalive(KonaRemote *r);
 
 /* Live copies served through a mapping, of all copies. */
 void kona_remote_paths(KonaRemote *r, unsigned *mapped, unsigned *copies);

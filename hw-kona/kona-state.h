@@ -79,7 +79,7 @@ struct KonaCxlState {
      * @lock; a thread that holds @lock never waits for the BQL, and one
      * that holds the BQL only ever try-locks @lock (kona-media.c).
      */
-    QemuMutex lock;
+    QemuRecMutex lock;          /* recursive: see kona_media_pair() */
     KonaCache cache;
     KonaRemote remote;
     uint64_t stats[KONA_DEV_STAT__COUNT];
@@ -87,11 +87,12 @@ struct KonaCxlState {
     uint32_t low_wm, high_wm;
     uint32_t policy_mode;
     bool remote_error;
-    uint64_t failed_block;      /* the last block whose fetch failed */
+    uint64_t failed_block;      /* the last failed block to be replayed */
     int64_t failed_ns;          /* ... and when */
     KonaWindow window;
     uint64_t window_ns;         /* 0: per-window tracking off */
     QEMUTimer *window_timer;    /* QEMU_CLOCK_VIRTUAL: guest time */
+    QEMUTimer *keepalive_timer; /* QEMU_CLOCK_REALTIME */
 
     /* Direct decode (kona-direct.c); BQL */
     KonaDirect direct[CXL_HDM_DECODER_COUNT];

@@ -154,6 +154,12 @@ static char *kona_get_stats_text(Object *obj, Error **errp)
                                "mapped\n", s->remote_path, mapped, copies,
                                copies == 1 ? "y" : "ies");
     }
+    if (!s->track->sees_loads) {
+        g_string_append_printf(out, "  tracking=%s: reads and hits count "
+                               "only accesses through the CXL window, not "
+                               "loads of mapped resident data\n",
+                               s->track->name);
+    }
     if (s->writeback_pages) {
         g_string_append(out, "  writeback=pages: dirty pages sent whole "
                         "(a page-granular runtime)\n");

@@ -96,6 +96,7 @@ static bool kona_stores_init(KonaCxlState *s, Error **errp)
     /* The store handlers are the media's: the same locking applies. */
     st->rom.disable_reentrancy_guard = true;
     memory_region_enable_lockless_io(&st->rom);
+    memory_region_set_lockless_pair(&st->rom, kona_media_pair);
     st->rom_live = true;
     kona_uffd_start(s);
     return true;

@@ -8,8 +8,9 @@
  * what page-granular dirty tracking costs over line-granular tracking at
  * that tracking interval, independent of when the cache evicts.
  *
- * Cost: 8 bytes per 4 KiB page of media (allocated only while tracking is
- * on) and O(1) per write; closing a window is O(pages written in it).
+ * Cost: up to 16 bytes per 4 KiB page of media (allocated only while
+ * tracking is on; touched only where written) and O(1) per write; closing
+ * a window is O(pages written in it).
  *
  * Pure bookkeeping, no QEMU dependency: unit-tested outside QEMU's tree.
  *
