@@ -14,6 +14,24 @@
 
 #define KONA_RESYNC_INTERVAL_MS 1000
 
+/*
+ * The slab for the fresh copy, on its new link: the dead copy's own slab if
+ * its memnode still has it (a partition, a restart with --data-dir), taken
+ * over from the device's old connection, which that memnode may still see
+ * holding the volume; else a new one (or the volume attached again).
+ */
+static int kona_resync_fresh_slab(KonaResync *rs, Error **errp)
+{
+    if (rs->dead_known &&
+        kona_link_slab_open(rs->fresh.link, rs->dead_slab, rs->dead_key, NULL,
+                            NULL) == 0) {
+        rs->fresh.slab_id = rs->dead_slab;
+        return 0;
+    }
+    return kona_copy_get_slab(rs->cfg, rs->fresh.link, &rs->fresh.slab_id,
+                              "replica", errp);
+}
+
 /* The thread's part: a fresh copy filled from its own view of the live one. */
 static int kona_resync_run(KonaResync *rs, GError **gerr)
 {
@@ -30,8 +48,7 @@ static int kona_resync_run(KonaResync *rs, GError **gerr)
     if (!rs->fresh.link) {
         return -EIO;
     }
-    if (kona_copy_get_slab(cfg, rs->fresh.link, &rs->fresh.slab_id,
-                           "replica", &err) < 0 ||
+    if (kona_resync_fresh_slab(rs, &err) < 0 ||
         !kona_copy_map(cfg, &rs->fresh, e->size, &err)) {
         g_set_error(gerr, KONA_ERROR, EIO, "%s", error_get_pretty(err));
         error_free(err);
@@ -41,8 +58,9 @@ static int kona_resync_run(KonaResync *rs, GError **gerr)
     if (!from.link) {
         return -EIO;
     }
-    if (kona_link_slab_open(from.link, from.slab_id, rs->from_key, &size,
-                            gerr) == 0 &&
+    /* Beside the device's own connection, which keeps its hold. */
+    if (kona_link_slab_open_shared(from.link, from.slab_id, rs->from_key,
+                                   &size, gerr) == 0 &&
         kona_copy_map(cfg, &from, e->size, &err)) {
         ret = kona_copy_extent(&from, &rs->fresh, 0, e->size, buf, gerr);
     } else if (err) {
@@ -156,6 +174,10 @@ static void kona_resync_start(KonaResync *rs, KonaExtent *e, unsigned dead,
     }
     rs->extent = e;
     rs->dead = dead;
+    rs->dead_slab = e->copies[dead].slab_id;
+    rs->dead_known = e->copies[dead].link &&
+        kona_link_slab_info(e->copies[dead].link, rs->dead_slab,
+                            rs->dead_key, NULL) == 0;
     g_free(rs->from_addr);
     rs->from_addr = g_strdup(from->addr);
     rs->from_slab = from->slab_id;

@@ -48,6 +48,9 @@ typedef struct KonaResync {
     char *from_addr;            /* the live copy: where, which slab, key */
     uint64_t from_slab;
     uint8_t from_key[KONA_KEY_SIZE];
+    bool dead_known;            /* the dead copy's slab, if its link kept it */
+    uint64_t dead_slab;
+    uint8_t dead_key[KONA_KEY_SIZE];
     /* Device lock: a job began and is not finished; its pages written. */
     bool active;
     GHashTable *rewrite;

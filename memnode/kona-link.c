@@ -824,7 +824,7 @@ static void reopen_slabs(KonaLink *l)
     g_hash_table_iter_init(&it, l->slabs);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         KonaLinkSlab *s = v;
-        uint8_t p[sizeof(KonaSlabOpenReq)];
+        uint8_t p[KONA_SLAB_OPEN_REQ_SIZE];
 
         kona_st64(p, s->id);
         memcpy(p + 8, s->key, KONA_KEY_SIZE);
@@ -1095,18 +1095,22 @@ int kona_link_slab_alloc(KonaLink *l, uint64_t size, uint64_t *slab_id,
     return 0;
 }
 
-int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
-                        const uint8_t key[KONA_KEY_SIZE], uint64_t *size,
-                        GError **errp)
+static int slab_open(KonaLink *l, uint64_t slab_id,
+                     const uint8_t key[KONA_KEY_SIZE], uint32_t flags,
+                     uint64_t *size, GError **errp)
 {
-    uint8_t p[sizeof(KonaSlabOpenReq)];
+    uint8_t p[KONA_SLAB_OPEN_REQ_SIZE + 4];
     KonaSlabRep rep;
     KonaReq *req;
     int r;
 
     kona_st64(p, slab_id);
     memcpy(p + 8, key, KONA_KEY_SIZE);
-    r = kona_link_call(l, KONA_OP_SLAB_OPEN, p, sizeof(p), &req, errp);
+    kona_st32(p + KONA_SLAB_OPEN_REQ_SIZE, flags);
+    /* Without flags, the form every server knows. */
+    r = kona_link_call(l, KONA_OP_SLAB_OPEN, p,
+                       KONA_SLAB_OPEN_REQ_SIZE + (flags ? 4 : 0), &req,
+                       errp);
     if (r < 0) {
         return r;
     }
@@ -1118,6 +1122,27 @@ int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
         *size = rep.size;
     }
     return 0;
+}
+
+int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
+                        const uint8_t key[KONA_KEY_SIZE], uint64_t *size,
+                        GError **errp)
+{
+    return slab_open(l, slab_id, key, 0, size, errp);
+}
+
+int kona_link_slab_open_shared(KonaLink *l, uint64_t slab_id,
+                               const uint8_t key[KONA_KEY_SIZE],
+                               uint64_t *size, GError **errp)
+{
+    if (ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if (!(l->caps & KONA_CAP_OPEN_SHARE)) {
+        return fail(l, errp, ENOTSUP, "the server cannot open a slab "
+                    "beside its exclusive holder (an older memnode)");
+    }
+    return slab_open(l, slab_id, key, KONA_OPEN_F_SHARE, size, errp);
 }
 
 int kona_link_slab_attach_key(KonaLink *l, const char *name, uint64_t size,

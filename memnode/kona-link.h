@@ -102,10 +102,21 @@ uint64_t kona_link_reconnects(const KonaLink *l);
 int kona_link_slab_alloc(KonaLink *l, uint64_t size, uint64_t *slab_id,
                          GError **errp);
 int kona_link_slab_free(KonaLink *l, uint64_t slab_id, GError **errp);
-/* Open a slab someone granted us (id + key, e.g. from the controller). */
+/*
+ * Open a slab someone granted us (id + key, e.g. from the controller).
+ * This takes an exclusive hold on it over (see kona-proto.h): it is how
+ * the holder comes back on a new connection.
+ */
 int kona_link_slab_open(KonaLink *l, uint64_t slab_id,
                         const uint8_t key[KONA_KEY_SIZE], uint64_t *size,
                         GError **errp);
+/*
+ * The same beside the holder, whose exclusive hold stays where it is
+ * (KONA_OPEN_F_SHARE): -ENOTSUP from a server without it.
+ */
+int kona_link_slab_open_shared(KonaLink *l, uint64_t slab_id,
+                               const uint8_t key[KONA_KEY_SIZE],
+                               uint64_t *size, GError **errp);
 /*
  * Attach to the named volume @name with its volume key @key; @flags:
  * KONA_ATTACH_F_CREATE (make it, @size bytes, with @key if missing),

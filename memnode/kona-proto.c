@@ -158,7 +158,8 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         *min = *max = sizeof(KonaRackReclaimReq);
         return true;
     case KONA_OP_SLAB_OPEN:
-        *min = *max = sizeof(KonaSlabOpenReq);
+        *min = KONA_SLAB_OPEN_REQ_SIZE;
+        *max = KONA_SLAB_OPEN_REQ_SIZE + 4;
         return true;
     case KONA_OP_SLAB_ATTACH:
         *min = sizeof(KonaSlabAttachReq) + 1;
@@ -427,11 +428,16 @@ const char *kona_decode_slab_id_req(const uint8_t *p, uint32_t len,
 const char *kona_decode_slab_open_req(const uint8_t *p, uint32_t len,
                                       KonaSlabOpenReq *out)
 {
-    if (len != sizeof(*out)) {
+    if (len != KONA_SLAB_OPEN_REQ_SIZE && len != KONA_SLAB_OPEN_REQ_SIZE + 4) {
         return "bad SLAB_OPEN length";
     }
     out->slab_id = kona_ld64(p);
     memcpy(out->key, p + 8, KONA_KEY_SIZE);
+    out->flags = len > KONA_SLAB_OPEN_REQ_SIZE ?
+                 kona_ld32(p + KONA_SLAB_OPEN_REQ_SIZE) : 0;
+    if (out->flags & ~KONA_OPEN_F_ALL) {
+        return "unknown SLAB_OPEN flags";
+    }
     return NULL;
 }
 

@@ -89,7 +89,11 @@
  * other attach out (-EBUSY) while this connection holds it.  A reconnect
  * of the holder, SLAB_OPEN with the slab key on a new connection, takes
  * the hold over at once (the old connection loses the slab), even if the
- * memnode has not noticed yet that the old connection broke.
+ * memnode has not noticed yet that the old connection broke.  A second
+ * connection of the same holder that only wants to read beside it (the
+ * device's background resync) sends KONA_OPEN_F_SHARE after the key: it
+ * opens the slab and leaves the hold where it is (servers that offer
+ * KONA_CAP_OPEN_SHARE).
  *
  * A server that has volume keys says so with KONA_CAP_VOLKEY; one with
  * SLAB_GEN with KONA_CAP_GENERATION.  (An older server treats the new
@@ -115,7 +119,7 @@
  *   STATS        empty                       -> KonaStatsRep + u64[nfields]
  *   SLAB_ALLOC   KonaSlabAllocReq            -> KonaSlabRep
  *   SLAB_FREE    KonaSlabIdReq               -> empty
- *   SLAB_OPEN    KonaSlabOpenReq             -> KonaSlabRep
+ *   SLAB_OPEN    KonaSlabOpenReq [+ u32 flags] -> KonaSlabRep
  *   SLAB_ATTACH  KonaSlabAttachReq + [key] + name -> KonaSlabRep
  *   SLAB_GEN     KonaSlabGenReq              -> KonaSlabGenRep
  *   READ         KonaReadReq                 -> exactly `len` bytes
@@ -302,7 +306,9 @@ typedef enum KonaOp {
 #define KONA_CAP_GENERATION     (1ull << 9)     /* SLAB_GEN */
 #define KONA_CAP_RECLAIM        (1ull << 10)    /* rack: allocation keys,
                                                  * leases, RACK_RECLAIM */
-#define KONA_CAP_ALL            ((1ull << 11) - 1)
+#define KONA_CAP_OPEN_SHARE     (1ull << 11)    /* SLAB_OPEN takes flags:
+                                                 * KONA_OPEN_F_SHARE */
+#define KONA_CAP_ALL            ((1ull << 12) - 1)
 
 /*
  * Wire images.  Fields are little endian; every struct is naturally
@@ -389,10 +395,16 @@ typedef struct KonaSlabIdReq {
     uint64_t slab_id;
 } KonaSlabIdReq;
 
+/* Optionally followed by u32 flags (KONA_CAP_OPEN_SHARE). */
 typedef struct KonaSlabOpenReq {
     uint64_t slab_id;
     uint8_t key[KONA_KEY_SIZE];
+    uint32_t flags;             /* KONA_OPEN_F_*; 0 when absent */
 } KonaSlabOpenReq;
+
+#define KONA_SLAB_OPEN_REQ_SIZE 24      /* without the flags */
+#define KONA_OPEN_F_SHARE       0x1     /* leave an exclusive hold alone */
+#define KONA_OPEN_F_ALL         0x1
 
 #define KONA_ATTACH_F_CREATE    0x1     /* create the volume if missing */
 #define KONA_ATTACH_F_KEY       0x2     /* the volume key follows (needed) */

@@ -34,7 +34,8 @@
 
 static const uint64_t server_caps =
     KONA_CAP_WRITE_LINES | KONA_CAP_PIPELINE | KONA_CAP_ATTACH |
-    KONA_CAP_AUTH | KONA_CAP_ERRMSG | KONA_CAP_VOLKEY | KONA_CAP_GENERATION;
+    KONA_CAP_AUTH | KONA_CAP_ERRMSG | KONA_CAP_VOLKEY | KONA_CAP_GENERATION |
+    KONA_CAP_OPEN_SHARE;
 
 /* ---- replies ---- */
 
@@ -423,7 +424,7 @@ static bool op_slab_open(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (!conn_add_slab(c, h, s)) {
         return true;
     }
-    if (s->excl && s->excl != c) {
+    if (s->excl && s->excl != c && !(req.flags & KONA_OPEN_F_SHARE)) {
         /*
          * the holder of an exclusive attach reconnecting (only it has
          * the slab key): its old connection may not have been seen to

@@ -419,6 +419,42 @@ static void test_exclusive_takeover(void)
     node_free(n);
 }
 
+/*
+ * A second connection of the holder opens the volume beside it
+ * (KONA_OPEN_F_SHARE, as the device's background resync reads a live
+ * copy): both read it, and the hold stays with the holder.
+ */
+static void test_exclusive_share(void)
+{
+    Node *n = node_start(false, NULL);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) holder = mn_link_to(n->addr);
+    g_autoptr(KonaLink) reader = mn_link_to(n->addr);
+    g_autoptr(KonaLink) other = mn_link_to(n->addr);
+    uint8_t key[KONA_KEY_SIZE];
+    uint64_t id, id2;
+
+    g_assert_cmpint(attach(holder, "vm-s", 1 << 20, KONA_ATTACH_F_CREATE |
+                           KONA_ATTACH_F_EXCLUSIVE, key1, &id, &err), ==, 0);
+    write_byte(holder, id, 64, 0x22);
+    kona_link_slab_info(holder, id, key, NULL);
+    g_assert_cmpint(kona_link_slab_open_shared(reader, id, key, NULL, &err),
+                    ==, 0);
+    g_assert_cmpuint(read_byte(reader, id, 64), ==, 0x22);
+    g_assert_cmpuint(read_byte(holder, id, 64), ==, 0x22);
+    kona_link_close(g_steal_pointer(&reader));
+    write_byte(holder, id, 64, 0x33);
+    g_assert_cmpuint(read_byte(holder, id, 64), ==, 0x33);
+    g_assert_cmpint(attach(other, "vm-s", 0, 0, key1, &id2, &err), ==,
+                    -EBUSY);
+    g_clear_error(&err);
+    /* the wrong slab key opens nothing, shared or not */
+    key[0] ^= 1;
+    g_assert_cmpint(kona_link_slab_open_shared(other, id, key, NULL, &err),
+                    ==, -EACCES);
+    node_free(n);
+}
+
 /* ---- generations ---- */
 
 static void test_generation(void)
@@ -497,6 +533,7 @@ int main(int argc, char **argv)
     g_test_add_func("/volumes/key/persists", test_key_persists);
     g_test_add_func("/volumes/exclusive/refused", test_exclusive);
     g_test_add_func("/volumes/exclusive/takeover", test_exclusive_takeover);
+    g_test_add_func("/volumes/exclusive/share", test_exclusive_share);
     g_test_add_func("/volumes/generation/monotonic", test_generation);
     g_test_add_func("/volumes/generation/persists", test_generation_persists);
     return g_test_run();

@@ -11,6 +11,10 @@
  *   blackhole on|off  swallow relayed data: the peer hears nothing
  *   cut             close every relayed connection now
  *   refuse on|off   close new connections as soon as they are accepted
+ *   partition on|off  a network partition: nothing gets through either
+ *                   way, new connections are refused, and a client's
+ *                   close is lost: the memnode's side stays half-open,
+ *                   even once the partition heals, until a "cut"
  *   truncate N      relay N more bytes towards the client, then cut
  *   drop N          swallow the next N reply frames (whole frames)
  *   reorder on|off  swap each pair of reply frames that are in flight
@@ -67,6 +71,7 @@ static struct {
     unsigned delay_ms;
     bool blackhole;
     bool refuse;
+    bool partition;
     int64_t truncate_left;      /* < 0: no truncation armed */
     unsigned drop_frames;
     bool reorder;
@@ -116,6 +121,16 @@ static bool relay_cut(Relay *r)
     return cut;
 }
 
+static bool relay_partitioned(void)
+{
+    bool on;
+
+    g_mutex_lock(&faults.lock);
+    on = faults.partition;
+    g_mutex_unlock(&faults.lock);
+    return on;
+}
+
 static bool write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n) {
@@ -141,7 +156,7 @@ static size_t apply_faults(Relay *r, size_t n, unsigned *delay,
     g_mutex_lock(&faults.lock);
     *delay = faults.delay_ms;
     *then_cut = false;
-    if (faults.blackhole) {
+    if (faults.blackhole || faults.partition) {
         n = 0;
     } else if (r->towards_client && faults.truncate_left >= 0) {
         if ((int64_t)n >= faults.truncate_left) {
@@ -409,6 +424,15 @@ static void *relay_thread(void *opaque)
     }
     g_byte_array_unref(r->pending);
     g_byte_array_unref(r->held);
+    /*
+     * A client's close during a partition is lost: the memnode keeps the
+     * connection half-open after the partition heals, until a "cut".
+     */
+    if (!r->towards_client && relay_partitioned()) {
+        while (!relay_cut(r)) {
+            g_usleep(POLL_MS * 1000);
+        }
+    }
     /* Wake the twin: both directions end together. */
     shutdown(r->from, SHUT_RDWR);
     shutdown(r->to, SHUT_RDWR);
@@ -462,6 +486,8 @@ static const char *run_command(char *line)
         faults.blackhole = g_str_equal(w[1], "on");
     } else if (g_str_equal(w[0], "refuse") && n == 2) {
         faults.refuse = g_str_equal(w[1], "on");
+    } else if (g_str_equal(w[0], "partition") && n == 2) {
+        faults.partition = g_str_equal(w[1], "on");
     } else if (g_str_equal(w[0], "truncate") && n == 2) {
         faults.truncate_left = (int64_t)g_ascii_strtoull(w[1], NULL, 10);
     } else if (g_str_equal(w[0], "drop") && n == 2) {
@@ -484,6 +510,7 @@ static const char *run_command(char *line)
     } else if (g_str_equal(w[0], "pass") && n == 1) {
         faults.delay_ms = 0;
         faults.blackhole = faults.refuse = faults.reorder = false;
+        faults.partition = false;
         faults.shared_off = false;
         faults.shm_fault = SHM_FAULT_OFF;
         faults.truncate_left = -1;
@@ -625,7 +652,7 @@ int main(int argc, char **argv)
             }
             g_mutex_lock(&faults.lock);
             faults.connections++;
-            if (faults.refuse) {
+            if (faults.refuse || faults.partition) {
                 g_mutex_unlock(&faults.lock);
                 close(fd);
                 continue;

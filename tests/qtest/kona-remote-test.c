@@ -1392,6 +1392,68 @@ static MnProc *memnode_data_at(const char *dir, const char *name)
 }
 
 /*
+ * A volume's replica is partitioned away and comes back: its memnode
+ * still sees the device's old connection (the close was lost in the
+ * partition), which holds the volume exclusively.  The background resync
+ * must take the volume over from it (the device's own hold), and must
+ * read the live copy without taking that copy away from the device.
+ */
+static void test_resync_volume_partition(void)
+{
+    FaultFixture ff = { 0 };
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *props = NULL, *first = NULL;
+    MnProc *primary = memnode_data_at(dir, "primary");
+    KonaQTest *t = &ff.mn.t;
+    int64_t t0;
+    int b = 64;
+
+    ff.mn.auth = true;                  /* volumes need the secret */
+    first = g_strdup_printf("cache-size=64K,secret-file=%s", test_secret());
+    fault_start(&ff, first);
+    kona_qtest_stop(t);
+    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=1000,"
+                            "remote-path=socket,volume=part,secret-file=%s,"
+                            "memnode=%s,replica=%s", test_secret(),
+                            primary->addrs[0], ff.proxy->addrs[0]);
+    kona_qtest_start(t, props);
+    touch_blocks(t, 0, 32);
+    proxy_command(&ff, "partition on");
+    touch_blocks(t, 32, 32);            /* write-backs: the replica fails */
+    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 1);
+
+    proxy_command(&ff, "partition off");
+    t0 = g_get_monotonic_time();
+    while (kona_qmp_stat(t, "resyncs") == 0 &&
+           g_get_monotonic_time() - t0 < 90 * G_USEC_PER_SEC) {
+        touch_blocks(t, b++ % 256, 1);
+        g_usleep(20 * 1000);
+    }
+    g_assert_cmpuint(kona_qmp_stat(t, "resyncs"), ==, 1);
+    for (int i = 0; i < 16; i++) {      /* the primary still serves */
+        touch_blocks(t, b++ % 256, 1);
+    }
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    /* The replica alone has everything now. */
+    mn_proc_kill(primary);
+    mn_proc_free(primary);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    for (int i = 0; i < 256; i++) {
+        uint8_t want = i < 64 || i < b ? i : 0;
+
+        g_assert_cmpuint(qtest_readb(t->qts, t->window + i * 4096 + 7), ==,
+                         want);
+    }
+    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 2);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+    fault_stop(&ff);
+    mn_rm_rf(dir);
+}
+
+/*
  * A volume with a replica, both memnodes keeping their slabs on disk: the
  * primary dies, the guest writes on (to the replica alone), QEMU ends, the
  * primary comes back with its old data.  A new QEMU on the volume must
@@ -2059,6 +2121,8 @@ int main(int argc, char **argv)
                    test_rack_lease_keepalive);
     qtest_add_func("/kona-remote/fault/resync-in-background",
                    test_resync_in_background);
+    qtest_add_func("/kona-remote/fault/resync-volume-partition",
+                   test_resync_volume_partition);
     qtest_add_data_func("/kona-remote/fault/flush-past-failure/shared",
                         "shared", test_flush_past_failure);
     qtest_add_data_func("/kona-remote/fault/flush-past-failure/socket",
