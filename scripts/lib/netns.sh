@@ -33,8 +33,9 @@ _KONA_NET_SUBNET=
 _KONA_NET_HOSTS=()      # NAME:INDEX
 _KONA_NET_SECRET=
 
-# The namespace, root-side veth and address of host NAME.
-_kona_net_ns() { echo "kona-$_KONA_NET_TAG-$1"; }
+# The namespace (kona_net_ns: public, e.g. for `timeout ... ip netns exec`),
+# root-side veth and address of host NAME.
+kona_net_ns() { echo "kona-$_KONA_NET_TAG-$1"; }
 _kona_net_index() {
     local h
     for h in "${_KONA_NET_HOSTS[@]}"; do
@@ -138,7 +139,7 @@ kona_net_host() {
     [ -n "$_KONA_NET_TAG" ] || kona_net_init
     [ "$i" -le 250 ] || die "kona_net_host: too many hosts"
     _KONA_NET_HOSTS+=("$name:$i")
-    ns=$(_kona_net_ns "$name")
+    ns=$(kona_net_ns "$name")
     veth=$(_kona_net_veth "$name")
     KONA_NET_ADDR=$(kona_net_addr "$name")
     ip netns add "$ns" || die "kona_net_host: cannot create namespace $ns"
@@ -156,7 +157,7 @@ kona_net_host() {
 # call is CMD's pid).
 kona_net_exec() {
     local ns
-    ns=$(_kona_net_ns "$1")
+    ns=$(kona_net_ns "$1")
     shift
     ip netns exec "$ns" "$@"
 }
@@ -225,7 +226,7 @@ kona_net_cleanup() {
     local h ns
     [ -n "$_KONA_NET_TAG" ] || return 0
     for h in "${_KONA_NET_HOSTS[@]}"; do
-        ns=$(_kona_net_ns "${h%%:*}")
+        ns=$(kona_net_ns "${h%%:*}")
         _kona_net_kill_ns "$ns"
         ip netns del "$ns" 2>/dev/null || true
         ip link del "kv$_KONA_NET_TAG-${h#*:}" 2>/dev/null || true
