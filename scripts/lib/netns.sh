@@ -153,8 +153,9 @@ kona_net_host() {
     log "host $name: $KONA_NET_ADDR (namespace $ns)"
 }
 
-# kona_net_exec NAME CMD...: CMD in host NAME (exec'd: $! of a background
-# call is CMD's pid).
+# kona_net_exec NAME CMD...: CMD in host NAME. In the background, $! is a
+# subshell's pid, not CMD's: for that, 'ip netns exec "$(kona_net_ns NAME)"
+# CMD &' (ip execs CMD in the same process).
 kona_net_exec() {
     local ns
     ns=$(kona_net_ns "$1")
@@ -204,8 +205,9 @@ kona_net_memnode_start() {
     addr=tcp:$(kona_net_addr "$host"):$KONA_NET_PORT
     mkdir -p "$dir"
     rm -f "$dir/memnode.ready"
-    kona_net_exec "$host" "$bin" --listen "$addr" --secret-file "$_KONA_NET_SECRET" \
-        "$@" >"$dir/memnode.ready" 2>>"$dir/memnode.log" &
+    # Not kona_net_exec: $! must be the memnode (a restart SIGKILLs it).
+    ip netns exec "$(kona_net_ns "$host")" "$bin" --listen "$addr" \
+        --secret-file "$_KONA_NET_SECRET" "$@" >"$dir/memnode.ready" 2>>"$dir/memnode.log" &
     pid=$!
     for _ in $(seq 100); do
         if grep -q ready "$dir/memnode.ready" 2>/dev/null; then
