@@ -609,6 +609,21 @@ static void kona_cxl_instance_finalize(Object *obj)
     }
 }
 
+/*
+ * The guest's Sanitize (Overwrite), run when the mailbox's background
+ * command completes (qemu-patches/0008): our media, not the reserved
+ * backend that cxl-type3 would zero.
+ */
+static void kona_cxl_sanitize(CXLType3Dev *ct3d)
+{
+    Error *err = NULL;
+
+    /* Counted and reported as any failed write-back (remote-errors). */
+    if (kona_sanitize(KONA_CXL(ct3d), &err) < 0) {
+        kona_remote_failed(KONA_CXL(ct3d), err);
+    }
+}
+
 static void kona_cxl_class_init(ObjectClass *oc, void *data)
 {
     DeviceClass *dc = DEVICE_CLASS(oc);
@@ -621,6 +636,7 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
     pc->realize = kona_cxl_realize;
     pc->exit = kona_cxl_exit;
     cvc->hdm_decoder_changed = kona_direct_decoder_changed;
+    cvc->sanitize_volatile = kona_cxl_sanitize;
     resettable_class_set_parent_phases(RESETTABLE_CLASS(oc), NULL,
                                        kona_cxl_reset_hold, NULL,
                                        &kc->parent_phases);

@@ -526,6 +526,45 @@ const MemoryRegionOps kona_media_ops = {
     },
 };
 
+/*
+ * Sanitize (Overwrite): the resident blocks leave the cache unwritten,
+ * dirty lines and all, and every byte on the memory nodes becomes zero.
+ * Like a real device's overwrite, it takes the time of writing `size`
+ * bytes; the guest polls the mailbox meanwhile.
+ */
+int kona_sanitize(KonaCxlState *s, Error **errp)
+{
+    const KonaTrackOps *t = s->track;
+    KonaCache *c = &s->cache;
+    KonaLockState ls;
+    KonaCacheWalk w;
+    uint32_t f;
+    int ret = 0;
+
+    kona_lock(s, &ls);
+    kona_cache_walk_init(c, &w, 0, (s->size - 1) >> c->block_shift);
+    while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
+        if (t->writeback_begin) {
+            t->writeback_begin(s, f);   /* the dirty bitmap made exact */
+        }
+        kona_cache_clean(c, f, NULL);   /* discarded, not written */
+        if (t->writeback_end) {
+            t->writeback_end(s, f, true, true);
+        }
+        if (t->drop) {
+            t->drop(s, f);
+        }
+        kona_cache_drop(c, f);
+    }
+    if (kona_remote_present(&s->remote)) {
+        kona_release_bql(&ls);
+        ret = kona_remote_zero(&s->remote, errp);
+    }
+    trace_kona_sanitize(s->size, ret);
+    kona_unlock(s, &ls);
+    return ret;
+}
+
 int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
                      uint64_t len, bool evict, uint64_t *count, Error **errp)
 {

@@ -35,6 +35,8 @@ int kona_clean_range(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
                      uint64_t len, bool evict, uint64_t *count, Error **errp);
 int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
                      bool forced, Error **errp);
+/* Sanitize: drop the cache unwritten, zero the memory nodes. */
+int kona_sanitize(KonaCxlState *s, Error **errp);
 /* Write back every dirty line and flush the memory nodes. */
 int kona_flush_all(KonaCxlState *s, KonaLockState *ls, uint64_t *lines,
                    Error **errp);

@@ -507,6 +507,28 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
     return 0;
 }
 
+int kona_remote_zero(KonaRemote *r, Error **errp)
+{
+    g_autofree uint8_t *zeroes = g_malloc0(KONA_MAX_IO);
+    uint64_t masks[KONA_MAX_WRITE_PAGES];
+
+    memset(masks, 0xff, sizeof(masks));
+    for (unsigned i = 0; i < r->nextents; i++) {
+        KonaExtent *e = &r->extents[i];
+
+        for (uint64_t off = 0; off < e->size; off += KONA_MAX_IO) {
+            uint64_t at = e->offset + off;
+            uint32_t n = MIN(e->size - off, KONA_MAX_IO) / 4096;
+
+            if (kona_remote_write_lines(r, at, n, masks, zeroes, at,
+                                        errp) < 0) {
+                return -EIO;
+            }
+        }
+    }
+    return kona_remote_flush(r, errp);
+}
+
 static void remote_free_error(gpointer err)
 {
     if (err) {

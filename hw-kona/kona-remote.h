@@ -92,6 +92,8 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
 
 /* Every write so far is in the memnodes' memory (FLUSH on each link). */
 int kona_remote_flush(KonaRemote *r, Error **errp);
+/* Every byte of every live copy becomes zero, then FLUSH (Sanitize). */
+int kona_remote_zero(KonaRemote *r, Error **errp);
 
 /*
  * The memnodes have counted every write-back through a mapping so far

@@ -24,6 +24,7 @@
 #define MMIO_BASE       0xe0000000ull
 #define EP_COMPONENT    MMIO_BASE               /* BAR 0, 64 KiB */
 #define EP_REGS         (MMIO_BASE + 0x100000)  /* BAR 5, 4 KiB */
+#define EP_DEVREGS      (MMIO_BASE + 0x200000)  /* BAR 2, device registers */
 #define MMIO_LIMIT      (MMIO_BASE + 0xffffff)
 
 /* HDM decoder 0 within a component register block (cache_mem at 0x1000). */
@@ -165,12 +166,18 @@ void kona_qtest_boot(KonaQTest *t, const char *device_props)
                (MMIO_BASE >> 16) | ((MMIO_LIMIT >> 16) & 0xfff0) << 16);
     cfg_writew(qts, RP_BUS, 0x04, 0x0006);
 
-    /* Endpoint: BAR 0 (64-bit component registers), BAR 5 (kona regs). */
+    /*
+     * Endpoint: BAR 0 (64-bit component registers), BAR 2 (64-bit device
+     * registers: the mailbox), BAR 5 (kona regs).
+     */
     cfg_writel(qts, EP_BUS, 0x10, (uint32_t)EP_COMPONENT);
     cfg_writel(qts, EP_BUS, 0x14, EP_COMPONENT >> 32);
+    cfg_writel(qts, EP_BUS, 0x18, (uint32_t)EP_DEVREGS);
+    cfg_writel(qts, EP_BUS, 0x1c, EP_DEVREGS >> 32);
     cfg_writel(qts, EP_BUS, 0x24, (uint32_t)EP_REGS);
     cfg_writew(qts, EP_BUS, 0x04, 0x0006);
     t->regs = EP_REGS;
+    t->devregs = EP_DEVREGS;
     g_assert_cmphex(kona_reg_readl(t, KONA_REG_MAGIC), ==,
                     KONA_REGS_MAGIC_VALUE);
     t->size = kona_reg_readq(t, KONA_REG_MEDIA_SIZE);

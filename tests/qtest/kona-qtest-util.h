@@ -14,6 +14,7 @@ typedef struct KonaQTest {
     uint64_t window;        /* host physical base of the committed HDM range */
     uint64_t size;          /* media size */
     uint64_t regs;          /* BAR 5, the kona control registers */
+    uint64_t devregs;       /* BAR 2, CXL device registers (mailbox) */
     uint64_t host_regs;     /* the host bridge's component registers */
 } KonaQTest;
 

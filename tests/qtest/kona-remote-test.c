@@ -1882,6 +1882,91 @@ static void test_reordered_replies(void)
 }
 
 /*
+ * QEMU's own resident memory, KiB (anonymous: not the memnode's slabs
+ * that the shared path maps).
+ */
+static uint64_t qemu_rss_kib(KonaQTest *t)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status",
+                                            qtest_pid(t->qts));
+    g_autofree char *text = NULL;
+    const char *at;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    at = strstr(text, "RssAnon:");
+    g_assert_nonnull(at);
+    return g_ascii_strtoull(at + 8, NULL, 10);
+}
+
+/* The CXL mailbox (BAR 2), CXL r3.1 8.2.8.4. */
+#define MBOX            0x88
+#define MBOX_CTRL       (MBOX + 0x04)
+#define MBOX_CMD        (MBOX + 0x08)
+#define MBOX_STS        (MBOX + 0x10)
+#define MBOX_BG_STS     (MBOX + 0x18)
+#define MBOX_SANITIZE   0x4400          /* command set 0x44, command 0 */
+#define MBOX_BG_STARTED 1
+
+/*
+ * The guest's Sanitize (Overwrite) through the mailbox: every byte the
+ * guest sees afterwards is zero, the dirty lines in the cache included,
+ * on the memnode too (a new look after evicting everything), and QEMU does
+ * not commit the media's size in RAM doing it (cxl-type3 zeroes its
+ * backend with a memset, which for kona-cxl's reserved one committed
+ * `size` bytes and erased nothing).
+ */
+static void test_sanitize(gconstpointer path)
+{
+    g_autofree char *props = g_strdup_printf("cache-size=64K,remote-path=%s",
+                                             (const char *)path);
+    RemoteFixture fx = { 0 };
+    KonaQTest *t = &fx.t;
+    KonaMemnodeStats before, after;
+    uint64_t rss0, sts;
+    int i;
+
+    remote_start(&fx, props);
+    touch_blocks(t, 0, 32);             /* 16 written back, 16 dirty */
+    before = memnode_stats(&fx);
+    rss0 = qemu_rss_kib(t);
+
+    qtest_writeq(t->qts, t->devregs + MBOX_CMD, MBOX_SANITIZE);  /* len 0 */
+    qtest_writel(t->qts, t->devregs + MBOX_CTRL, 1);     /* doorbell */
+    for (i = 0; i < 100 && qtest_readl(t->qts, t->devregs + MBOX_CTRL) & 1;
+         i++) {
+        g_usleep(10 * 1000);
+    }
+    sts = qtest_readq(t->qts, t->devregs + MBOX_STS);
+    g_assert_cmpuint(sts >> 32 & 0xffff, ==, MBOX_BG_STARTED);
+    /* The background operation ends on the virtual clock (4 s here). */
+    for (i = 0; i < 20; i++) {
+        qtest_clock_step(t->qts, 500 * 1000 * 1000);
+        if ((qtest_readq(t->qts, t->devregs + MBOX_BG_STS) >> 16 & 0x7f) ==
+            100) {
+            break;
+        }
+    }
+    g_assert_cmpuint(qtest_readq(t->qts, t->devregs + MBOX_BG_STS) >> 16 &
+                     0x7f, ==, 100);
+
+    g_assert_cmpuint(kona_qmp_stat(t, "resident-blocks"), ==, 0);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+    after = memnode_stats(&fx);
+    /* The memnode was overwritten, all 256 MiB of it. */
+    g_assert_cmpuint(after.bytes_written - before.bytes_written, >=,
+                     256 * MiB);
+    g_assert_cmpuint(qemu_rss_kib(t), <, rss0 + 64 * 1024);
+    for (int b = 0; b < 32; b++) {
+        g_assert_cmpuint(qtest_readb(t->qts, t->window + b * 4096 + 7), ==,
+                         0);
+    }
+    /* And the device works on as before. */
+    touch_blocks(t, 40, 32);
+    check_blocks(t, 40, 32);
+    remote_stop(&fx);
+}
+
+/*
  * QEMU dies (SIGKILL) after a FLUSH: a new QEMU with the same volume sees
  * every line written back before, and not the dirty lines that were only
  * in the dead QEMU's cache.
@@ -2106,6 +2191,10 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/fault/dropped-reply", test_dropped_reply);
     qtest_add_func("/kona-remote/fault/reordered-replies",
                    test_reordered_replies);
+    qtest_add_data_func("/kona-remote/sanitize/socket", "socket",
+                        test_sanitize);
+    qtest_add_data_func("/kona-remote/sanitize/shared", "shared",
+                        test_sanitize);
     qtest_add_data_func("/kona-remote/auth/tcp", "tcp", test_auth);
     qtest_add_data_func("/kona-remote/auth/unix", "unix", test_auth);
     qtest_add_func("/kona-remote/shared/path-choice",
