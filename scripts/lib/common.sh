@@ -77,3 +77,14 @@ _step_progress() {
                 printf "%ds, last: %s\n", secs, substr(last, 1, 100)
         }' "$1" 2>/dev/null
 }
+
+# The command of the current trap on signal $1 (empty if none): to chain
+# a library's own clean-up before it.
+kona_trap_cmd() {
+    local t
+    t=$(trap -p "$1")
+    [ -n "$t" ] || return 0
+    t=${t#trap -- }
+    t=${t% "$1"}
+    eval "printf '%s' $t"
+}

@@ -86,15 +86,6 @@ _kona_net_kill_ns() {
     kill -KILL $pids 2>/dev/null || true
 }
 
-# The current EXIT trap's command (to chain ours before it).
-_kona_net_trap_cmd() {
-    local t
-    t=$(trap -p "$1")
-    [ -n "$t" ] || return 0
-    t=${t#trap -- }
-    t=${t% "$1"}
-    eval "printf '%s' $t"
-}
 
 # kona_net_init: the bridge and its subnet; clean-up at exit, also after
 # SIGINT/SIGTERM/SIGHUP (bash runs no EXIT trap for a signal it does not
@@ -119,7 +110,7 @@ kona_net_init() {
     fi
     _KONA_NET_BRIDGE=kb$_KONA_NET_TAG
     # shellcheck disable=SC2064
-    trap "kona_net_cleanup; $(_kona_net_trap_cmd EXIT)" EXIT
+    trap "kona_net_cleanup; $(kona_trap_cmd EXIT)" EXIT
     for sig in INT TERM HUP; do
         [ -n "$(trap -p "$sig")" ] && continue
         # shellcheck disable=SC2064

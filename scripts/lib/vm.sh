@@ -234,15 +234,6 @@ _kona_vm_initrd() {
     rm -rf "$root"
 }
 
-# The command of the current trap on signal $1 (empty if none).
-_kona_vm_trap_cmd() {
-    local t
-    t=$(trap -p "$1")
-    [ -n "$t" ] || return 0
-    t=${t#trap -- }
-    t=${t% "$1"}
-    eval "printf '%s' $t"
-}
 
 # Microseconds to seconds with one decimal.
 _kona_vm_secs() { printf '%d.%d' $(($1 / 1000000)) $(($1 % 1000000 / 100000)); }
@@ -361,7 +352,7 @@ kona_vm_run() {
     local sig
     _KONA_VM_SAVED_TRAPS=$(trap -p EXIT INT TERM HUP)
     # shellcheck disable=SC2064
-    trap "_kona_vm_cleanup; $(_kona_vm_trap_cmd EXIT)" EXIT
+    trap "_kona_vm_cleanup; $(kona_trap_cmd EXIT)" EXIT
     for sig in INT TERM HUP; do
         # shellcheck disable=SC2064
         trap "_kona_vm_cleanup; trap - EXIT INT TERM HUP; eval \"\$_KONA_VM_SAVED_TRAPS\"; kill -$sig \$\$" "$sig"

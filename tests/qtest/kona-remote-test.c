@@ -1309,6 +1309,29 @@ static void test_shared_replica_via_proxy(void)
 }
 
 /*
+ * After a resync of the replica: the primary dies and the replica alone
+ * serves everything the test wrote (blocks 0..63, then 64..@b - 1, each
+ * block's byte 7 its number).
+ */
+static void replica_alone(KonaQTest *t, MnProc *primary, int b)
+{
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    mn_proc_kill(primary);
+    mn_proc_free(primary);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    for (int i = 0; i < 256; i++) {
+        uint8_t want = i < 64 || i < b ? i : 0;
+
+        g_assert_cmpuint(qtest_readb(t->qts, t->window + i * 4096 + 7), ==,
+                         want);
+    }
+    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 2);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+}
+
+/*
  * A dead replica's memnode is retried in the background: while it takes
  * connections and never answers (a blackholed host), no guest access
  * waits for the attempt (each would have waited a whole timeout), and once
@@ -1359,21 +1382,7 @@ static void test_resync_in_background(void)
         g_usleep(20 * 1000);
     }
     g_assert_cmpuint(kona_qmp_stat(t, "resyncs"), ==, 1);
-    /* The replica alone now has everything: the primary dies. */
-    g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
-                     KONA_CMD_STATUS_OK);
-    mn_proc_kill(primary);
-    mn_proc_free(primary);
-    g_assert_cmpuint(kona_cmd(t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
-                     KONA_CMD_STATUS_OK);
-    for (int i = 0; i < 256; i++) {
-        uint8_t want = i < 64 || i < b ? i : 0;
-
-        g_assert_cmpuint(qtest_readb(t->qts, t->window + i * 4096 + 7), ==,
-                         want);
-    }
-    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 2);
-    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+    replica_alone(t, primary, b);
     fault_stop(&ff);
     mn_rm_rf(dir);
 }
@@ -1434,21 +1443,7 @@ static void test_resync_volume_partition(void)
         touch_blocks(t, b++ % 256, 1);
     }
     g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
-    g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
-                     KONA_CMD_STATUS_OK);
-    /* The replica alone has everything now. */
-    mn_proc_kill(primary);
-    mn_proc_free(primary);
-    g_assert_cmpuint(kona_cmd(t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
-                     KONA_CMD_STATUS_OK);
-    for (int i = 0; i < 256; i++) {
-        uint8_t want = i < 64 || i < b ? i : 0;
-
-        g_assert_cmpuint(qtest_readb(t->qts, t->window + i * 4096 + 7), ==,
-                         want);
-    }
-    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 2);
-    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors"), ==, 0);
+    replica_alone(t, primary, b);
     fault_stop(&ff);
     mn_rm_rf(dir);
 }
