@@ -15,13 +15,10 @@
 #include "rackctl.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-RcRack rack;
 
 static KonaServerOpts sopt;
 
@@ -42,46 +39,12 @@ static GOptionEntry entries[] = {
 
 #define die(...) kona_die("kona-rackctl", __VA_ARGS__)
 
-void rc_log(const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!rack.verbose) {
-        return;
-    }
-    fprintf(stderr, "kona-rackctl: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
 /* ---- replies ---- */
 
 #define reply(c, h, len) kona_reply((c)->kc, h, len)
 #define reply_err(c, h, err, ...) kona_reply_err((c)->kc, h, err, __VA_ARGS__)
 
 /* ---- memory nodes ---- */
-
-KonaLink *rc_node_link(RcNode *n, GError **errp)
-{
-    KonaLinkOptions o = {
-        .connect_timeout_ms = 2000,
-        .timeout_ms = 5000,
-        .name = "kona-rackctl",
-    };
-    gsize slen = 0;
-
-    if (n->link) {
-        return n->link;
-    }
-    if (rack.cfg.secret) {
-        o.secret = g_bytes_get_data(rack.cfg.secret, &slen);
-        o.secret_len = slen;
-    }
-    n->link = kona_link_connect_opts(n->addr, &o, errp);
-    return n->link;
-}
 
 static bool op_register(RcConn *c, const KonaHdr *h, const uint8_t *payload)
 {

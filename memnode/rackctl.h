@@ -1,5 +1,6 @@
 /*
- * kona-rackctl's state, shared by its files: memory nodes
+ * kona-rackctl's state, shared by its files: the rack, the log and the
+ * links to memory nodes (rackctl-rack.c), memory nodes and the server
  * (rackctl-main.c) and allocations (rackctl-alloc.c).
  */
 #ifndef RACKCTL_H
