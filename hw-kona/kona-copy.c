@@ -10,6 +10,7 @@
 #include "qemu/timer.h"
 #include "qapi/error.h"
 #include "hw/kona-memnode/kona-auth.h"
+#include "hw/kona-memnode/kona-sock.h"
 #include "kona-copy.h"
 #include "trace.h"
 
@@ -17,8 +18,12 @@
 #define KONA_COPY_TRIES         3
 /* Chunks of one fetch: blocks are at most 2 MiB, a READ at most 1 MiB. */
 #define KONA_COPY_MAX_CHUNKS    2
-/* Tries of an exclusive attach that is busy, 100 ms apart. */
-#define KONA_COPY_BUSY_TRIES    10
+/*
+ * Tries of an exclusive attach that is busy, 100 ms apart.  A volume held by a QEMU that died stays held until its memnode notices:
+ * at once for a close, within KONA_SOCK_DEAD_S for a close lost in a
+ * partition.  Attaching waits that long and a little more.
+ */
+#define KONA_COPY_BUSY_TRIES    ((KONA_SOCK_DEAD_S + 4) * 10)
 /* A mapped copy's memnode is checked for life at most this often. */
 #define KONA_COPY_CHECK_NS      (1000 * 1000)
 

@@ -82,14 +82,33 @@ void kona_addr_clear(KonaAddr *a)
     g_clear_pointer(&a->port, g_free);
 }
 
+/*
+ * A peer that vanished behind a partition (its close lost on the way) is
+ * noticed within KONA_SOCK_DEAD_S: keepalive probes on an idle
+ * connection, and a limit on how long sent data may stay unacknowledged.
+ * Until then a memnode would keep, for instance, a dead QEMU's exclusive
+ * hold on its volume.
+ */
+#define KONA_SOCK_KEEPIDLE_S    5
+#define KONA_SOCK_KEEPINTVL_S   2
+#define KONA_SOCK_KEEPCNT       3
+
 void kona_sock_tune(int fd)
 {
     int one = 1, buf = KONA_SOCK_BUF;
+    int idle = KONA_SOCK_KEEPIDLE_S, intvl = KONA_SOCK_KEEPINTVL_S;
+    int cnt = KONA_SOCK_KEEPCNT;
+    unsigned int user_ms = KONA_SOCK_DEAD_S * 1000;
 
-    /* Fails harmlessly (ENOTSUP/EOPNOTSUPP) on unix sockets. */
+    /* The TCP ones fail harmlessly (ENOTSUP/EOPNOTSUPP) on unix sockets. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms));
 }
 
 static bool sockaddr_is_loopback(const struct sockaddr *sa)

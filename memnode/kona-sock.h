@@ -39,7 +39,13 @@ int kona_listen(const char *addr, char **bound, bool *loopback,
  */
 int kona_connect(const char *addr, unsigned timeout_ms, GError **errp);
 
-/* Socket options for a data connection: no Nagle, roomy buffers. */
+/*
+ * Socket options for a data connection: no Nagle, roomy buffers, and on
+ * TCP a peer that vanished (a partition, a lost close) is dropped within
+ * KONA_SOCK_DEAD_S seconds (keepalive 5 s + 3 probes 2 s apart; sent
+ * data unacknowledged as long).
+ */
+#define KONA_SOCK_DEAD_S        11
 void kona_sock_tune(int fd);
 
 #endif /* KONA_SOCK_H */
