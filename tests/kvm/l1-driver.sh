@@ -205,6 +205,25 @@ l2_console() {
     while IFS= read -r line || [ -n "$line" ]; do l2_line "${line%"$CR"}"; done <"$D/l2.new"
 }
 
+# Where L2's QEMU and L1's kernel are stuck, for a timeout: the kernel
+# stacks of QEMU's threads (the kona-cxl fault thread, the vCPUs) and of
+# every blocked task (sysrq w, into dmesg).
+l1_where() {
+    local t
+    {
+        for t in /proc/"$L2_PID"/task/*; do
+            echo "--- thread ${t##*/} $(cat "$t/comm" 2>/dev/null) state $(sed -n 's/^State:\t//p' "$t/status" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+            cat "$t/stack" 2>/dev/null
+        done
+        echo "--- kona-memnode"
+        cat "/proc/$MN_PID/stack" 2>/dev/null
+    } >"$D/l2-stacks"
+    section l2-qemu-stacks "$D/l2-stacks"
+    echo w >/proc/sysrq-trigger 2>/dev/null
+    dmesg | tail -n 300 >"$D/dmesg-blocked"
+    section l1-blocked-tasks "$D/dmesg-blocked"
+}
+
 # L2's guest has stopped (-no-shutdown: QEMU stays up) or must be stopped
 # ($1: why). Say why, read the device's counters once more and, unless L2
 # powered off as planned, its vCPUs' registers; then quit QEMU.
@@ -226,7 +245,7 @@ l2_stop() {
 }
 
 run_l2() {
-    local t0 deadline line rc prev=
+    local t0 deadline line rc prev= i=0 hung=
     echo "KONA-STEP L1: start L2 (qemu -accel kvm, tracking=$MODE)"
     l2_tsc_args
     set --
@@ -253,6 +272,13 @@ run_l2() {
     deadline=$((t0 + L2_TIMEOUT * 1000))
     while :; do
         l2_console
+        # Once, if L1's kernel reports a hung task: where QEMU's threads are.
+        i=$((i + 1))
+        if [ -z "$hung" ] && [ $((i % 25)) = 0 ] && dmesg | grep -q 'blocked for more than'; then
+            hung=1
+            fact "l1-hung-task=yes"
+            l1_where
+        fi
         kill -0 "$L2_PID" 2>/dev/null || break
         if grep -q '"event": "SHUTDOWN"' "$D/qmp-events" 2>/dev/null; then
             l2_console all
@@ -262,6 +288,7 @@ run_l2() {
         if [ "$(now_ms)" -gt "$deadline" ]; then
             l2_console all
             fact "l2=timeout after=${L2_TIMEOUT}s"
+            l1_where
             l2_stop timeout
             break
         fi
@@ -281,8 +308,19 @@ run_l2() {
     section l2-qmp-events "$D/qmp-events"
 }
 
+# If L1's kernel gets stuck, its console (the host's log) says where even
+# when this script cannot run any more: messages up to KERN_INFO (a hung
+# task's stack) reach it, and a hung task dumps every CPU's stack.
+l1_kernel_diagnostics() {
+    echo 7 >/proc/sys/kernel/printk
+    echo 1 >/proc/sys/kernel/hung_task_all_cpu_backtrace 2>/dev/null
+    echo 1 >/proc/sys/kernel/softlockup_all_cpu_backtrace 2>/dev/null
+    echo 90 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+}
+
 main() {
     fact "mode=$MODE l2-timeout=$L2_TIMEOUT uptime=$(cut -d' ' -f1 /proc/uptime)"
+    l1_kernel_diagnostics
     load_kvm || return 1
     start_memnode || return 1
     run_l2

@@ -120,6 +120,8 @@ phase_code() {
     phase_end code
 }
 
+# Kernel messages up to KERN_INFO on the console (a hung task's stack).
+echo 7 >/proc/sys/kernel/printk
 phase_online
 for p in ${KVM_PHASES:-checksum stress konad code}; do
     "phase_$p"

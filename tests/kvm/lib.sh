@@ -112,7 +112,7 @@ _kvm_l2_args() {
         KONA_VM_APPEND=memhp_default_state=offline
         KONA_VM_HOSTFWD=
         GUEST_DIR=/kvm
-        KONA_VM_KONA_PROPS="memnode=unix:/run/kvm/memnode.sock,cache-size=${KVM_CACHE:-8M},tracking=$mode"
+        KONA_VM_KONA_PROPS="memnode=unix:/run/kvm/memnode.sock,cache-size=${KVM_CACHE:-4M},tracking=$mode"
         kona_vm_base_args /kvm/initrd.cpio.gz
         kona_vm_memdev_args kona-cxl 256M
         printf '%s\n' "${KONA_VM_BASE_ARGS[@]}" "${KONA_VM_MEMDEV_ARGS[@]}"
