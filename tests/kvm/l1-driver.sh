@@ -8,15 +8,19 @@
 #      in /kvm/modules/order) and checks /dev/kvm;
 #   2. starts a kona-memnode on a unix socket;
 #   3. starts our QEMU with -accel kvm and kona-cxl (the second-level guest,
-#      L2; its arguments are in /kvm/l2-args, one a line), its stdin a
-#      fifo so that L1 can answer L2, an HMP monitor on 127.0.0.1;
+#      L2; its arguments are in /kvm/l2-args, one a line, to which it adds
+#      L1's TSC frequency for L2's kernel), with its stdin a fifo so that L1
+#      can answer L2, an HMP monitor and a QMP event stream on 127.0.0.1,
+#      and -no-shutdown;
 #   4. follows L2's console: every line is echoed as "L2| line"; at each
 #      "KONA-SYNC TAG" line (L2 waits in a read) it reads the device's
 #      statistics over HMP (qom-get .../kona0 stats-text), prints them
 #      between KVM-HMP-BEGIN/END TAG and answers L2 so it goes on;
-#   5. when L2's QEMU ends (or /kvm/config's L2_TIMEOUT passes: then it is
-#      killed), prints its exit status, its stderr and the memnode's log,
-#      and stops the memnode.
+#   5. when L2 stops (QMP SHUTDOWN: its reason is printed) or /kvm/config's
+#      L2_TIMEOUT passes (then, first, where QEMU's threads and L1's blocked
+#      tasks are), reads the counters once more (HMP tag "final"), the
+#      vCPUs' registers unless L2 powered off as planned, quits QEMU, prints
+#      its exit status, stderr and QMP events, and stops the memnode.
 # It checks nothing: the host (tests/kvm/*-test) reads this output and
 # asserts. Lines it prints for the host:
 #   KVM-L1 key=value ...         facts (kvm loaded, L2 started, L2 exit...)
