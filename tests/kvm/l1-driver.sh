@@ -152,10 +152,16 @@ qmp_events() {
 }
 
 # Is L2's QEMU really a KVM user? Its vCPUs are kvm-vcpu file descriptors.
-kvm_vcpus() { ls -l "/proc/$1/fd" 2>/dev/null | grep -c 'kvm-vcpu'; }
+kvm_vcpus() {
+    local f n=0
+    for f in /proc/"$1"/fd/*; do
+        case "$(readlink "$f")" in *kvm-vcpu*) n=$((n + 1)) ;; esac
+    done
+    echo "$n"
+}
 
 # One new line of L2's console ($1, without its CR).
-L2_PID= SYNCS=0
+L2_PID='' SYNCS=0
 l2_line() {
     echo "L2| $1"
     case "$1" in
@@ -249,7 +255,7 @@ l2_stop() {
 }
 
 run_l2() {
-    local t0 deadline line rc prev= i=0 hung=
+    local t0 deadline line rc prev='' i=0 hung=
     echo "KONA-STEP L1: start L2 (qemu -accel kvm, tracking=$MODE)"
     l2_tsc_args
     set --

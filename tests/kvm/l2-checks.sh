@@ -20,6 +20,7 @@ MIB=${KVM_MIB:-32}
 # Let L1 read the device's counters while this guest does nothing.
 sync_host() {
     echo "KONA-SYNC $1"
+    # shellcheck disable=SC3045  # busybox sh has read -t
     read -r -t 600 _ || echo "KVM-L2 no answer from L1 at sync $1"
 }
 

@@ -27,7 +27,7 @@
 #   kvm_guest_stat TAG KEY        the same counter from konactl in L2
 # and the kt_* TAP helpers of tests/guest/lib.sh.
 
-# shellcheck source=SCRIPTDIR/../guest/lib.sh
+# shellcheck source=SCRIPTDIR/../guest/lib.sh disable=SC1094
 . "$(dirname "${BASH_SOURCE[0]}")/../guest/lib.sh"
 # shellcheck source=SCRIPTDIR/../../scripts/lib/vm.sh
 . "$KONA_ROOT/scripts/lib/vm.sh"
@@ -105,6 +105,7 @@ _kvm_modules() {
 # statistics exercised by a cache smaller than the data.
 _kvm_l2_args() {
     local mode=$1 file=$2
+    # shellcheck disable=SC2030,SC2031  # L1's paths, for this subshell only
     (
         KONA_VM_ACCEL=kvm
         KONA_VM_CPU=host
