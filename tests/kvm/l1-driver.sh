@@ -90,11 +90,11 @@ stop_memnode() {
     MN_PID=
 }
 
-# hmp TAG COMMAND: run one HMP command on L2's QEMU, print the answer.
-# busybox nc has no unix sockets (hence TCP on loopback) and does not end
-# at the end of its input: it gets its command from a fifo and is stopped
-# once the monitor has printed its prompt after the answer.
-hmp() {
+# hmp_query TAG COMMAND: run one HMP command on L2's QEMU, its raw answer
+# in $D/hmp-TAG.raw. busybox nc has no unix sockets (hence TCP on loopback)
+# and does not end at the end of its input: it gets its command from a fifo
+# and is stopped once the monitor has printed its prompt after the answer.
+hmp_query() {
     local tag=$1 cmd=$2 out=$D/hmp-$1.raw nc_pid i=0
     rm -f "$D/hmp.in"
     mkfifo "$D/hmp.in"
@@ -114,6 +114,12 @@ hmp() {
     exec 4>&-
     kill "$nc_pid" 2>/dev/null
     wait "$nc_pid" 2>/dev/null
+}
+
+# hmp TAG COMMAND: the same, the answer printed for the host.
+hmp() {
+    local tag=$1 out=$D/hmp-$1.raw
+    hmp_query "$@"
     # The answer without the banner and the prompts (the first one is
     # followed by the monitor's echo of the command, with line editing).
     echo "KVM-HMP-BEGIN $tag"
@@ -174,6 +180,28 @@ l2_line() {
             echo go >&3
             ;;
     esac
+}
+
+# Every PROGRESS_S seconds of L1's time while L2 runs, one line: the
+# device's counters that move when L2 touches the node (they are since the
+# phase's reset-stats), and the CPU time (utime+stime, in clock ticks) L1
+# has given each of L2's QEMU threads and the memnode. Counters that keep
+# moving between two lines mean a slow L2, frozen ones a stuck one.
+PROGRESS_S=${PROGRESS_S:-30}
+progress() {
+    local t kv c st
+    hmp_query progress "qom-get /machine/peripheral/kona0 stats-text"
+    # qom-get prints the text as one JSON string, with \n between lines.
+    kv=$(tr -d '\000-\010\013-\037\177' <"$D/hmp-progress.raw" | awk '{ gsub(/\\n/, "\n"); print }' |
+        awk '$1 ~ /^(misses|fetches|evictions|forced-evictions|guest-evictions|writebacks|resident-blocks|stall-ns)$/ && NF == 2 { printf "%s=%s ", $1, $2 }')
+    c=''
+    for t in /proc/"$L2_PID"/task/* "/proc/$MN_PID"; do
+        st=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
+        # shellcheck disable=SC2086  # the fields of stat after its comm
+        set -- $st
+        c="$c$(tr ' ' _ <"$t/comm"):$((${12} + ${13})),"
+    done
+    fact "progress t=$(cut -d' ' -f1 /proc/uptime) ${kv}cpu=${c%,}"
 }
 
 # L1's TSC frequency in kHz, as its kernel measured it (empty if unknown).
@@ -255,7 +283,7 @@ l2_stop() {
 }
 
 run_l2() {
-    local t0 deadline line rc prev='' i=0 hung=
+    local t0 deadline next_progress line rc prev='' i=0 hung=
     echo "KONA-STEP L1: start L2 (qemu -accel kvm, tracking=$MODE)"
     l2_tsc_args
     set --
@@ -280,6 +308,7 @@ run_l2() {
     fact "l2=started pid=$L2_PID"
     qmp_events
     deadline=$((t0 + L2_TIMEOUT * 1000))
+    next_progress=$((t0 + PROGRESS_S * 1000))
     while :; do
         l2_console
         # Once, if L1's kernel reports a hung task: where QEMU's threads are.
@@ -290,6 +319,10 @@ run_l2() {
             l1_where
         fi
         kill -0 "$L2_PID" 2>/dev/null || break
+        if [ "$(now_ms)" -ge "$next_progress" ]; then
+            progress
+            next_progress=$(($(now_ms) + PROGRESS_S * 1000))
+        fi
         if grep -q '"event": "SHUTDOWN"' "$D/qmp-events" 2>/dev/null; then
             l2_console all
             l2_stop stopped
