@@ -193,7 +193,7 @@ progress() {
     hmp_query progress "qom-get /machine/peripheral/kona0 stats-text"
     # qom-get prints the text as one JSON string, with \n between lines.
     kv=$(tr -d '\000-\010\013-\037\177' <"$D/hmp-progress.raw" | awk '{ gsub(/\\n/, "\n"); print }' |
-        awk '$1 ~ /^(misses|fetches|evictions|forced-evictions|guest-evictions|writebacks|resident-blocks|stall-ns)$/ && NF == 2 { printf "%s=%s ", $1, $2 }')
+        awk '$1 ~ /^(writes|write-bytes|misses|fetches|evictions|forced-evictions|guest-evictions|writebacks|resident-blocks|stall-ns)$/ && NF == 2 { printf "%s=%s ", $1, $2 }')
     c=''
     for t in /proc/"$L2_PID"/task/* "/proc/$MN_PID"; do
         st=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue

@@ -116,14 +116,15 @@ konad_settle() {
 # konad's register accesses is a trip through L1, and konad reads all the
 # frames' states each pass: here a pass takes seconds, far longer than on
 # real hardware, while a sequential stream fills the cache as fast as L1
-# serves faults. So the data goes in and out in 1 MiB chunks, each smaller
-# than the room above konad's high watermark, and the next chunk waits
-# until konad has made room: then the device must never have had to evict
-# by itself. (The checksum phase runs the same stream unpaced, with the
-# device's policy.)
+# serves faults. So the data goes in and out in chunks of
+# KVM_KONAD_CHUNK_KIB, each smaller than the room above konad's high
+# watermark, and the next chunk waits until konad has made room: then the
+# device must never have had to evict by itself. (The checksum phase runs
+# the same stream unpaced, with the device's policy.)
 phase_konad() {
-    local mib=$KVM_KONAD_MIB i want got
+    local mib=$KVM_KONAD_MIB kib=$KVM_KONAD_CHUNK_KIB n i want got
     phase konad
+    n=$((mib * 1024 / kib))
     dd if=/dev/urandom of=/tmp/konad-src bs=1M count="$mib" 2>/dev/null
     want=$(md5sum </tmp/konad-src | cut -d' ' -f1)
     mkdir -p /mnt/konad
@@ -133,8 +134,8 @@ phase_konad() {
     # What the phases before left in the cache first.
     konad_settle
     i=0
-    while [ "$i" -lt "$mib" ]; do
-        dd if=/tmp/konad-src of=/mnt/konad/data bs=1M skip="$i" seek="$i" count=1 \
+    while [ "$i" -lt "$n" ]; do
+        dd if=/tmp/konad-src of=/mnt/konad/data bs="${kib}k" skip="$i" seek="$i" count=1 \
             conv=notrunc 2>/dev/null
         konad_settle
         i=$((i + 1))
@@ -142,8 +143,8 @@ phase_konad() {
     sync
     i=0
     : >/run/konad-settle-fails
-    got=$(while [ "$i" -lt "$mib" ]; do
-            dd if=/mnt/konad/data bs=1M skip="$i" count=1 2>/dev/null
+    got=$(while [ "$i" -lt "$n" ]; do
+            dd if=/mnt/konad/data bs="${kib}k" skip="$i" count=1 2>/dev/null
             konad_settle || echo "settle-timeout" >>/run/konad-settle-fails
             i=$((i + 1))
         done | md5sum | cut -d' ' -f1)

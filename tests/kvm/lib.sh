@@ -33,6 +33,9 @@
 . "$KONA_ROOT/scripts/lib/vm.sh"
 
 KVM_TESTS_DIR=$KONA_ROOT/tests/kvm
+# The QEMU of L1 and L2: KVM_QEMU_BIN if set (meson sets QEMU_BIN to its
+# qemu_build's, which a QEMU build in progress may be replacing).
+QEMU_BIN=${KVM_QEMU_BIN:-$QEMU_BIN}
 KONA_MEMNODE_BIN=${KONA_MEMNODE_BIN:-$KONA_MESON_BUILD/memnode/kona-memnode}
 # L1: enough memory for its initramfs (~200 MB unpacked), L2's RAM and
 # the device's cache with its clean copies.
@@ -113,7 +116,7 @@ _kvm_l2_args() {
         KONA_VM_APPEND=memhp_default_state=offline
         KONA_VM_HOSTFWD=
         GUEST_DIR=/kvm
-        KONA_VM_KONA_PROPS="memnode=unix:/run/kvm/memnode.sock,cache-size=${KVM_CACHE:-4M},tracking=$mode"
+        KONA_VM_KONA_PROPS="memnode=unix:/run/kvm/memnode.sock,cache-size=${KVM_CACHE:-1M},tracking=$mode"
         kona_vm_base_args /kvm/initrd.cpio.gz
         kona_vm_memdev_args kona-cxl 256M
         printf '%s\n' "${KONA_VM_BASE_ARGS[@]}" "${KONA_VM_MEMDEV_ARGS[@]}"
