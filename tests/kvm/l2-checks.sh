@@ -176,7 +176,7 @@ phase_code() {
         return
     fi
     sync
-    dd if=/dev/urandom of=/tmp/code-input bs=1M count=8 2>/dev/null
+    dd if=/dev/urandom of=/tmp/code-input bs=1M count="$KVM_CODE_INPUT_MIB" 2>/dev/null
     want=$(md5sum </tmp/code-input | cut -d' ' -f1)
     media=$(media_size)
     konactl evict 0 "$media" || echo "KVM-L2 evict failed"
