@@ -150,8 +150,9 @@ kvm_overlay() {
 # TCG with the overlay and run the driver; L1's console in $KVM_LOG, the
 # run's files in $KVM_DIR. Returns the driver's status as kona_vm_run does
 # (124: L1 timed out, 125: L1's QEMU ended without a result). L2_TIMEOUT
-# (default $KVM_L2_TIMEOUT or 2100 s; the whole kvm-test took ~900 s here on a 2-core machine
-# loaded by other VMs) is the driver's, L1_TIMEOUT (default 300 s more) the
+# (default $KVM_L2_TIMEOUT or 2100 s; the whole kvm-test took ~35 min here
+# on a 2-core machine loaded by other VMs, L2 running ~26 min of it, its
+# boot alone 4 min) is the driver's, L1_TIMEOUT (default 300 s more) the
 # host's, for an L1 too stuck to end L2 itself; meson's 3000 s is above.
 kvm_boot() {
     local name=$1 mode=$2 cmd=$3 l2_timeout=${4:-${KVM_L2_TIMEOUT:-2100}} l1_timeout=${5:-}
