@@ -1,0 +1,377 @@
+#!/bin/sh
+# shellcheck shell=dash
+# The KVM tests' driver inside L1 (busybox sh, run by guest-runtime/init as
+# the guest command; tests/kvm/lib.sh puts it and everything it uses under
+# /kvm through KONA_VM_OVERLAY). L1 is a TCG guest whose CPU has AMD SVM;
+# here it:
+#   1. loads kvm_amd (modules decompressed from the guest kernel package,
+#      in /kvm/modules/order) and checks /dev/kvm;
+#   2. starts a kona-memnode on a unix socket;
+#   3. starts our QEMU with -accel kvm and kona-cxl (the second-level guest,
+#      L2; its arguments are in /kvm/l2-args, one a line, to which it adds
+#      L1's TSC frequency for L2's kernel), with its stdin a fifo so that L1
+#      can answer L2, an HMP monitor and a QMP event stream on 127.0.0.1,
+#      and -no-shutdown;
+#   4. follows L2's console: every line is echoed as "L2| line"; at each
+#      "KONA-SYNC TAG" line (L2 waits in a read) it reads the device's
+#      statistics over HMP (qom-get .../kona0 stats-text), prints them
+#      between KVM-HMP-BEGIN/END TAG and answers L2 so it goes on;
+#   5. when L2 stops (QMP SHUTDOWN: its reason is printed) or /kvm/config's
+#      L2_TIMEOUT passes (then, first, where QEMU's threads and L1's blocked
+#      tasks are), reads the counters once more (HMP tag "final"), the
+#      vCPUs' registers unless L2 powered off as planned, quits QEMU, prints
+#      its exit status, stderr and QMP events, and stops the memnode.
+# It checks nothing: the host (tests/kvm/*-test) reads this output and
+# asserts. Lines it prints for the host:
+#   KVM-L1 key=value ...         facts (kvm loaded, L2 started, L2 exit...)
+#   KVM-SECTION-BEGIN NAME / KVM-SECTION-END NAME   a file's contents
+#   KVM-HMP-BEGIN TAG / KVM-HMP-END TAG             HMP's answer
+#   KVM-L1-DONE                  the driver got to its end
+
+. /kvm/config
+D=/run/kvm
+HMP_PORT=4444
+QMP_PORT=4445
+CR=$(printf '\r')
+mkdir -p "$D"
+# A write to a fifo whose reader (nc) is gone must fail, not kill us.
+trap '' PIPE
+
+now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+fact() { echo "KVM-L1 $*"; }
+
+# section NAME FILE: a file's contents for the host, control characters
+# (HMP's line editing, the console's CRs) removed.
+section() {
+    echo "KVM-SECTION-BEGIN $1"
+    [ -f "$2" ] && tr -d '\000-\010\013-\037\177' <"$2"
+    echo
+    echo "KVM-SECTION-END $1"
+}
+
+load_kvm() {
+    local m
+    echo "KONA-STEP L1: load kvm_amd"
+    while read -r m; do
+        insmod "/kvm/modules/$m" || { fact "kvm=insmod-failed module=$m"; return 1; }
+    done </kvm/modules/order
+    if [ ! -c /dev/kvm ]; then
+        fact "kvm=no-dev-kvm"
+        dmesg | grep -i -e kvm -e svm | tail -n 10
+        return 1
+    fi
+    fact "kvm=loaded $(dmesg | grep -c 'Nested Paging enabled') nested-paging-lines"
+}
+
+MN_PID=
+start_memnode() {
+    local i=0
+    echo "KONA-STEP L1: start kona-memnode"
+    /kvm/kona-memnode --listen "unix:$D/memnode.sock" >"$D/memnode.ready" 2>"$D/memnode.log" &
+    MN_PID=$!
+    while ! grep -q ready "$D/memnode.ready" 2>/dev/null; do
+        i=$((i + 1))
+        if [ "$i" -ge 200 ] || ! kill -0 "$MN_PID" 2>/dev/null; then
+            fact "memnode=failed"
+            section memnode.log "$D/memnode.log"
+    dmesg | tail -n 40 >"$D/dmesg"
+    section l1-dmesg "$D/dmesg"
+            return 1
+        fi
+        usleep 50000
+    done
+    fact "memnode=up pid=$MN_PID"
+}
+
+stop_memnode() {
+    [ -n "$MN_PID" ] || return 0
+    kill -TERM "$MN_PID" 2>/dev/null
+    wait "$MN_PID" 2>/dev/null
+    MN_PID=
+}
+
+# hmp_query TAG COMMAND: run one HMP command on L2's QEMU, its raw answer
+# in $D/hmp-TAG.raw. busybox nc has no unix sockets (hence TCP on loopback)
+# and does not end at the end of its input: it gets its command from a fifo
+# and is stopped once the monitor has printed its prompt after the answer.
+hmp_query() {
+    local tag=$1 cmd=$2 out=$D/hmp-$1.raw nc_pid i=0
+    rm -f "$D/hmp.in"
+    mkfifo "$D/hmp.in"
+    nc 127.0.0.1 "$HMP_PORT" <"$D/hmp.in" >"$out" 2>&1 &
+    nc_pid=$!
+    exec 4>"$D/hmp.in"
+    echo "$cmd" >&4
+    # The banner's prompt, then the answer and a second prompt.
+    while [ "$(grep -o '(qemu)' "$out" | wc -l)" -lt 2 ]; do
+        i=$((i + 1))
+        if [ "$i" -ge 600 ] || ! kill -0 "$nc_pid" 2>/dev/null; then
+            echo "KVM-L1 hmp=failed tag=$tag"
+            break
+        fi
+        usleep 50000
+    done
+    exec 4>&-
+    kill "$nc_pid" 2>/dev/null
+    wait "$nc_pid" 2>/dev/null
+}
+
+# hmp TAG COMMAND: the same, the answer printed for the host.
+hmp() {
+    local tag=$1 out=$D/hmp-$1.raw
+    hmp_query "$@"
+    # The answer without the banner and the prompts (the first one is
+    # followed by the monitor's echo of the command, with line editing).
+    echo "KVM-HMP-BEGIN $tag"
+    tr -d '\000-\010\013-\037\177' <"$out" | grep -v -e '^(qemu)' -e '^QEMU .* monitor'
+    echo "KVM-HMP-END $tag"
+}
+
+# Is something listening on 127.0.0.1:$1 (TCP)? /proc/net/tcp has the
+# port in hex, state 0A is LISTEN.
+listening() {
+    grep -q "^ *[0-9]*: 0100007F:$(printf '%04X' "$1") 00000000:0000 0A " /proc/net/tcp
+}
+
+# L2's QMP events (SHUTDOWN says why the guest stopped: guest-shutdown,
+# guest-reset, guest-panic...) into $D/qmp-events. QMP sends events only
+# after qmp_capabilities, and busybox nc half-closes the connection at the
+# end of its input, which makes QEMU drop it: its input is a fifo held
+# open (fd 5) until the end.
+QMP_PID=
+qmp_events() {
+    local i=0
+    while ! listening "$QMP_PORT"; do
+        i=$((i + 1))
+        if [ "$i" -ge 300 ] || ! kill -0 "$L2_PID" 2>/dev/null; then
+            fact "qmp=not-listening"
+            return 1
+        fi
+        usleep 100000
+    done
+    rm -f "$D/qmp.in"
+    mkfifo "$D/qmp.in"
+    nc 127.0.0.1 "$QMP_PORT" <"$D/qmp.in" >"$D/qmp-events" 2>&1 &
+    QMP_PID=$!
+    exec 5>"$D/qmp.in"
+    echo '{"execute": "qmp_capabilities"}' >&5
+}
+
+# Is L2's QEMU really a KVM user? Its vCPUs are kvm-vcpu file descriptors.
+kvm_vcpus() {
+    local f n=0
+    for f in /proc/"$1"/fd/*; do
+        case "$(readlink "$f")" in *kvm-vcpu*) n=$((n + 1)) ;; esac
+    done
+    echo "$n"
+}
+
+# One new line of L2's console ($1, without its CR).
+L2_PID='' SYNCS=0
+l2_line() {
+    echo "L2| $1"
+    case "$1" in
+        KONA-STEP\ *) echo "KONA-STEP L2: ${1#KONA-STEP }" ;;
+        KONA-SYNC\ *)
+            SYNCS=$((SYNCS + 1))
+            [ "$SYNCS" = 1 ] && fact "l2-vcpus=$(kvm_vcpus "$L2_PID")"
+            hmp "${1#KONA-SYNC }" "qom-get /machine/peripheral/kona0 stats-text"
+            # L2 waits for a line on its console.
+            echo go >&3
+            ;;
+    esac
+}
+
+# Every PROGRESS_S seconds of L1's time while L2 runs, one line: the
+# device's counters that move when L2 touches the node (they are since the
+# phase's reset-stats), and the CPU time (utime+stime, in clock ticks) L1
+# has given each of L2's QEMU threads and the memnode. Counters that keep
+# moving between two lines mean a slow L2, frozen ones a stuck one.
+PROGRESS_S=${PROGRESS_S:-30}
+progress() {
+    local t kv c st
+    hmp_query progress "qom-get /machine/peripheral/kona0 stats-text"
+    # qom-get prints the text as one JSON string, with \n between lines.
+    kv=$(tr -d '\000-\010\013-\037\177' <"$D/hmp-progress.raw" | awk '{ gsub(/\\n/, "\n"); print }' |
+        awk '$1 ~ /^(writes|write-bytes|misses|fetches|evictions|forced-evictions|guest-evictions|writebacks|resident-blocks|stall-ns)$/ && NF == 2 { printf "%s=%s ", $1, $2 }')
+    c=''
+    for t in /proc/"$L2_PID"/task/* "/proc/$MN_PID"; do
+        st=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
+        # shellcheck disable=SC2086  # the fields of stat after its comm
+        set -- $st
+        c="$c$(tr ' ' _ <"$t/comm"):$((${12} + ${13})),"
+    done
+    fact "progress t=$(cut -d' ' -f1 /proc/uptime) ${kv}cpu=${c%,}"
+}
+
+# L1's TSC frequency in kHz, as its kernel measured it (empty if unknown).
+l1_tsc_khz() {
+    dmesg | sed -n 's/.*tsc: \(Refined TSC clocksource calibration: \|Detected \)\([0-9]*\)\.\([0-9]\{3\}\) MHz.*/\2\3/p' | tail -n 1
+}
+
+# L2's kernel cannot calibrate its TSC (the PIT and the HPET it measures
+# against are emulated two levels deep), marks it unstable and keeps time
+# with the HPET: every clock read is then an MMIO exit to L1's QEMU, and L2
+# runs several times slower. Without the hypervisor CPUID bit (which the
+# CXL region needs off) it has no kvm-clock either. So L2 is told the
+# frequency: L1's KVM gives L2 L1's TSC, unscaled.
+L2_TSC_ARGS=
+l2_tsc_args() {
+    local khz
+    khz=$(l1_tsc_khz)
+    fact "l1-clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) l1-tsc-khz=${khz:-unknown}"
+    [ -n "$khz" ] && L2_TSC_ARGS="tsc_early_khz=$khz tsc=reliable"
+}
+
+# Print L2's new complete console lines (a line still being written waits
+# for the next round; with "all", the rest, the last line even without a
+# newline).
+PRINTED=0
+l2_console() {
+    local n line
+    if [ "${1:-}" = all ]; then
+        sed -n "$((PRINTED + 1)),\$p" "$D/l2.log" >"$D/l2.new"
+        PRINTED=$(wc -l <"$D/l2.log")
+        # An unfinished last line is printed now, and not again.
+        [ -z "$(tail -c 1 "$D/l2.log")" ] || PRINTED=$((PRINTED + 1))
+    else
+        n=$(wc -l <"$D/l2.log")
+        [ "$n" -gt "$PRINTED" ] || return 0
+        sed -n "$((PRINTED + 1)),${n}p" "$D/l2.log" >"$D/l2.new"
+        PRINTED=$n
+    fi
+    while IFS= read -r line || [ -n "$line" ]; do l2_line "${line%"$CR"}"; done <"$D/l2.new"
+}
+
+# Where L2's QEMU and L1's kernel are stuck, for a timeout: the kernel
+# stacks of QEMU's threads (the kona-cxl fault thread, the vCPUs) and of
+# every blocked task (sysrq w, into dmesg).
+l1_where() {
+    local t
+    {
+        for t in /proc/"$L2_PID"/task/*; do
+            echo "--- thread ${t##*/} $(cat "$t/comm" 2>/dev/null) state $(sed -n 's/^State:\t//p' "$t/status" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+            cat "$t/stack" 2>/dev/null
+        done
+        echo "--- kona-memnode"
+        cat "/proc/$MN_PID/stack" 2>/dev/null
+    } >"$D/l2-stacks"
+    section l2-qemu-stacks "$D/l2-stacks"
+    echo w >/proc/sysrq-trigger 2>/dev/null
+    dmesg | tail -n 300 >"$D/dmesg-blocked"
+    section l1-blocked-tasks "$D/dmesg-blocked"
+}
+
+# L2's guest has stopped (-no-shutdown: QEMU stays up) or must be stopped
+# ($1: why). Say why, read the device's counters once more and, unless L2
+# powered off as planned, its vCPUs' registers; then quit QEMU.
+l2_stop() {
+    local why=$1 reason i=0 q
+    reason=$(sed -n 's/.*"event": "SHUTDOWN".*"reason": "\([^"]*\)".*/\1/p' "$D/qmp-events" | tail -n 1)
+    fact "l2-stop=$why l2-shutdown-reason=${reason:-none}"
+    hmp final "qom-get /machine/peripheral/kona0 stats-text"
+    [ "$reason" = guest-shutdown ] || hmp registers "info registers -a"
+    echo quit | nc 127.0.0.1 "$HMP_PORT" >/dev/null 2>&1 &
+    q=$!
+    while kill -0 "$L2_PID" 2>/dev/null; do
+        i=$((i + 1))
+        [ "$i" -ge 100 ] && { fact "l2-quit=failed"; kill -KILL "$L2_PID"; break; }
+        usleep 100000
+    done
+    kill "$q" 2>/dev/null
+    wait "$q" 2>/dev/null
+}
+
+run_l2() {
+    local t0 deadline next_progress line rc prev='' i=0 hung=
+    echo "KONA-STEP L1: start L2 (qemu -accel kvm, tracking=$MODE)"
+    l2_tsc_args
+    set --
+    while IFS= read -r line; do
+        [ "$prev" = -append ] && [ -n "$L2_TSC_ARGS" ] && line="$line $L2_TSC_ARGS"
+        set -- "$@" "$line"
+        prev=$line
+    done </kvm/l2-args
+    rm -f "$D/l2.in"
+    mkfifo "$D/l2.in"
+    : >"$D/l2.log"
+    t0=$(now_ms)
+    # -no-shutdown: QEMU stays up when L2 stops, for l2_stop's questions.
+    /kvm/qemu-system-x86_64 "$@" -no-shutdown \
+        -monitor "tcp:127.0.0.1:$HMP_PORT,server=on,wait=off" \
+        -qmp "tcp:127.0.0.1:$QMP_PORT,server=on,wait=off" \
+        <"$D/l2.in" >"$D/l2.log" 2>"$D/l2.err" &
+    L2_PID=$!
+    # Open the fifo's writing end after QEMU's reading one (which waits
+    # for it); held until the end so QEMU never sees the end of its input.
+    exec 3>"$D/l2.in"
+    fact "l2=started pid=$L2_PID"
+    qmp_events
+    deadline=$((t0 + L2_TIMEOUT * 1000))
+    next_progress=$((t0 + PROGRESS_S * 1000))
+    while :; do
+        l2_console
+        # Once, if L1's kernel reports a hung task: where QEMU's threads are.
+        i=$((i + 1))
+        if [ -z "$hung" ] && [ $((i % 25)) = 0 ] && dmesg | grep -q 'blocked for more than'; then
+            hung=1
+            fact "l1-hung-task=yes"
+            l1_where
+        fi
+        kill -0 "$L2_PID" 2>/dev/null || break
+        if [ "$(now_ms)" -ge "$next_progress" ]; then
+            progress
+            next_progress=$(($(now_ms) + PROGRESS_S * 1000))
+        fi
+        if grep -q '"event": "SHUTDOWN"' "$D/qmp-events" 2>/dev/null; then
+            l2_console all
+            l2_stop stopped
+            break
+        fi
+        if [ "$(now_ms)" -gt "$deadline" ]; then
+            l2_console all
+            fact "l2=timeout after=${L2_TIMEOUT}s"
+            l1_where
+            l2_stop timeout
+            break
+        fi
+        usleep 200000
+    done
+    wait "$L2_PID"
+    rc=$?
+    exec 3>&-
+    l2_console all
+    fact "l2=exited rc=$rc ms=$(($(now_ms) - t0)) syncs=$SYNCS"
+    if [ -n "$QMP_PID" ]; then
+        exec 5>&-
+        kill "$QMP_PID" 2>/dev/null
+        wait "$QMP_PID" 2>/dev/null
+    fi
+    section l2-stderr "$D/l2.err"
+    section l2-qmp-events "$D/qmp-events"
+}
+
+# If L1's kernel gets stuck, its console (the host's log) says where even
+# when this script cannot run any more: messages up to KERN_INFO (a hung
+# task's stack) reach it, and a hung task dumps every CPU's stack.
+l1_kernel_diagnostics() {
+    echo 7 >/proc/sys/kernel/printk
+    echo 1 >/proc/sys/kernel/hung_task_all_cpu_backtrace 2>/dev/null
+    echo 1 >/proc/sys/kernel/softlockup_all_cpu_backtrace 2>/dev/null
+    echo 90 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
+}
+
+main() {
+    fact "mode=$MODE l2-timeout=$L2_TIMEOUT uptime=$(cut -d' ' -f1 /proc/uptime)"
+    l1_kernel_diagnostics
+    load_kvm || return 1
+    start_memnode || return 1
+    run_l2
+    stop_memnode
+    section memnode.log "$D/memnode.log"
+    dmesg | tail -n 40 >"$D/dmesg"
+    section l1-dmesg "$D/dmesg"
+    echo "KVM-L1-DONE uptime=$(cut -d' ' -f1 /proc/uptime)"
+}
+
+main
