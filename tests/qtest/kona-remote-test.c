@@ -1309,6 +1309,24 @@ static void test_shared_replica_via_proxy(void)
 }
 
 /*
+ * Touch a block every 20 ms from @b on (the remote traffic drives the
+ * resync) until the device reports one resync: the whole 256 MiB through
+ * the proxy, so up to 90 s on a loaded machine.  Returns the next block.
+ */
+static int wait_resync(KonaQTest *t, int b)
+{
+    int64_t t0 = g_get_monotonic_time();
+
+    while (kona_qmp_stat(t, "resyncs") == 0 &&
+           g_get_monotonic_time() - t0 < 90 * G_USEC_PER_SEC) {
+        touch_blocks(t, b++ % 256, 1);
+        g_usleep(20 * 1000);
+    }
+    g_assert_cmpuint(kona_qmp_stat(t, "resyncs"), ==, 1);
+    return b;
+}
+
+/*
  * After a resync of the replica: the primary dies and the replica alone
  * serves everything the test wrote (blocks 0..63, then 64..@b - 1, each
  * block's byte 7 its number).
@@ -1374,14 +1392,7 @@ static void test_resync_in_background(void)
 
     /* The replica answers again: resynced in the background, then live. */
     proxy_command(&ff, "pass");
-    t0 = g_get_monotonic_time();
-    /* The whole 256 MiB through the proxy: generous on a loaded machine. */
-    while (kona_qmp_stat(t, "resyncs") == 0 &&
-           g_get_monotonic_time() - t0 < 90 * G_USEC_PER_SEC) {
-        touch_blocks(t, b++ % 256, 1);
-        g_usleep(20 * 1000);
-    }
-    g_assert_cmpuint(kona_qmp_stat(t, "resyncs"), ==, 1);
+    b = wait_resync(t, b);
     replica_alone(t, primary, b);
     fault_stop(&ff);
     mn_rm_rf(dir);
@@ -1414,7 +1425,6 @@ static void test_resync_volume_partition(void)
     g_autofree char *props = NULL, *first = NULL;
     MnProc *primary = memnode_data_at(dir, "primary");
     KonaQTest *t = &ff.mn.t;
-    int64_t t0;
     int b = 64;
 
     ff.mn.auth = true;                  /* volumes need the secret */
@@ -1432,13 +1442,7 @@ static void test_resync_volume_partition(void)
     g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 1);
 
     proxy_command(&ff, "partition off");
-    t0 = g_get_monotonic_time();
-    while (kona_qmp_stat(t, "resyncs") == 0 &&
-           g_get_monotonic_time() - t0 < 90 * G_USEC_PER_SEC) {
-        touch_blocks(t, b++ % 256, 1);
-        g_usleep(20 * 1000);
-    }
-    g_assert_cmpuint(kona_qmp_stat(t, "resyncs"), ==, 1);
+    b = wait_resync(t, b);
     for (int i = 0; i < 16; i++) {      /* the primary still serves */
         touch_blocks(t, b++ % 256, 1);
     }
