@@ -168,6 +168,19 @@ static CDATSubHeader *kona_cdat_dslbis(uint8_t hierarchy, uint8_t type,
     return &d->header;
 }
 
+/*
+ * The four DSLBIS entries of one level of the hierarchy, at t[0..3] (read
+ * and write latency, read and write bandwidth: the table's order).
+ */
+static void kona_cdat_dslbis_set(CDATSubHeader **t, uint8_t hierarchy,
+                                 uint64_t ns, uint64_t mbs)
+{
+    t[0] = kona_cdat_dslbis(hierarchy, HMAT_LB_DATA_READ_LATENCY, ns);
+    t[1] = kona_cdat_dslbis(hierarchy, HMAT_LB_DATA_WRITE_LATENCY, ns);
+    t[2] = kona_cdat_dslbis(hierarchy, HMAT_LB_DATA_READ_BANDWIDTH, mbs);
+    t[3] = kona_cdat_dslbis(hierarchy, HMAT_LB_DATA_WRITE_BANDWIDTH, mbs);
+}
+
 static int kona_cdat_build_table(CDATSubHeader ***cdat_table, void *priv)
 {
     KonaCxlState *s = priv;
@@ -190,18 +203,8 @@ static int kona_cdat_build_table(CDATSubHeader ***cdat_table, void *priv)
     dsmas->DPA_length = s->size;
     t[KONA_CDAT_DSMAS] = &dsmas->header;
 
-    t[KONA_CDAT_MEM_READ_LAT] = kona_cdat_dslbis(HMAT_LB_MEM_MEMORY,
-                                                 HMAT_LB_DATA_READ_LATENCY,
-                                                 p.mem_ns);
-    t[KONA_CDAT_MEM_WRITE_LAT] = kona_cdat_dslbis(HMAT_LB_MEM_MEMORY,
-                                                  HMAT_LB_DATA_WRITE_LATENCY,
-                                                  p.mem_ns);
-    t[KONA_CDAT_MEM_READ_BW] = kona_cdat_dslbis(HMAT_LB_MEM_MEMORY,
-                                                HMAT_LB_DATA_READ_BANDWIDTH,
-                                                p.mem_mbs);
-    t[KONA_CDAT_MEM_WRITE_BW] = kona_cdat_dslbis(HMAT_LB_MEM_MEMORY,
-                                                 HMAT_LB_DATA_WRITE_BANDWIDTH,
-                                                 p.mem_mbs);
+    kona_cdat_dslbis_set(&t[KONA_CDAT_MEM_READ_LAT], HMAT_LB_MEM_MEMORY,
+                         p.mem_ns, p.mem_mbs);
 
     dsmscis->header.type = CDAT_TYPE_DSMSCIS;
     dsmscis->header.length = sizeof(*dsmscis);
@@ -214,18 +217,8 @@ static int kona_cdat_build_table(CDATSubHeader ***cdat_table, void *priv)
                                 KONA_CACHE_ATTR_LINE(line);
     t[KONA_CDAT_DSMSCIS] = dsmscis_hdr;
 
-    t[KONA_CDAT_HIT_READ_LAT] = kona_cdat_dslbis(HMAT_LB_MEM_CACHE_1ST_LEVEL,
-                                                 HMAT_LB_DATA_READ_LATENCY,
-                                                 p.hit_ns);
-    t[KONA_CDAT_HIT_WRITE_LAT] = kona_cdat_dslbis(HMAT_LB_MEM_CACHE_1ST_LEVEL,
-                                                  HMAT_LB_DATA_WRITE_LATENCY,
-                                                  p.hit_ns);
-    t[KONA_CDAT_HIT_READ_BW] = kona_cdat_dslbis(HMAT_LB_MEM_CACHE_1ST_LEVEL,
-                                                HMAT_LB_DATA_READ_BANDWIDTH,
-                                                p.hit_mbs);
-    t[KONA_CDAT_HIT_WRITE_BW] = kona_cdat_dslbis(HMAT_LB_MEM_CACHE_1ST_LEVEL,
-                                                 HMAT_LB_DATA_WRITE_BANDWIDTH,
-                                                 p.hit_mbs);
+    kona_cdat_dslbis_set(&t[KONA_CDAT_HIT_READ_LAT],
+                         HMAT_LB_MEM_CACHE_1ST_LEVEL, p.hit_ns, p.hit_mbs);
 
     dsemts->header.type = CDAT_TYPE_DSEMTS;
     dsemts->header.length = sizeof(*dsemts);
