@@ -24,6 +24,7 @@
 #include "qemu/osdep.h"
 #include "qemu/memalign.h"
 #include "qapi/error.h"
+#include "kona-code.h"
 #include "kona-state.h"
 #include "kona-media.h"
 #include "kona-track.h"
@@ -68,7 +69,7 @@ static void kona_stores_stored(KonaCxlState *s, uint32_t frame,
 {
     kona_track_note_store(s, frame, addr, off, len);
     /* Translated code of this range is stale now (TCG). */
-    memory_region_flush_rom_device(&kona_stores_state(s)->rom, addr, len);
+    kona_code_stored(&kona_stores_state(s)->rom, addr, len);
 }
 
 static void kona_stores_drop(KonaCxlState *s, uint32_t frame)

@@ -1,0 +1,20 @@
+/*
+ * Kona-CXL: stores the device performs into guest-visible RAM, and TCG's
+ * translated code of that RAM.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef KONA_CODE_H
+#define KONA_CODE_H
+
+#include "exec/memory.h"
+
+/*
+ * The device stored LEN bytes at ADDR of the ROM device ROM: drop TCG's
+ * translations of that range and let dirty logging see the store, as a
+ * vCPU's own store to RAM would.
+ */
+void kona_code_stored(MemoryRegion *rom, hwaddr addr, unsigned len);
+
+#endif /* KONA_CODE_H */
