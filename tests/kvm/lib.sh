@@ -144,6 +144,9 @@ kvm_overlay() {
     _kvm_l2_args "$mode" "$root/kvm/l2-args"
     install -m 755 "$KVM_TESTS_DIR/l1-driver.sh" "$root/kvm/l1-driver"
     printf 'MODE=%s\nL2_TIMEOUT=%s\n' "$mode" "$timeout" >"$root/kvm/config"
+    # The driver's boot-stall watchdog, for kvm-boot-stall-test.
+    [ -z "${KVM_BOOT_STALL_S:-}" ] || echo "BOOT_STALL_S=$KVM_BOOT_STALL_S" >>"$root/kvm/config"
+    [ -z "${KVM_STALL_INJECT:-}" ] || echo "STALL_INJECT=$KVM_STALL_INJECT" >>"$root/kvm/config"
 }
 
 # kvm_boot NAME MODE L2_COMMAND [L2_TIMEOUT [L1_TIMEOUT]]: boot L1 under
@@ -173,8 +176,19 @@ kvm_boot() {
     return "$rc"
 }
 
-# L1's console without CRs.
-_kvm_l1() { tr -d '\r' <"$KVM_LOG"; }
+# L1's console without CRs, and without an L2 that stalled in its boot
+# and was started again (its lines from "KVM-L1 l2=started" to the next
+# one): every check reads the attempt that ran.
+_kvm_l1() {
+    tr -d '\r' <"$KVM_LOG" | awk '
+        /^KVM-L1 l2=started / { skip = 0; start = n }
+        /^KVM-L1 l2-boot-stall / { skip = 1; n = start }
+        !skip { line[n++] = $0 }
+        END { for (i = 0; i < n; i++) print line[i] }'
+}
+
+# How many times L2 stalled in its boot and was started again.
+kvm_boot_stalls() { tr -d '\r' <"$KVM_LOG" | grep -c '^KVM-L1 l2-boot-stall ' || true; }
 
 # L2's console, as L1 echoed it.
 kvm_l2_output() { _kvm_l1 | sed -n 's/^L2| //p'; }
