@@ -5,7 +5,7 @@
                      [--window-ms MS] [--seconds S] [--smoke]
 
 MANIFEST (written by scripts/bench) has one tab-separated line per guest:
-    log group device node0-config kona-config cache block percent status
+    log group device node0-config kona-config cache block percent status [mib]
 and each log holds what guest-runtime/workloads/bench.sh printed:
     BENCH-BEGIN node=N workload=W
     RESULT workload=W metric=M value=V unit=U
@@ -91,9 +91,11 @@ def collect(manifest):
     with open(manifest) as f:
         for line in f:
             cols = line.rstrip("\n").split("\t")
-            if len(cols) != 9:
+            if len(cols) not in (9, 10):
                 continue
-            log, group, device, node0, kona, cache, block, pct, _ = cols
+            log, group, device, node0, kona, cache, block, pct, _ = cols[:9]
+            # The guest's data set, if the manifest has it (10th column).
+            mib = int(cols[9]) if len(cols) == 10 and cols[9].isdigit() else None
             for (node, workload), r in parse_log(os.path.join(base, log)).items():
                 config = node0 if node == 0 else kona
                 if r["rc"] != 0:
@@ -111,6 +113,7 @@ def collect(manifest):
                     "cache_bytes": int(cache) if kona_dev else None,
                     "block_size": int(block) if kona_dev else None,
                     "cache_fraction": int(pct) / 100 if kona_dev else None,
+                    "data_bytes": mib << 20 if mib else None,
                     "workload": workload, "metrics": metrics,
                     "primary": primary, "higher_is_better": higher,
                     "stats": r["stats"] if kona_dev else None,
@@ -135,7 +138,7 @@ def main():
 
     runs, failed = collect(args.manifest)
     for r in runs:
-        r["data_bytes"] = args.mib << 20
+        r["data_bytes"] = r.get("data_bytes") or args.mib << 20
     # The block-size sweep's 4 KiB point is the main 25% run.
     swept = {r["workload"] for r in runs if r["group"] == "block-sweep"}
     for r in list(runs):
