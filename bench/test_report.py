@@ -107,6 +107,10 @@ def synthetic():
         runs.append(run("runtimes", f"{rt}-25", "kona-cxl", "redis-random",
                         {"throughput": (ops, "ops/s")}, "throughput", True,
                         0.25, 4096, kona_stats(900, 100, 600, 400, wb=wb, amp=1)))
+    # The per-window figure's run (group windows).
+    runs.append(run("windows", "windows-fit", "kona-cxl", "redis-random",
+                    {"throughput": (700.0, "ops/s")}, "throughput", True, 1.0,
+                    4096, kona_stats(900, 100, 600, 400), None, redis_windows))
     return {"meta": {"command": "scripts/bench --smoke", "date": "2024-01-01 00:00 UTC",
                      "host": "testhost: 4 CPUs", "qemu": "QEMU 9.0 (test)",
                      "smoke": True, "window_ms": 500, "accel": "tcg"},
@@ -140,6 +144,13 @@ class ReportTest(unittest.TestCase):
 
     def path(self, name):
         return os.path.join(self.out, name)
+
+    @unittest.skipUnless(HAVE_GNUPLOT, "gnuplot not installed")
+    def test_windows_bytes_plot(self):
+        with open(self.path("windows-bytes.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        with open(self.path("summary.md")) as f:
+            self.assertIn("(windows-bytes.png)", f.read())
 
     def test_runtimes(self):
         # AMAT (ns): Kona (900 x 130 + 100 x (130 + 3110)) / 1000 = 441;
@@ -240,6 +251,12 @@ class ReportTest(unittest.TestCase):
         self.assertAlmostEqual(float(a["share_pages_le_8_lines"]), 0.8)
         self.assertEqual(len(rows(self.path("histogram.csv"), workload="sort",
                                   config="kona-10")), 64)
+        # No per-eviction 2 MiB counterfactual (it overstates by up to 512x):
+        # 2 MiB pages are compared per window only.
+        self.assertNotIn("amp_2m", a)
+        with open(self.path("summary.md")) as f:
+            section3 = f.read().split("## 3.")[1].split("## 4.")[0]
+        self.assertNotIn("2 MiB amp", section3)
 
     def test_latency_override(self):
         out = os.path.join(self.tmp, "lat")
