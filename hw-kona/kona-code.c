@@ -20,13 +20,31 @@
 #include "system/tcg.h"
 #include "kona-code.h"
 
-void kona_code_stored(MemoryRegion *rom, hwaddr addr, unsigned len)
+/* Has TCG no translated code of this page (its DIRTY_MEMORY_CODE bit set)? */
+static inline bool kona_code_page_free(ram_addr_t addr)
 {
-    ram_addr_t start = memory_region_get_ram_addr(rom) + addr;
+    unsigned long page = addr >> TARGET_PAGE_BITS;
+    DirtyMemoryBlocks *blocks =
+        qatomic_rcu_read(&ram_list.dirty_memory[DIRTY_MEMORY_CODE]);
 
-    if (global_dirty_tracking ||
-        (tcg_enabled() &&
-         !cpu_physical_memory_all_dirty(start, len, DIRTY_MEMORY_CODE))) {
-        memory_region_flush_rom_device(rom, addr, len);
+    return test_bit(page % DIRTY_MEMORY_BLOCK_SIZE,
+                    blocks->blocks[page / DIRTY_MEMORY_BLOCK_SIZE]);
+}
+
+void kona_code_stored(MemoryRegion *rom, ram_addr_t rom_base, hwaddr addr,
+                      unsigned len)
+{
+    ram_addr_t start = rom_base + addr;
+
+    if (!global_dirty_tracking && !tcg_enabled()) {
+        return;
     }
+    WITH_RCU_READ_LOCK_GUARD() {
+        /* A store of 1-16 bytes spans at most two pages. */
+        if (!global_dirty_tracking && kona_code_page_free(start) &&
+            kona_code_page_free(start + len - 1)) {
+            return;
+        }
+    }
+    memory_region_flush_rom_device(rom, addr, len);
 }

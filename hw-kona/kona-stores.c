@@ -32,6 +32,7 @@
 
 typedef struct KonaStores {
     MemoryRegion rom;
+    ram_addr_t rom_base;        /* the ROM's RAM block, for its dirty bits */
     bool rom_live;              /* until unrealize */
     uint8_t *staging;           /* one block: a socket fetch lands here */
 } KonaStores;
@@ -67,9 +68,11 @@ static int kona_stores_install(KonaCxlState *s, uint32_t frame,
 static void kona_stores_stored(KonaCxlState *s, uint32_t frame,
                                uint64_t addr, uint32_t off, unsigned len)
 {
+    KonaStores *st = kona_stores_state(s);
+
     kona_track_note_store(s, frame, addr, off, len);
     /* Translated code of this range is stale now (TCG). */
-    kona_code_stored(&kona_stores_state(s)->rom, addr, len);
+    kona_code_stored(&st->rom, st->rom_base, addr, len);
 }
 
 static void kona_stores_drop(KonaCxlState *s, uint32_t frame)
@@ -98,6 +101,7 @@ static bool kona_stores_init(KonaCxlState *s, Error **errp)
     st->rom.disable_reentrancy_guard = true;
     memory_region_enable_lockless_io(&st->rom);
     memory_region_set_lockless_pair(&st->rom, kona_media_pair);
+    st->rom_base = memory_region_get_ram_addr(&st->rom);
     st->rom_live = true;
     kona_uffd_start(s);
     return true;
