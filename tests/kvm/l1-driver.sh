@@ -310,7 +310,7 @@ vcpu_ticks() {
 # CPU for its vCPUs in BOOT_STALL_S seconds, before its init's first step.
 # (A slow boot, e.g. unpacking the initramfs on a loaded machine, is silent
 # too, but its vCPUs run.) Seen once in a clean-clone run: L2's console
-# stopped at 1.14 s of its boot and nothing moved for 322 s; never in 26
+# stopped at 1.14 s of its boot and nothing moved for 322 s; never in the 19
 # boots since. Each attempt's diagnostics stay in the log.
 BOOT_STALL_S=${BOOT_STALL_S:-120}
 BOOT_STALL_TICKS=100
