@@ -5,7 +5,8 @@
                      [--window-ms MS] [--seconds S] [--smoke]
 
 MANIFEST (written by scripts/bench) has one tab-separated line per guest:
-    log group device node0-config kona-config cache block percent status [mib]
+    log group device node0-config kona-config cache block percent status
+    [mib [tracking]]
 and each log holds what guest-runtime/workloads/bench.sh printed:
     BENCH-BEGIN node=N workload=W
     RESULT workload=W metric=M value=V unit=U
@@ -91,11 +92,13 @@ def collect(manifest):
     with open(manifest) as f:
         for line in f:
             cols = line.rstrip("\n").split("\t")
-            if len(cols) not in (9, 10):
+            if len(cols) not in (9, 10, 11):
                 continue
             log, group, device, node0, kona, cache, block, pct, _ = cols[:9]
-            # The guest's data set, if the manifest has it (10th column).
-            mib = int(cols[9]) if len(cols) == 10 and cols[9].isdigit() else None
+            # The guest's data set and kona-cxl's tracking mode, if the
+            # manifest has them (10th and 11th columns).
+            mib = int(cols[9]) if len(cols) >= 10 and cols[9].isdigit() else None
+            mode = cols[10] if len(cols) == 11 and cols[10] != "-" else None
             for (node, workload), r in parse_log(os.path.join(base, log)).items():
                 config = node0 if node == 0 else kona
                 if r["rc"] != 0:
@@ -113,6 +116,7 @@ def collect(manifest):
                     "cache_bytes": int(cache) if kona_dev else None,
                     "block_size": int(block) if kona_dev else None,
                     "cache_fraction": int(pct) / 100 if kona_dev else None,
+                    "tracking": (mode or "exact") if kona_dev else None,
                     "data_bytes": mib << 20 if mib else None,
                     "workload": workload, "metrics": metrics,
                     "primary": primary, "higher_is_better": higher,
@@ -139,12 +143,6 @@ def main():
     runs, failed = collect(args.manifest)
     for r in runs:
         r["data_bytes"] = r.get("data_bytes") or args.mib << 20
-    # The block-size sweep's 4 KiB point is the main 25% run.
-    swept = {r["workload"] for r in runs if r["group"] == "block-sweep"}
-    for r in list(runs):
-        if r["group"] == "main" and r["config"] == "kona-25" \
-                and r["workload"] in swept:
-            runs.append(dict(r, group="block-sweep", config="block-4096"))
     raw = {
         "meta": {
             "command": args.command,

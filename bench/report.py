@@ -6,7 +6,8 @@
 
 Writes OUTDIR/summary.md (header quoting meta.command/date/host/qemu, every
 table, the plots linked as images, notes on what was left out) and prints it;
-CSV per table: main.csv (1. workloads), micro.csv (2. konabench),
+CSV per table: main.csv and devices.csv (1. workloads, groups main and
+devices), micro.csv (2. konabench),
 amplification.csv + histogram.csv (3. write-back amplification),
 windows-summary.csv + windows.csv (4. per-window amplification, every window),
 granularity.csv (5. block-sweep), amat.csv (6. modelled AMAT), runtimes.csv
@@ -31,11 +32,13 @@ Bad input (not JSON, no "runs", unknown latency key) exits 2.
 RAW.json, as bench/collect.py writes it:
   {"meta": {"command", "date", "host", "qemu", "smoke", "window_ms", "accel",
             "failed" (optional list)},
-   "runs": [{"group": "main" | "cache-sweep" | "block-sweep" | "runtimes" |
-                      "windows",
+   "runs": [{"group": "main" | "devices" | "cache-sweep" | "block-sweep" |
+                      "runtimes" | "windows",
              "config": e.g. "ram" "cxl-type3" "kona-fit" "kona-25" "cache-50",
              "device": "ram" | "cxl-type3" | "kona-cxl", "workload": str,
              "cache_bytes", "block_size", "cache_fraction", "data_bytes": num|null,
+             "tracking": "exact" | "fast" | "stores" | null (kona-cxl's mode;
+                 absent means exact),
              "metrics": {NAME: {"value": float, "unit": str}},
              "primary": NAME, "higher_is_better": bool,
              "stats": null | {"reads", "writes", "hits", "misses", "fetches",
@@ -318,11 +321,59 @@ class Report:
 
 # ---------------------------------------------------------------- tables
 
+def describe(runs):
+    """What produced these runs: data set per config and kona-cxl's mode,
+    e.g. "64 MiB per workload; kona-fit, kona-25: tracking=fast"."""
+    sizes = unique(f"{r['data_bytes'] / MIB:g} MiB" for r in runs
+                   if r.get("data_bytes"))
+    modes = {}
+    for r in runs:
+        if is_kona(r):
+            modes.setdefault(r.get("tracking") or "exact", [])
+            if r["config"] not in modes[r.get("tracking") or "exact"]:
+                modes[r.get("tracking") or "exact"].append(r["config"])
+    parts = [" or ".join(sizes) + " per workload"] if sizes else []
+    parts += [f"{', '.join(cs)}: tracking={m}" for m, cs in modes.items()]
+    return "; ".join(parts)
+
+
+MODE_NOTE = {
+    "exact": "every load and store through the device: exact counts, "
+             "hits and misses",
+    "fast": "resident data as guest RAM (RAM speed), misses by userfaultfd; "
+            "dirty lines found by comparison with a clean copy at "
+            "write-back, so a store of an unchanged value is not counted",
+    "stores": "loads at RAM speed, every store through the device: exact "
+              "dirty lines, misses by userfaultfd",
+}
+
+
+def mode_notes(runs):
+    ms = unique(r.get("tracking") or "exact" for r in runs if is_kona(r))
+    return " ".join(f"tracking={m}: {MODE_NOTE.get(m, m)}." for m in ms)
+
+
 def table_main(rep, runs):
     rep.text("## 1. Workloads")
-    rs = [r for r in runs if r["group"] == "main" and r["workload"] != "konabench"]
-    if not rs:
-        return rep.text("_No runs of group main; table omitted._")
+    main = [r for r in runs if r["group"] == "main"
+            and r["workload"] != "konabench"]
+    devices = [r for r in runs if r["group"] == "devices"
+               and r["workload"] != "konabench"]
+    if not main and not devices:
+        return rep.text("_No runs of group main or devices; table omitted._")
+    if main:
+        rep.text(f"The paper's workloads (group main): {describe(main)}. "
+                 f"{mode_notes(main)}")
+        table_workloads(rep, main, "main.csv")
+    if devices:
+        rep.text(f"### The device models side by side (group devices)\n\n"
+                 f"{describe(devices)}: small, because QEMU's cxl-type3 "
+                 f"serves every access through its I/O path. "
+                 f"{mode_notes(devices)}")
+        table_workloads(rep, devices, "devices.csv")
+
+
+def table_workloads(rep, rs, csv_name):
     by = {(r["workload"], r["config"]): r for r in rs}
     configs = configs_of(rs)
     ram, cxl, refs = references(rs, configs)
@@ -353,7 +404,7 @@ def table_main(rep, runs):
                         val[c], perf_ratio(val[c], val.get(ram), higher),
                         perf_ratio(val[c], val.get(cxl), higher),
                         stat(r, "fetches"), stat(r, "fetch-bytes"), wb, page,
-                        div(page, wb)])
+                        div(page, wb), r.get("tracking"), r.get("data_bytes")])
     rep.table(["workload", "metric"] + configs, perf)
     if refs:
         rep.text("Performance ratios (> 1 = faster than the reference):")
@@ -364,10 +415,10 @@ def table_main(rep, runs):
                  "would write back / dirty-line bytes Kona wrote back):")
         rep.table(["workload", "config", "fetches", "fetch MiB",
                    "write-back MiB", "page-amp"], counts)
-    rep.csv("main.csv", "workload config device cache_fraction block_size "
+    rep.csv(csv_name, "workload config device cache_fraction block_size "
             "metric unit higher_is_better value ratio_vs_ram ratio_vs_cxl "
             "fetches fetch_bytes writeback_bytes page_writeback_bytes "
-            "page_amplification", out)
+            "page_amplification tracking data_bytes", out)
 
 
 def regime(run):
@@ -382,9 +433,13 @@ def regime(run):
 
 def table_micro(rep, runs):
     rep.text("## 2. Micro-benchmark (konabench)")
-    rs = [r for r in runs if r["workload"] == "konabench" and r["group"] == "main"]
+    rs = [r for r in runs if r["workload"] == "konabench"
+          and r["group"] in ("devices", "main")]
     if not rs:
-        return rep.text("_No konabench runs in group main; table omitted._")
+        return rep.text("_No konabench runs in group devices or main; "
+                        "table omitted._")
+    rep.text(f"{describe(rs)}. {mode_notes(rs)} `scripts/bench-micro` "
+             "compares every mode of kona-cxl, in interleaved rounds.")
     by = {r["config"]: r for r in rs}
     configs = configs_of(rs)
     ram, cxl, refs = references(rs, configs)
@@ -392,9 +447,9 @@ def table_micro(rep, runs):
                                                  for r in rs)] +
                    [m for r in rs for m in (r.get("metrics") or {})])
     rep.text("Every konabench metric per configuration. Kona configs marked "
-             "*resident* hold the whole data set in the device cache (kona-fit:"
-             " hits after the first touch); *misses* ones have a smaller cache "
-             "(kona-10, kona-25), so the loops miss to the memory node. Ratios "
+             "*resident* hold the whole data set in the device cache (the fit "
+             "configs: hits after the first touch); *misses* ones have a "
+             "smaller cache (25%, 10%), so the loops miss to the memory node. Ratios "
              "as in table 1 (> 1 = faster than the reference).")
     vals, ratios, out = [], [], []
     for m in names:
@@ -420,11 +475,15 @@ def table_micro(rep, runs):
 
 def table_amplification(rep, runs):
     rep.text("## 3. Amplification at write-back")
-    rs = ordered([r for r in runs if r["group"] == "main" and is_kona(r)
-                  and (r["stats"] or hist_of(r))])
+    counted = [r for r in runs if is_kona(r) and (r["stats"] or hist_of(r))]
+    rs = ordered([r for r in counted if r["group"] == "main"] or
+                 [r for r in counted if r["group"] == "devices"])
     if not rs:
-        return rep.text("_No kona runs with statistics in group main; "
-                        "table omitted._")
+        return rep.text("_No kona runs with statistics in group main or "
+                        "devices; table omitted._")
+    rep.text(f"Group {rs[0]['group']}: {describe(rs)}. {mode_notes(rs)} "
+             "Exact counts of the same kind, at smaller sizes: group devices "
+             "(table 1) and table 7's Kona runs.")
     rep.text("Kona writes back only the dirty 64 B lines; a page-granular "
              "runtime evicting the same blocks would write back each 4 KiB "
              "page holding a dirty line. Amplification = those bytes / "
@@ -510,7 +569,9 @@ def table_windows(rep, runs, window_ms):
     rs = [r for r in runs if is_kona(r) and r["windows"]]
     if not rs:
         return rep.text("_No runs with per-window counts; table omitted._")
-    rep.text(f"Windows of {window_ms:g} ms of guest time. Per window, amp = "
+    rep.text(f"{describe(rs)}. Windows of {window_ms:g} ms of guest time "
+             "(tracking=fast sees no single store, so its runs have none). "
+             "Per window, amp = "
              "distinct 4 KiB (2 MiB) pages written x page size / (distinct "
              "64 B lines written x 64); median, mean and max over the windows "
              "with lines > 0. Aggregate = sum of page bytes / sum of line "
@@ -543,7 +604,8 @@ def table_windows(rep, runs, window_ms):
             "amp4k amp2m group", every)
     plot_windows_bytes(rep, [r for r in rs if r["group"] == "windows"],
                        window_ms)
-    main = [r for r in rs if r["group"] == "main"] or rs
+    main = ([r for r in rs if r["group"] == "main"] or
+            [r for r in rs if r["group"] == "devices"] or rs)
     chosen = smallest_cache(main)
     rep.plot("windows.png", f"4 KiB amplification per window ({chosen})", [{
         "xlabel": "guest time (s)", "ylabel": "amp4k", "logy": True,
@@ -559,9 +621,9 @@ def table_granularity(rep, runs):
                  and r["block_size"]], key=lambda r: r["block_size"])
     if not rs:
         return rep.text("_No runs of group block-sweep; table omitted._")
-    rep.text("One cache size, different fetch block sizes: run time (the "
-             "seconds metric, else the primary one) and the traffic to the "
-             "memory node.")
+    rep.text(f"{describe(rs)}. One cache size, different fetch block sizes: "
+             "run time (the seconds metric, else the primary one) and the "
+             "traffic to the memory node.")
     rows, out, panels = [], [], []
     for w in unique(r["workload"] for r in rs):
         pts = []
@@ -608,10 +670,13 @@ def remote_ns(lat, block):
 def table_amat(rep, runs, lat):
     rep.text("## 6. Modelled average memory access time")
     rs = [r for r in runs if is_kona(r) and r["group"] in ("main", "cache-sweep")
-          and r["stats"] and r["cache_fraction"] is not None]
+          and r["stats"] and r["cache_fraction"] is not None
+          and (r.get("tracking") or "exact") == "exact"]
     if not rs:
-        return rep.text("_No kona runs with statistics in groups cache-sweep "
-                        "or main; table omitted._")
+        return rep.text("_No tracking=exact kona runs with statistics in "
+                        "groups cache-sweep or main; table omitted._")
+    rep.text(f"{describe(rs)}: the model needs every access counted, which "
+             "only tracking=exact does.")
     faults = (lat["fault_10us"], lat["fault_40us"])
     rep.text(
         "accesses = reads + writes. Kona: (hits x cache_link + misses x "
@@ -667,6 +732,7 @@ def table_runtimes(rep, runs, lat):
     rows = runtimes.compare(runs, lat)
     if not rows:
         return rep.text("_No runs of group runtimes; table omitted._")
+    rep.text(describe([r for r in runs if r["group"] == "runtimes"]) + ".")
     pages = [n for n, _ in runtimes.PAGE_RUNTIMES]
     rep.text(
         "The same device and workloads, at the same cache sizes, in one run: "

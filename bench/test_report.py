@@ -319,6 +319,53 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(r["amat_kona_ns"], "")
         self.assertIn("| - |", p.stdout)
 
+    def test_groups_sizes_and_modes(self):
+        """The default run's layout: main at 64 MiB with tracking=fast,
+        the device models at 3 MiB; every table says which is which, and
+        the AMAT model takes only exactly counted runs."""
+        raw = synthetic()
+        for r in raw["runs"]:
+            if r["group"] == "main" and r["device"] == "kona-cxl":
+                r["tracking"] = "fast"
+        devices = [dict(r, group="devices", data_bytes=3 * MIB,
+                        tracking="exact" if r["device"] == "kona-cxl" else None,
+                        config={"kona-fit": "exact-fit"}.get(r["config"],
+                                                             r["config"]))
+                   for r in raw["runs"] if r["group"] == "main"
+                   and r["config"] in ("ram", "cxl-type3", "kona-fit")]
+        raw["runs"] = [r for r in raw["runs"] if not (
+            r["group"] == "main" and r["device"] == "cxl-type3")] + devices
+        path = os.path.join(self.tmp, "groups.json")
+        with open(path, "w") as f:
+            json.dump(raw, f)
+        out = os.path.join(self.tmp, "groups")
+        p = report(path, out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(out, "summary.md")) as f:
+            summary = f.read()
+        self.assertIn("group main): 64 MiB per workload; kona-fit, kona-25, "
+                      "kona-10: tracking=fast", summary)
+        self.assertIn("### The device models side by side (group devices)",
+                      summary)
+        self.assertIn("3 MiB per workload; exact-fit: tracking=exact", summary)
+        main = {r["config"]: r for r in rows(os.path.join(out, "main.csv"),
+                                             workload="sort")}
+        self.assertNotIn("cxl-type3", main)
+        self.assertEqual(main["kona-25"]["tracking"], "fast")
+        dev = {r["config"]: r for r in rows(os.path.join(out, "devices.csv"),
+                                            workload="sort")}
+        self.assertEqual(set(dev), {"ram", "cxl-type3", "exact-fit"})
+        # ram 10 s, exact-fit 10 s: 1.0x; cxl-type3 12.5 s: 1.25x.
+        self.assertAlmostEqual(float(dev["exact-fit"]["ratio_vs_cxl"]), 1.25)
+        # The fast runs count no hits: not in the AMAT table; the cache
+        # sweep's exact runs are.
+        amat = rows(os.path.join(out, "amat.csv"), workload="sort")
+        self.assertFalse([r for r in amat if r["group"] == "main"])
+        self.assertTrue([r for r in amat if r["config"] == "cache-50"])
+        # The amplification table is main's, labelled with its mode.
+        self.assertIn("Group main: 64 MiB per workload", summary)
+        self.assertIn("tracking=fast: resident data as guest RAM", summary)
+
     @unittest.skipUnless(HAVE_GNUPLOT, "gnuplot is not installed")
     def test_plots(self):
         self.assertNotIn("skipped", self.proc.stderr)
