@@ -31,18 +31,25 @@ static inline bool kona_code_page_free(ram_addr_t addr)
                     blocks->blocks[page / DIRTY_MEMORY_BLOCK_SIZE]);
 }
 
+/*
+ * Called from the media's write handler, that is from within a memory
+ * dispatch, which holds the RCU read lock that the dirty bitmaps need (a
+ * guard of its own here cost two calls per store).
+ */
 void kona_code_stored(MemoryRegion *rom, ram_addr_t rom_base, hwaddr addr,
                       unsigned len)
 {
     ram_addr_t start = rom_base + addr;
+    ram_addr_t last = start + len - 1;
 
-    if (!global_dirty_tracking && !tcg_enabled()) {
-        return;
-    }
-    WITH_RCU_READ_LOCK_GUARD() {
+    if (likely(!global_dirty_tracking)) {
+        if (!tcg_enabled()) {
+            return;
+        }
         /* A store of 1-16 bytes spans at most two pages. */
-        if (!global_dirty_tracking && kona_code_page_free(start) &&
-            kona_code_page_free(start + len - 1)) {
+        if (kona_code_page_free(start) &&
+            ((start ^ last) < TARGET_PAGE_SIZE ||
+             kona_code_page_free(last))) {
             return;
         }
     }

@@ -56,6 +56,12 @@ void kona_uffd_destroy(KonaCxlState *s);
 static inline uint8_t *kona_uffd_block(KonaUffdMedia *m, uint64_t block,
                                        unsigned block_shift)
 {
+    /*
+     * Callers copy into, protect and discard what this returns: a block
+     * past the media would do that to the rest of QEMU's memory (under
+     * KVM, the guest's own RAM), so stop here instead.
+     */
+    g_assert(block < m->size >> block_shift);
     return m->mem + (block << block_shift);
 }
 
