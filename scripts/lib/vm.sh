@@ -53,6 +53,9 @@
 #   KONA_VM_OVERLAY=DIR      files copied into the guest's / for this run (no image rebuild)
 #   KONA_VM_VERBOSE=1        also stream the serial console to stderr
 #   KONA_VM_STREAM=1         stream the guest command's output to stdout
+#   KONA_VM_LOCKUP_S=N       give up (as at the deadline, status 124) once
+#                            the guest's kernel reports a CPU stuck N s
+#                            (soft lockup); sets KONA_VM_LOCKUP
 #                            as it comes (not the boot, not the KONA-*
 #                            marker lines but KONA-FAIL's reason)
 #   KONA_VM_DEVICE=kona-cxl  default device type for kona_vm_memdev_args
@@ -306,6 +309,15 @@ _kona_vm_line() {
                 log "guest, $(_kona_vm_secs $((now - t0)))s: $last_step"
             fi
             ;;
+        *"soft lockup - CPU#"*" stuck for "*s!*)
+            # A CPU the guest's own watchdog has seen stuck this long
+            # will not come back: no need to wait for the deadline.
+            local stuck=${l##* stuck for }
+            stuck=${stuck%%s!*}
+            if [ -n "${KONA_VM_LOCKUP_S:-}" ] && [ "$stuck" -ge "$KONA_VM_LOCKUP_S" ] 2>/dev/null; then
+                KONA_VM_LOCKUP=$stuck
+            fi
+            ;;
         KONA-FAIL\ *)
             KONA_VM_FAIL_STEP=${l#*step=\'}
             KONA_VM_FAIL_STEP=${KONA_VM_FAIL_STEP%%\'*}
@@ -387,7 +399,7 @@ kona_vm_run() {
     # Watchdog: follow the console line by line (a read, no fork, per
     # poll), note when the guest command starts, show progress, run the
     # hooks, and kill QEMU at the deadline.
-    KONA_VM_STATUS= KONA_VM_FAIL_STEP= KONA_VM_REENTRANT= KONA_VM_HOOK_RC=
+    KONA_VM_STATUS= KONA_VM_FAIL_STEP= KONA_VM_REENTRANT= KONA_VM_HOOK_RC= KONA_VM_LOCKUP=
     local fd line partial='' last_note=$t0 last_step=booting
     exec {fd}<"$logfile"
     while kill -0 "$_KONA_VM_QEMU_PID" 2>/dev/null; do
@@ -402,9 +414,13 @@ kona_vm_run() {
             last_note=$now
             log "... $(_kona_vm_secs $((now - t0)) | cut -d. -f1)s: $last_step"
         fi
-        if [ $((now - t0)) -gt $((timeout * 1000000)) ]; then
+        if [ $((now - t0)) -gt $((timeout * 1000000)) ] || [ -n "$KONA_VM_LOCKUP" ]; then
             KONA_VM_STATUS=timeout
-            log "guest timed out after ${timeout}s during '$last_step'; killing QEMU (log: $logfile)"
+            if [ -n "$KONA_VM_LOCKUP" ]; then
+                log "a guest CPU has been stuck for ${KONA_VM_LOCKUP}s (soft lockup) during '$last_step'; killing QEMU (log: $logfile)"
+            else
+                log "guest timed out after ${timeout}s during '$last_step'; killing QEMU (log: $logfile)"
+            fi
             kill -TERM "$_KONA_VM_QEMU_PID" 2>/dev/null || true
             break
         fi

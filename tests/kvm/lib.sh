@@ -147,6 +147,7 @@ kvm_overlay() {
     # The driver's boot-stall watchdog, for kvm-boot-stall-test.
     [ -z "${KVM_BOOT_STALL_S:-}" ] || echo "BOOT_STALL_S=$KVM_BOOT_STALL_S" >>"$root/kvm/config"
     [ -z "${KVM_STALL_INJECT:-}" ] || echo "STALL_INJECT=$KVM_STALL_INJECT" >>"$root/kvm/config"
+    [ -z "${KVM_L2_ATTEMPTS:-}" ] || echo "L2_ATTEMPTS=$KVM_L2_ATTEMPTS" >>"$root/kvm/config"
 }
 
 # kvm_boot NAME MODE L2_COMMAND [L2_TIMEOUT [L1_TIMEOUT]]: boot L1 under
@@ -166,29 +167,50 @@ kvm_boot() {
     mkdir -p "$KVM_DIR"
     kvm_guest_image || return 1
     kona_vm_check
-    kvm_overlay "$KVM_DIR/overlay" "$mode" "$cmd" "$l2_timeout" || return 1
-    echo "# L1 overlay: $(du -sm "$KVM_DIR/overlay" | cut -f1) MiB, made in $((SECONDS - t0)) s"
-    KONA_VM_OVERLAY=$KVM_DIR/overlay KONA_VM_ACCEL=tcg KONA_VM_CPU=max \
-        KONA_VM_MEM=$KVM_L1_MEM KONA_VM_APPEND='' KONA_VM_HOSTFWD='' KONA_VM_QMP='' KONA_VM_STREAM='' \
-        kona_vm_run "${l1_timeout:-$((l2_timeout + 300))}" "$KVM_LOG" 'exec sh /kvm/l1-driver' || rc=$?
-    rm -rf "$KVM_DIR/overlay"
-    echo "# L1 ran ${KONA_VM_ELAPSED_S:-?} s (its command started after ${KONA_VM_BOOT_S:-?} s), status $rc ($KONA_VM_STATUS); log: $KVM_LOG"
+    local try
+    for try in 1 2; do
+        rc=0
+        kvm_overlay "$KVM_DIR/overlay" "$mode" "$cmd" "$l2_timeout" || return 1
+        echo "# L1 overlay: $(du -sm "$KVM_DIR/overlay" | cut -f1) MiB, made in $((SECONDS - t0)) s"
+        # An L1 CPU stuck for minutes does not recover (seen once: L1's CPU
+        # 0 answered neither TLB-flush IPIs nor NMIs while L2 ran, 537 s
+        # and counting): give up then rather than at the deadline, and
+        # boot L1 once more.
+        KONA_VM_OVERLAY=$KVM_DIR/overlay KONA_VM_ACCEL=tcg KONA_VM_CPU=max \
+            KONA_VM_MEM=$KVM_L1_MEM KONA_VM_APPEND='' KONA_VM_HOSTFWD='' KONA_VM_QMP='' KONA_VM_STREAM='' \
+            KONA_VM_LOCKUP_S=${KVM_L1_LOCKUP_S:-240} \
+            kona_vm_run "${l1_timeout:-$((l2_timeout + 300))}" "$KVM_LOG" 'exec sh /kvm/l1-driver' || rc=$?
+        rm -rf "$KVM_DIR/overlay"
+        echo "# L1 ran ${KONA_VM_ELAPSED_S:-?} s (its command started after ${KONA_VM_BOOT_S:-?} s), status $rc ($KONA_VM_STATUS); log: $KVM_LOG"
+        [ -n "${KONA_VM_LOCKUP:-}" ] || break
+        KVM_L1_LOCKUPS=$try
+        echo "# L1's kernel saw a CPU stuck for $KONA_VM_LOCKUP s (soft lockup): L1 stopped"
+        [ "$try" = 1 ] || break
+        mv "$KVM_LOG" "$KVM_DIR/l1-lockup-1.log"
+        echo "# its log is $KVM_DIR/l1-lockup-1.log; booting L1 once more"
+    done
     return "$rc"
 }
 
 # L1's console without CRs, and without an L2 that stalled in its boot
-# and was started again (its lines from "KVM-L1 l2=started" to the next
-# one): every check reads the attempt that ran.
+# or reset itself and was started again (its lines from "KVM-L1
+# l2=started" to the next one): every check reads the attempt that ran.
 _kvm_l1() {
     tr -d '\r' <"$KVM_LOG" | awk '
         /^KVM-L1 l2=started / { skip = 0; start = n }
-        /^KVM-L1 l2-boot-stall / { skip = 1; n = start }
+        /^KVM-L1 l2-(boot-stall|reset) / { skip = 1; n = start }
         !skip { line[n++] = $0 }
         END { for (i = 0; i < n; i++) print line[i] }'
 }
 
-# How many times L2 stalled in its boot and was started again.
+# How many times L1 was stopped for a stuck CPU (kvm_boot) and booted
+# again.
+KVM_L1_LOCKUPS=0
+
+# How many times L2 stalled in its boot, or reset itself, and was started
+# again.
 kvm_boot_stalls() { tr -d '\r' <"$KVM_LOG" | grep -c '^KVM-L1 l2-boot-stall ' || true; }
+kvm_l2_resets() { tr -d '\r' <"$KVM_LOG" | grep -c '^KVM-L1 l2-reset ' || true; }
 
 # L2's console, as L1 echoed it.
 kvm_l2_output() { _kvm_l1 | sed -n 's/^L2| //p'; }
