@@ -145,6 +145,17 @@ class ReportTest(unittest.TestCase):
     def path(self, name):
         return os.path.join(self.out, name)
 
+    def report_of(self, raw, name):
+        """Report on RAW (written as NAME.json): (process, out dir, summary)."""
+        path = os.path.join(self.tmp, name + ".json")
+        with open(path, "w") as f:
+            json.dump(raw, f)
+        out = os.path.join(self.tmp, name)
+        p = report(path, out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(out, "summary.md")) as f:
+            return p, out, f.read()
+
     @unittest.skipUnless(HAVE_GNUPLOT, "gnuplot not installed")
     def test_windows_bytes_plot(self):
         with open(self.path("windows-bytes.png"), "rb") as f:
@@ -293,14 +304,7 @@ class ReportTest(unittest.TestCase):
     def test_missing_groups(self):
         raw = synthetic()
         raw["runs"] = [r for r in raw["runs"] if r["device"] == "ram"]
-        path = os.path.join(self.tmp, "ram-only.json")
-        with open(path, "w") as f:
-            json.dump(raw, f)
-        out = os.path.join(self.tmp, "ram-only")
-        p = report(path, out)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        with open(os.path.join(out, "summary.md")) as f:
-            summary = f.read()
+        _, out, summary = self.report_of(raw, "ram-only")
         self.assertIn("block-sweep; table omitted", summary)
         self.assertFalse(os.path.exists(os.path.join(out, "amat.csv")))
 
@@ -309,12 +313,7 @@ class ReportTest(unittest.TestCase):
         for r in raw["runs"]:
             if r["stats"]:
                 r["stats"].update(reads=0, writes=0, **{"writeback-bytes": 0})
-        path = os.path.join(self.tmp, "zero.json")
-        with open(path, "w") as f:
-            json.dump(raw, f)
-        out = os.path.join(self.tmp, "zero")
-        p = report(path, out)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        p, out, _ = self.report_of(raw, "zero")
         r = rows(os.path.join(out, "amat.csv"), config="cache-50")[0]
         self.assertEqual(r["amat_kona_ns"], "")
         self.assertIn("| - |", p.stdout)
@@ -335,14 +334,7 @@ class ReportTest(unittest.TestCase):
                    and r["config"] in ("ram", "cxl-type3", "kona-fit")]
         raw["runs"] = [r for r in raw["runs"] if not (
             r["group"] == "main" and r["device"] == "cxl-type3")] + devices
-        path = os.path.join(self.tmp, "groups.json")
-        with open(path, "w") as f:
-            json.dump(raw, f)
-        out = os.path.join(self.tmp, "groups")
-        p = report(path, out)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        with open(os.path.join(out, "summary.md")) as f:
-            summary = f.read()
+        _, out, summary = self.report_of(raw, "groups")
         self.assertIn("group main): 64 MiB per workload; kona-fit, kona-25, "
                       "kona-10: tracking=fast", summary)
         self.assertIn("### The device models side by side (group devices)",
