@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -748,6 +749,34 @@ static void test_proxy_shared_off(void)
     mn_proxy_free(p);
 }
 
+/*
+ * "cut" is done when it is acknowledged: every connection relayed before
+ * it is closed by then. A client that writes only through its mapping
+ * sends nothing over its socket, so only the socket's close tells it the
+ * link is gone: a test that cuts and then writes must find it closed
+ * (qtest-kona-remote-test's resync case failed on a loaded machine
+ * because the relays noticed the cut only at their next 50 ms poll).
+ */
+static void test_proxy_cut_acked_closed(void)
+{
+    Node *n = node_start(NULL);
+    MnProxy *p = mn_proxy_start(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+
+    for (int i = 0; i < 10; i++) {
+        g_autoptr(KonaLink) l = mn_link_to(p->proc->addrs[0]);
+        struct pollfd pfd = { .fd = kona_link_fd(l), .events = POLLIN };
+        char c;
+
+        g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+        mn_proxy_cmd(p, "cut");
+        g_assert_cmpint(poll(&pfd, 1, 0), ==, 1);
+        g_assert_cmpint(recv(pfd.fd, &c, 1, MSG_DONTWAIT), ==, 0);
+    }
+    mn_node_free(n);
+    mn_proxy_free(p);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -769,6 +798,8 @@ int main(int argc, char **argv)
     g_test_add_func("/shared/greedy-mapper", test_greedy_mapper);
     if (g_getenv("KONA_FAULTPROXY")) {
         g_test_add_func("/shared/faultproxy/relays", test_proxy_relays);
+        g_test_add_func("/shared/faultproxy/cut-acked-closed",
+                        test_proxy_cut_acked_closed);
         g_test_add_func("/shared/faultproxy/shared-off",
                         test_proxy_shared_off);
     }

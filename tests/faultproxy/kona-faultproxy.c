@@ -9,7 +9,8 @@
  * one per line on a --control connection, each answered "ok" or "error:":
  *   delay MS        hold each relayed chunk MS milliseconds (both ways)
  *   blackhole on|off  swallow relayed data: the peer hears nothing
- *   cut             close every relayed connection now
+ *   cut             close every relayed connection now; acknowledged
+ *                   once they are closed (an error after 5 s if not)
  *   refuse on|off   close new connections as soon as they are accepted
  *   partition on|off  a network partition: nothing gets through either
  *                   way, new connections are refused, and a client's
@@ -78,8 +79,14 @@ static struct {
     bool shared_off;
     ShmFault shm_fault;
     uint64_t cut_generation;    /* bumped by "cut" */
+    unsigned relaying;          /* connections being relayed */
+    unsigned cut_closing;       /* of them, started before the last cut */
+    GCond closed;               /* a connection ended */
     uint64_t connections, bytes, cuts, fds;
 } faults = { .truncate_left = -1 };
+
+/* How long "cut" waits for the connections it cut to close. */
+#define CUT_WAIT_S 5
 
 static bool listen_is_tcp;
 
@@ -457,6 +464,7 @@ static void *connection_thread(void *opaque)
     up = (Relay) { .from = client, .to = server,
                    .generation = faults.cut_generation,
                    .shared_off = faults.shared_off || listen_is_tcp };
+    faults.relaying++;
     g_mutex_unlock(&faults.lock);
     down = up;
     down.from = server;
@@ -467,6 +475,14 @@ static void *connection_thread(void *opaque)
     pthread_join(t, NULL);
     close(client);
     close(server);
+    /* Closed for good: a "cut" waiting for this connection may answer. */
+    g_mutex_lock(&faults.lock);
+    faults.relaying--;
+    if (up.generation != faults.cut_generation) {
+        faults.cut_closing--;
+    }
+    g_cond_broadcast(&faults.closed);
+    g_mutex_unlock(&faults.lock);
     return NULL;
 }
 
@@ -505,8 +521,26 @@ static const char *run_command(char *line)
                            g_str_equal(w[1], "unmappable") ?
                            SHM_FAULT_UNMAPPABLE : SHM_FAULT_OFF;
     } else if (g_str_equal(w[0], "cut") && n == 1) {
+        gint64 deadline = g_get_monotonic_time() + CUT_WAIT_S * G_TIME_SPAN_SECOND;
+
+        /*
+         * Done when answered: a client whose writes all go through its
+         * mapping learns of the cut only from its socket's close.
+         */
         faults.cut_generation++;
         faults.cuts++;
+        faults.cut_closing = faults.relaying;
+        while (faults.cut_closing > 0 &&
+               g_cond_wait_until(&faults.closed, &faults.lock, deadline)) {
+            continue;
+        }
+        if (faults.cut_closing > 0) {
+            snprintf(reply, sizeof(reply), "error: %u connections still "
+                     "open %d s after the cut", faults.cut_closing,
+                     CUT_WAIT_S);
+            g_mutex_unlock(&faults.lock);
+            return reply;
+        }
     } else if (g_str_equal(w[0], "pass") && n == 1) {
         faults.delay_ms = 0;
         faults.blackhole = faults.refuse = faults.reorder = false;
