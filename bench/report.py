@@ -321,17 +321,22 @@ class Report:
 
 # ---------------------------------------------------------------- tables
 
+def tracking(run):
+    """kona-cxl's tracking mode of a kona run (exact where RAW.json is
+    older than the field)."""
+    return run.get("tracking") or "exact"
+
+
 def describe(runs):
     """What produced these runs: data set per config and kona-cxl's mode,
     e.g. "64 MiB per workload; kona-fit, kona-25: tracking=fast"."""
     sizes = unique(f"{r['data_bytes'] / MIB:g} MiB" for r in runs
                    if r.get("data_bytes"))
     modes = {}
-    for r in runs:
-        if is_kona(r):
-            modes.setdefault(r.get("tracking") or "exact", [])
-            if r["config"] not in modes[r.get("tracking") or "exact"]:
-                modes[r.get("tracking") or "exact"].append(r["config"])
+    for r in (r for r in runs if is_kona(r)):
+        configs = modes.setdefault(tracking(r), [])
+        if r["config"] not in configs:
+            configs.append(r["config"])
     parts = [" or ".join(sizes) + " per workload"] if sizes else []
     parts += [f"{', '.join(cs)}: tracking={m}" for m, cs in modes.items()]
     return "; ".join(parts)
@@ -349,7 +354,7 @@ MODE_NOTE = {
 
 
 def mode_notes(runs):
-    ms = unique(r.get("tracking") or "exact" for r in runs if is_kona(r))
+    ms = unique(tracking(r) for r in runs if is_kona(r))
     return " ".join(f"tracking={m}: {MODE_NOTE.get(m, m)}." for m in ms)
 
 
@@ -671,7 +676,7 @@ def table_amat(rep, runs, lat):
     rep.text("## 6. Modelled average memory access time")
     rs = [r for r in runs if is_kona(r) and r["group"] in ("main", "cache-sweep")
           and r["stats"] and r["cache_fraction"] is not None
-          and (r.get("tracking") or "exact") == "exact"]
+          and tracking(r) == "exact"]
     if not rs:
         return rep.text("_No tracking=exact kona runs with statistics in "
                         "groups cache-sweep or main; table omitted._")

@@ -53,11 +53,11 @@
 #   KONA_VM_OVERLAY=DIR      files copied into the guest's / for this run (no image rebuild)
 #   KONA_VM_VERBOSE=1        also stream the serial console to stderr
 #   KONA_VM_STREAM=1         stream the guest command's output to stdout
+#                            as it comes (not the boot, not the KONA-*
+#                            marker lines but KONA-FAIL's reason)
 #   KONA_VM_LOCKUP_S=N       give up (as at the deadline, status 124) once
 #                            the guest's kernel reports a CPU stuck N s
 #                            (soft lockup); sets KONA_VM_LOCKUP
-#                            as it comes (not the boot, not the KONA-*
-#                            marker lines but KONA-FAIL's reason)
 #   KONA_VM_DEVICE=kona-cxl  default device type for kona_vm_memdev_args
 #   KONA_VM_KONA_PROPS=...   extra kona-cxl properties (memnode=..., cache-size=...)
 #   KONA_VM_QMP=PATH         QMP socket for the run; with it, QEMU is kept

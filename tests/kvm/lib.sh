@@ -168,14 +168,15 @@ kvm_boot() {
     kvm_guest_image || return 1
     kona_vm_check
     local try
+    KVM_L1_LOCKUPS=0
     for try in 1 2; do
         rc=0
         kvm_overlay "$KVM_DIR/overlay" "$mode" "$cmd" "$l2_timeout" || return 1
         echo "# L1 overlay: $(du -sm "$KVM_DIR/overlay" | cut -f1) MiB, made in $((SECONDS - t0)) s"
-        # An L1 CPU stuck for minutes does not recover (seen once: L1's CPU
-        # 0 answered neither TLB-flush IPIs nor NMIs while L2 ran, 537 s
-        # and counting): give up then rather than at the deadline, and
-        # boot L1 once more.
+        # An L1 CPU stuck for minutes does not recover (seen twice: L1's
+        # CPU 0 halted with GIF clear answered neither TLB-flush IPIs nor
+        # NMIs, 537 s and counting): give up then rather than at the
+        # deadline, and boot L1 once more.
         KONA_VM_OVERLAY=$KVM_DIR/overlay KONA_VM_ACCEL=tcg KONA_VM_CPU=max \
             KONA_VM_MEM=$KVM_L1_MEM KONA_VM_APPEND='' KONA_VM_HOSTFWD='' KONA_VM_QMP='' KONA_VM_STREAM='' \
             KONA_VM_LOCKUP_S=${KVM_L1_LOCKUP_S:-240} \
@@ -203,14 +204,15 @@ _kvm_l1() {
         END { for (i = 0; i < n; i++) print line[i] }'
 }
 
-# How many times L1 was stopped for a stuck CPU (kvm_boot) and booted
-# again.
+# How many times L1 was stopped for a stuck CPU in the last kvm_boot and
+# booted again.
 KVM_L1_LOCKUPS=0
 
 # How many times L2 stalled in its boot, or reset itself, and was started
-# again.
-kvm_boot_stalls() { tr -d '\r' <"$KVM_LOG" | grep -c '^KVM-L1 l2-boot-stall ' || true; }
-kvm_l2_resets() { tr -d '\r' <"$KVM_LOG" | grep -c '^KVM-L1 l2-reset ' || true; }
+# again: the driver's "KVM-L1 l2-boot-stall" and "KVM-L1 l2-reset" lines.
+_kvm_l1_marks() { tr -d '\r' <"$KVM_LOG" | grep -c "^KVM-L1 $1 " || true; }
+kvm_boot_stalls() { _kvm_l1_marks l2-boot-stall; }
+kvm_l2_resets() { _kvm_l1_marks l2-reset; }
 
 # L2's console, as L1 echoed it.
 kvm_l2_output() { _kvm_l1 | sed -n 's/^L2| //p'; }
