@@ -200,7 +200,9 @@ static void conn_close(KonaConn *c, const char *why)
 /*
  * Process buffered requests and send the replies.  Requests held back by
  * the limit are processed as soon as the replies before them are out, in
- * the same turn: nobody would wake us for bytes already read.
+ * the same turn: nobody would wake us for bytes already read.  So a turn
+ * ends without progress only if there was room for replies: then what is
+ * left is part of a frame, and more input will wake us.
  */
 static void conn_run(KonaConn *c)
 {
@@ -209,6 +211,7 @@ static void conn_run(KonaConn *c)
 
     for (;;) {
         size_t before = c->in_len - c->in_off;
+        bool had_room = kona_conn_out_room(c);
 
         if (!kona_conn_process(c)) {
             /*
@@ -224,8 +227,8 @@ static void conn_run(KonaConn *c)
             conn_close(c, g_strerror(-r));
             return;
         }
-        if (r == 1 || c->closing || c->in_len - c->in_off == before ||
-            c->in_len == c->in_off) {
+        if (r == 1 || c->closing || c->in_len == c->in_off ||
+            (had_room && c->in_len - c->in_off == before)) {
             break;
         }
     }

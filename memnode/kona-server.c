@@ -128,7 +128,7 @@ void kona_conn_in_commit(KonaConn *c, size_t n)
  * Room for more replies: their cost, and descriptors (a client that asks
  * for descriptors and never reads them would otherwise use up ours).
  */
-static bool conn_out_room(const KonaConn *c)
+bool kona_conn_out_room(const KonaConn *c)
 {
     return kona_outq_cost(&c->out) < c->srv->cfg.max_inflight &&
            c->out.n_fds < KONA_MAX_QUEUED_FDS;
@@ -136,7 +136,7 @@ static bool conn_out_room(const KonaConn *c)
 
 bool kona_conn_want_read(const KonaConn *c)
 {
-    return !c->closing && conn_out_room(c) &&
+    return !c->closing && kona_conn_out_room(c) &&
            c->in_len - c->in_off < c->in_cap;
 }
 
@@ -308,7 +308,7 @@ static bool dispatch(KonaConn *c, const KonaHdr *h, const uint8_t *p)
 
 bool kona_conn_process(KonaConn *c)
 {
-    while (!c->closing && conn_out_room(c)) {
+    while (!c->closing && kona_conn_out_room(c)) {
         size_t avail = c->in_len - c->in_off;
         const char *why;
         KonaHdr h;

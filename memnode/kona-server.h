@@ -114,6 +114,11 @@ void kona_conn_in_commit(KonaConn *c, size_t n);
  * protocol and must be closed now.
  */
 bool kona_conn_process(KonaConn *c);
+/*
+ * True if the queued replies leave room for more: their cost is under
+ * --max-inflight and they hold fewer than KONA_MAX_QUEUED_FDS descriptors.
+ */
+bool kona_conn_out_room(const KonaConn *c);
 /* True if the connection may read more requests now. */
 bool kona_conn_want_read(const KonaConn *c);
 /* Send queued replies; 0 all sent, 1 socket full, -errno. */

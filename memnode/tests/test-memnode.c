@@ -256,6 +256,34 @@ static void test_pipeline_large(void)
     mn_node_free(n);
 }
 
+/*
+ * A reader that lets the replies back up.  The first 1 MiB reply that
+ * the socket cannot take leaves the server with a reply queue over
+ * --max-inflight and requests still in its input buffer; those must go
+ * through once the queue drains, although the client sends nothing more.
+ */
+static void test_pipeline_slow_reader(void)
+{
+    Node *n = node_start((const char *const[]){ "--max-inflight=1M", NULL });
+    g_autoptr(KonaLink) l = mn_link_to(n->tcp_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = mn_alloc_slab(l, 16 * SLAB);
+    g_autofree uint8_t *dst = g_malloc0(16 * SLAB);
+    uint64_t ids[16];
+
+    for (int i = 0; i < 16; i++) {
+        ids[i] = kona_link_submit_read(l, slab, (uint64_t)i * SLAB,
+                                       dst + (size_t)i * SLAB, SLAB, &err);
+        g_assert_no_error(err);
+    }
+    /* 16 MiB of replies: more than both socket buffers hold */
+    g_usleep(300 * 1000);
+    for (int i = 0; i < 16; i++) {
+        g_assert_cmpint(kona_link_wait(l, ids[i], &err), ==, 0);
+    }
+    mn_node_free(n);
+}
+
 /* ---- 16 concurrent clients ---- */
 
 #define NCLIENTS 16
@@ -1180,6 +1208,8 @@ int main(int argc, char **argv)
     g_test_add_func("/memnode/only-masked-lines", test_only_masked_lines);
     g_test_add_func("/memnode/pipeline", test_pipeline);
     g_test_add_func("/memnode/pipeline-large", test_pipeline_large);
+    g_test_add_func("/memnode/pipeline-slow-reader",
+                    test_pipeline_slow_reader);
     g_test_add_func("/memnode/concurrent/unix", test_concurrent_unix);
     g_test_add_func("/memnode/concurrent/tcp", test_concurrent_tcp);
     g_test_add_func("/memnode/isolation", test_isolation);
