@@ -358,6 +358,27 @@ class ReportTest(unittest.TestCase):
         self.assertIn("Group main: 64 MiB per workload", summary)
         self.assertIn("tracking=fast: resident data as guest RAM", summary)
 
+    def test_writeback_figures_exact(self):
+        """Group main timed with tracking=fast at the fitting cache and
+        counted by tracking=stores at the smaller ones: the write-back
+        table takes only the exactly counted runs, and says so."""
+        raw = synthetic()
+        for r in raw["runs"]:
+            if r["group"] == "main" and r["device"] == "kona-cxl":
+                r["tracking"] = "fast" if r["config"] == "kona-fit" else "stores"
+        _, out, summary = self.report_of(raw, "exact-writeback")
+        section3 = summary.split("## 3.")[1].split("## 4.")[0]
+        self.assertIn("kona-25, kona-10: tracking=stores", section3)
+        self.assertIn("Every dirty line counted exactly (kona-fit: "
+                      "tracking=fast, left out here)", section3)
+        amp = rows(os.path.join(out, "amplification.csv"))
+        self.assertEqual({r["config"] for r in amp}, {"kona-25", "kona-10"})
+        # Table 1 still shows every configuration, each with its mode.
+        main = {r["config"]: r["tracking"] for r in
+                rows(os.path.join(out, "main.csv"), workload="sort")}
+        self.assertEqual(main["kona-fit"], "fast")
+        self.assertEqual(main["kona-25"], "stores")
+
     @unittest.skipUnless(HAVE_GNUPLOT, "gnuplot is not installed")
     def test_plots(self):
         self.assertNotIn("skipped", self.proc.stderr)
