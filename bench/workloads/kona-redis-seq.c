@@ -43,6 +43,8 @@
 #define KEY_DIGITS 12
 #define OUT_BUF (64 * 1024)
 #define IN_BUF (256 * 1024)
+/* A GET reply is no longer than the SET request that stored its value. */
+_Static_assert(IN_BUF >= OUT_BUF, "a reply that fits no buffer");
 
 static const char usage[] =
     "usage: kona-redis-seq --port P --keys N [--value-size B] [--window W]\n"
@@ -103,9 +105,9 @@ static void queue_request(Pipeline *p)
 }
 
 /* The longest request: a SET's header, key and value. */
-static size_t request_max(const Pipeline *p)
+static size_t request_max(long value_size)
 {
-    return 64 + 4 + KEY_DIGITS + p->value_size;
+    return 64 + 4 + KEY_DIGITS + value_size;
 }
 
 static void connection_lost(const Pipeline *p, const char *what)
@@ -175,7 +177,7 @@ static void send_requests(Pipeline *p)
            p->sent - p->answered < p->window) {
         p->out_len = p->out_pos = 0;
         while (p->sent < p->keys && p->sent - p->answered < p->window &&
-               OUT_BUF - p->out_len >= request_max(p)) {
+               OUT_BUF - p->out_len >= request_max(p->value_size)) {
             queue_request(p);
         }
     }
@@ -299,10 +301,9 @@ int main(int argc, char **argv)
     if (port == 0 || keys == 0) {
         kona_wl_bad_args(usage, "--port and --keys are required");
     }
-    if (request_max(&(Pipeline){ .value_size = value_size }) > OUT_BUF ||
-        value_size + 64 > IN_BUF) {
-        kona_wl_bad_args(usage, "--value-size %ld: at most %d", value_size,
-                         OUT_BUF - 64 - 4 - KEY_DIGITS);
+    if (request_max(value_size) > OUT_BUF) {
+        kona_wl_bad_args(usage, "--value-size %ld: at most %zu", value_size,
+                         OUT_BUF - request_max(0));
     }
     p.keys = keys;
     p.value_size = value_size;
