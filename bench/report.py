@@ -777,15 +777,15 @@ def table_runtimes(rep, runs, lat):
                       fmt(r["measured_run"][n], "x"),
                       fmt(r["modelled"][n], "x"), fmt(r["claim"][n], "x")]
         cells += [" / ".join(fmt(wb.get(n), "mib") for n in
-                             ("kona-paper",) + tuple(pages))]
+                             runtimes.RUNTIMES)]
         md.append(cells)
         out.append([r["workload"], r["cache_fraction"], r["metric"],
                     r["unit"]] +
-                   [v.get(n) for n in ("kona-paper",) + tuple(pages)] +
+                   [v.get(n) for n in runtimes.RUNTIMES] +
                    [r[k][n] for n in pages for k in ("measured", "modelled")] +
-                   [wb.get(n) for n in ("kona-paper",) + tuple(pages)] +
-                   [r["amat"].get(n) for n in ("kona-paper",) + tuple(pages)] +
-                   [rs.get(n) for n in ("kona-paper",) + tuple(pages)] +
+                   [wb.get(n) for n in runtimes.RUNTIMES] +
+                   [r["amat"].get(n) for n in runtimes.RUNTIMES] +
+                   [rs.get(n) for n in runtimes.RUNTIMES] +
                    [r["measured_run"][n] for n in pages])
     rep.table(["workload", "local", "metric", "Kona", "Kona run (s)"] +
               [h for n in pages for h in
