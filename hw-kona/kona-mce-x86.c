@@ -4,7 +4,9 @@
  * The same signature KVM gives a guest for a host memory error hit by a
  * vCPU (target/i386/kvm/kvm.c, kvm_mce_inject with BUS_MCEERR_AR): an
  * uncorrected, action-required data load error with a valid physical
- * address, so Linux runs memory_failure() on the page.
+ * address, so Linux runs memory_failure() on the page and kills only the
+ * task that touched it (on an AMD model, as TCG's "max" is, only if the
+ * CPU advertises SUCCOR: qemu-patches/0010).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -27,6 +29,16 @@ static void kona_mce_inject(CPUState *cs, uint64_t hpa)
     }
     if (IS_AMD_CPU(env)) {
         status |= MCI_STATUS_POISON;
+        /*
+         * QEMU gives every model MCG_SER_P, and a Linux guest that sees
+         * it takes an uncorrected error without S (signalled) for one
+         * that machine_check_poll() will find: it leaves the bank valid
+         * and the task running on the all-ones data, and the next error
+         * overflows the bank and panics.
+         */
+        if (env->mcg_cap & MCG_SER_P) {
+            status |= MCI_STATUS_S;
+        }
     } else {
         status |= MCI_STATUS_S | MCI_STATUS_AR | 0x134;
     }

@@ -449,7 +449,13 @@ MemTxResult kona_access(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
         ok = kona_access_block(s, ls, addr + first, buf + first, len - first,
                                write);
     }
-    return ok ? MEMTX_OK : MEMTX_ERROR;
+    if (ok) {
+        return MEMTX_OK;
+    }
+    if (!kona_poison_will_replay()) {
+        s->stats[KONA_DEV_STAT_FAILED_ACCESSES]++;
+    }
+    return MEMTX_ERROR;
 }
 
 static MemTxResult kona_media_read(void *opaque, hwaddr addr, uint64_t *data,

@@ -191,6 +191,8 @@ enum KonaDevStat {
     KONA_DEV_STAT_RESYNC_BYTES,
     KONA_DEV_STAT_STALL_REAL_NS,    /* of STALL_NS: real memnode I/O */
     KONA_DEV_STAT_STALL_MODEL_NS,   /* of STALL_NS: waiting for the model */
+    KONA_DEV_STAT_FAILED_ACCESSES,  /* guest accesses answered with an
+                                     * error (no copy could be fetched) */
     KONA_DEV_STAT__COUNT
 };
 
@@ -228,6 +230,7 @@ enum KonaDevStat {
     [KONA_DEV_STAT_RESYNC_BYTES] = "resync-bytes", \
     [KONA_DEV_STAT_STALL_REAL_NS] = "stall-real-ns", \
     [KONA_DEV_STAT_STALL_MODEL_NS] = "stall-model-ns", \
+    [KONA_DEV_STAT_FAILED_ACCESSES] = "failed-accesses", \
 }
 
 /*

@@ -947,7 +947,7 @@ static void test_failed_access_retry(void)
 {
     FaultFixture ff = { 0 };
     KonaQTest *t = &ff.mn.t;
-    uint64_t errors;
+    uint64_t errors, misses;
 
     fault_start(&ff, "cache-size=64K");
     touch_blocks(t, 0, 16);             /* fills the 16 frames, dirty */
@@ -959,12 +959,18 @@ static void test_failed_access_retry(void)
     proxy_command(&ff, "refuse on");
     proxy_command(&ff, "cut");
     errors = kona_qmp_stat(t, "remote-errors");
+    misses = kona_qmp_stat(t, "misses");
+    g_assert_cmpuint(kona_qmp_stat(t, "failed-accesses"), ==, 0);
     g_assert_cmphex(qtest_readq(t->qts, t->window + 100 * 4096), ==,
                     UINT64_MAX);
     g_assert_cmpuint(kona_qmp_stat(t, "remote-errors") - errors, ==, 1);
+    /* One access, one miss, answered with an error. */
+    g_assert_cmpuint(kona_qmp_stat(t, "failed-accesses"), ==, 1);
+    g_assert_cmpuint(kona_qmp_stat(t, "misses") - misses, ==, 1);
     proxy_command(&ff, "refuse off");
     g_assert_cmphex(qtest_readq(t->qts, t->window + 100 * 4096), ==,
                     0x5a5a);
+    g_assert_cmpuint(kona_qmp_stat(t, "failed-accesses"), ==, 1);
     fault_stop(&ff);
 }
 
