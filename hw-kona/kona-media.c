@@ -452,7 +452,17 @@ MemTxResult kona_access(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     if (ok) {
         return MEMTX_OK;
     }
-    if (!kona_poison_will_replay()) {
+    if (kona_poison_will_replay()) {
+        /*
+         * TCG runs this access again alone before the guest hears of the
+         * failure: that run counts it, and the miss that failed it.  (A
+         * block this attempt did fetch stays counted: its fetch happened.)
+         */
+        s->stats[write ? KONA_DEV_STAT_WRITES : KONA_DEV_STAT_READS]--;
+        s->stats[write ? KONA_DEV_STAT_WRITE_BYTES :
+                 KONA_DEV_STAT_READ_BYTES] -= len;
+        s->stats[KONA_DEV_STAT_MISSES]--;
+    } else {
         s->stats[KONA_DEV_STAT_FAILED_ACCESSES]++;
     }
     return MEMTX_ERROR;
