@@ -280,14 +280,16 @@ kvm_phase_seconds() {
         /^KVM-L2 phase-end=/ { sub(".*uptime=", ""); printf "%.0f", $0 - t0; exit }'
 }
 
-# kvm_fact KEY: the value of KEY=VALUE in the driver's KVM-L1 lines (last).
+# kvm_fact KEY: the value of KEY=VALUE in the driver's KVM-L1 lines (last);
+# a value ends at a space or a "[": a line of L1's kernel can follow it on
+# the same console line.
 kvm_fact() {
-    _kvm_l1 | sed -n "s/^KVM-L1 .*\b$1=\([^ ]*\).*/\1/p" | tail -n 1
+    _kvm_l1 | sed -n "s/^KVM-L1 .*\b$1=\([^ []*\).*/\1/p" | tail -n 1
 }
 
 # kvm_l2_fact KEY: the same for the KVM-L2 lines of L2's script.
 kvm_l2_fact() {
-    kvm_l2_output | sed -n "s/^KVM-L2 .*\b$1=\([^ ]*\).*/\1/p" | tail -n 1
+    kvm_l2_output | sed -n "s/^KVM-L2 .*\b$1=\([^ []*\).*/\1/p" | tail -n 1
 }
 
 # kvm_section NAME: a file L1 printed.
