@@ -1436,6 +1436,30 @@ static int note_error(KonaLink *l, GError **errp)
     return err;
 }
 
+int kona_link_zero(KonaLink *l, uint64_t slab_id, uint64_t offset,
+                   uint64_t len, GError **errp)
+{
+    uint8_t p[sizeof(KonaZeroReq)];
+    int r;
+
+    if (ensure_connected(l, errp) < 0) {
+        return -(errp && *errp ? (*errp)->code : ENOTCONN);
+    }
+    if (!(l->caps & KONA_CAP_ZERO)) {
+        return fail(l, errp, EOPNOTSUPP, "ZERO: the memnode cannot zero a "
+                    "range (an older memnode)");
+    }
+    /* Lines written through the mapping before this are noted first. */
+    r = push_notes(l, errp);
+    if (r < 0) {
+        return r;
+    }
+    kona_st64(p, slab_id);
+    kona_st64(p + 8, offset);
+    kona_st64(p + 16, len);
+    return kona_link_call(l, KONA_OP_ZERO, p, sizeof(p), NULL, errp);
+}
+
 int kona_link_flush(KonaLink *l, GError **errp)
 {
     int r = push_notes(l, errp);
@@ -1514,6 +1538,8 @@ int kona_link_stats(KonaLink *l, KonaMemnodeStats *out, GError **errp)
     out->uptime_ms = f[KONA_STAT_UPTIME_MS];
     out->maps = f[KONA_STAT_MAPS];
     out->mapped_slabs = f[KONA_STAT_MAPPED_SLABS];
+    out->zeroes = f[KONA_STAT_ZEROES];
+    out->bytes_zeroed = f[KONA_STAT_BYTES_ZEROED];
     return 0;
 }
 

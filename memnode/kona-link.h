@@ -75,6 +75,8 @@ typedef struct KonaMemnodeStats {
     uint64_t uptime_ms;
     uint64_t maps;                  /* slab descriptors handed out */
     uint64_t mapped_slabs;          /* slabs mapped by connected clients */
+    uint64_t zeroes;                /* ZERO requests */
+    uint64_t bytes_zeroed;
 } KonaMemnodeStats;
 
 /*
@@ -161,6 +163,13 @@ int kona_link_read(KonaLink *l, uint64_t slab_id, uint64_t offset, void *buf,
 int kona_link_write_lines(KonaLink *l, uint64_t slab_id, uint64_t block_off,
                           uint32_t npages, const uint64_t *masks,
                           const void *data, GError **errp);
+/*
+ * [offset, offset + len) of the slab reads as zeroes (page-aligned), its
+ * memory given back on an anonymous memnode: -EOPNOTSUPP from a memnode
+ * without KONA_CAP_ZERO.  Durable after the next kona_link_flush().
+ */
+int kona_link_zero(KonaLink *l, uint64_t slab_id, uint64_t offset,
+                   uint64_t len, GError **errp);
 /*
  * Every earlier write of this link is in the node's memory (and synced to
  * its data directory) when this returns 0.  Sends the batch of notes

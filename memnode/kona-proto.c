@@ -17,6 +17,7 @@ static_assert(sizeof(KonaSlabRep) == 40, "KonaSlabRep");
 static_assert(sizeof(KonaSlabAttachReq) == 16, "KonaSlabAttachReq");
 static_assert(sizeof(KonaReadReq) == 24, "KonaReadReq");
 static_assert(sizeof(KonaSlabGenReq) == 16, "KonaSlabGenReq");
+static_assert(sizeof(KonaZeroReq) == 24, "KonaZeroReq");
 static_assert(sizeof(KonaWriteLinesReq) == 24, "KonaWriteLinesReq");
 static_assert(sizeof(KonaSlabMapRep) == 24, "KonaSlabMapRep");
 static_assert(sizeof(KonaWroteLinesReq) == 8, "KonaWroteLinesReq");
@@ -91,6 +92,7 @@ const char *kona_op_name(unsigned op)
     case KONA_OP_WRITE_LINES:   return "WRITE_LINES";
     case KONA_OP_FLUSH:         return "FLUSH";
     case KONA_OP_WROTE_LINES:   return "WROTE_LINES";
+    case KONA_OP_ZERO:          return "ZERO";
     case KONA_OP_RACK_REGISTER: return "RACK_REGISTER";
     case KONA_OP_RACK_ALLOC:    return "RACK_ALLOC";
     case KONA_OP_RACK_FREE:     return "RACK_FREE";
@@ -170,6 +172,9 @@ static bool request_len_bounds(unsigned op, uint32_t *min, uint32_t *max)
         return true;
     case KONA_OP_READ:
         *min = *max = sizeof(KonaReadReq);
+        return true;
+    case KONA_OP_ZERO:
+        *min = *max = sizeof(KonaZeroReq);
         return true;
     case KONA_OP_WRITE_LINES:
         *min = sizeof(KonaWriteLinesReq) + 8;
@@ -478,6 +483,25 @@ const char *kona_decode_slab_gen_req(const uint8_t *p, uint32_t len,
     }
     out->slab_id = kona_ld64(p);
     out->set = kona_ld64(p + 8);
+    return NULL;
+}
+
+const char *kona_decode_zero_req(const uint8_t *p, uint32_t len,
+                                 KonaZeroReq *out)
+{
+    if (len != sizeof(*out)) {
+        return "bad ZERO length";
+    }
+    out->slab_id = kona_ld64(p);
+    out->offset = kona_ld64(p + 8);
+    out->len = kona_ld64(p + 16);
+    if ((out->offset | out->len) & (KONA_PAGE_SIZE - 1)) {
+        return "ZERO range not page-aligned";
+    }
+    if (out->len == 0 || out->len > KONA_MAX_SLAB_SIZE ||
+        out->offset > KONA_MAX_SLAB_SIZE - out->len) {
+        return "ZERO range out of range";
+    }
     return NULL;
 }
 

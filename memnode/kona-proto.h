@@ -133,6 +133,7 @@
  *   SLAB_MAP     KonaSlabIdReq               -> KonaSlabMapRep + 1 descriptor
  *   WROTE_LINES  KonaWroteLinesReq + nranges x KonaWroteRange + u64 masks
  *                                            -> empty
+ *   ZERO         KonaZeroReq                 -> empty (KONA_CAP_ZERO)
  *   RACK_*       rack controller ops, see below.
  *
  * WRITE_LINES carries dirty cache lines only: block_off is a multiple of
@@ -140,6 +141,17 @@
  * line j of that page is present); the data holds the present lines in
  * order (page by page, line by line), popcount(all masks) * 64 bytes.
  * Lines whose bit is clear are left untouched.
+ *
+ * ZERO makes [offset, offset + len) of a slab read as zeroes, without
+ * moving a byte: offset and len are multiples of 4 KiB, 1 <= len, and the
+ * range lies inside the slab (anything else is malformed).  An anonymous
+ * slab gives the range's memory back (a hole punched in its memfd; a
+ * mapping of the slab reads zeroes from then on), a data-directory slab
+ * zeroes it in its file, which stays fully allocated; the next FLUSH makes
+ * that durable.  It is how a client erases a device (CXL Sanitize) in one
+ * request instead of writing the whole slab, which would also commit its
+ * memory.  STATS counts the requests (zeroes) and their bytes
+ * (bytes_zeroed); they are not writes.
  *
  * Shared memory (KONA_CAP_SHARED)
  * -------------------------------
@@ -281,6 +293,7 @@ typedef enum KonaOp {
     KONA_OP_WRITE_LINES   = 0x21,
     KONA_OP_FLUSH         = 0x22,
     KONA_OP_WROTE_LINES   = 0x23,
+    KONA_OP_ZERO          = 0x24,
 
     KONA_OP_RACK_REGISTER = 0x30,
     KONA_OP_RACK_ALLOC    = 0x31,
@@ -308,7 +321,8 @@ typedef enum KonaOp {
                                                  * leases, RACK_RECLAIM */
 #define KONA_CAP_OPEN_SHARE     (1ull << 11)    /* SLAB_OPEN takes flags:
                                                  * KONA_OPEN_F_SHARE */
-#define KONA_CAP_ALL            ((1ull << 12) - 1)
+#define KONA_CAP_ZERO           (1ull << 12)    /* ZERO */
+#define KONA_CAP_ALL            ((1ull << 13) - 1)
 
 /*
  * Wire images.  Fields are little endian; every struct is naturally
@@ -383,6 +397,8 @@ typedef enum KonaStatField {
     KONA_STAT_UPTIME_MS,
     KONA_STAT_MAPS,             /* slab descriptors handed out (SLAB_MAP) */
     KONA_STAT_MAPPED_SLABS,     /* slabs mapped by a connected client now */
+    KONA_STAT_ZEROES,           /* ZERO requests done */
+    KONA_STAT_BYTES_ZEROED,     /* and their bytes */
     KONA_STAT__COUNT
 } KonaStatField;
 
@@ -447,6 +463,12 @@ typedef struct KonaReadReq {
     uint32_t len;               /* 1..KONA_MAX_IO */
     uint32_t reserved;
 } KonaReadReq;
+
+typedef struct KonaZeroReq {
+    uint64_t slab_id;
+    uint64_t offset;            /* multiple of KONA_PAGE_SIZE */
+    uint64_t len;               /* multiple of KONA_PAGE_SIZE, >= 1 page */
+} KonaZeroReq;
 
 typedef struct KonaWriteLinesReq {
     uint64_t slab_id;
@@ -605,6 +627,9 @@ const char *kona_decode_slab_attach_req(const uint8_t *p, uint32_t len,
                                         const char **name);
 const char *kona_decode_slab_gen_req(const uint8_t *p, uint32_t len,
                                      KonaSlabGenReq *out);
+/* Alignment and length; the slab's bounds are the server's to check. */
+const char *kona_decode_zero_req(const uint8_t *p, uint32_t len,
+                                 KonaZeroReq *out);
 const char *kona_decode_slab_rep(const uint8_t *p, uint32_t len,
                                  KonaSlabRep *out);
 const char *kona_decode_slab_map_rep(const uint8_t *p, uint32_t len,

@@ -35,7 +35,7 @@
 static const uint64_t server_caps =
     KONA_CAP_WRITE_LINES | KONA_CAP_PIPELINE | KONA_CAP_ATTACH |
     KONA_CAP_AUTH | KONA_CAP_ERRMSG | KONA_CAP_VOLKEY | KONA_CAP_GENERATION |
-    KONA_CAP_OPEN_SHARE;
+    KONA_CAP_OPEN_SHARE | KONA_CAP_ZERO;
 
 /* ---- replies ---- */
 
@@ -287,6 +287,40 @@ static bool op_wrote_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
     srv->stats[KONA_STAT_WRITES] += req.nranges;
     srv->stats[KONA_STAT_LINES_WRITTEN] += lines;
     srv->stats[KONA_STAT_BYTES_WRITTEN] += lines * KONA_LINE_SIZE;
+    reply(c, h, 0);
+    return true;
+}
+
+/* ZERO: a range reads as zeroes, without a byte on the wire. */
+static bool op_zero(MnConn *c, const KonaHdr *h, const uint8_t *p)
+{
+    KonaZeroReq req;
+    const char *why = kona_decode_zero_req(p, h->len, &req);
+    MnSlab *s;
+    int err;
+
+    if (why) {
+        return bad_frame(c, h, why);
+    }
+    s = conn_slab_or_refuse(c, h, req.slab_id);
+    if (!s) {
+        return true;
+    }
+    if (req.offset > s->size || req.len > s->size - req.offset) {
+        return bad_frame(c, h, "ZERO beyond the end of the slab");
+    }
+    /* queued READ replies of the range keep the bytes they answered with */
+    if (s->out_tag.refs.length) {
+        detach_slab_refs(s, s->mem + req.offset,
+                         s->mem + req.offset + req.len);
+    }
+    err = mn_slab_zero(c->srv->store, s, req.offset, req.len);
+    if (err) {
+        reply_err(c, h, -err, "cannot zero the range: %s", g_strerror(-err));
+        return true;
+    }
+    c->srv->stats[KONA_STAT_ZEROES]++;
+    c->srv->stats[KONA_STAT_BYTES_ZEROED] += req.len;
     reply(c, h, 0);
     return true;
 }
@@ -545,6 +579,7 @@ static MnOpFn *const mn_op_table[] = {
     [KONA_OP_WRITE_LINES] = op_write_lines,
     [KONA_OP_FLUSH] = op_flush,
     [KONA_OP_WROTE_LINES] = op_wrote_lines,
+    [KONA_OP_ZERO] = op_zero,
     [KONA_OP_SLAB_MAP] = op_slab_map,
     [KONA_OP_STATS] = op_stats,
     [KONA_OP_SLAB_ALLOC] = op_slab_alloc,

@@ -645,6 +645,43 @@ int64_t mn_store_expire(MnSlabStore *st, int64_t now_ms)
     return next;
 }
 
+/*
+ * A data file must stay fully allocated (a mapping of it must never
+ * SIGBUS on a full disk): zero the range in place where the file system
+ * can, else punch and allocate again (tmpfs), else write the zeroes.
+ */
+static int slab_zero_file(MnSlab *s, uint64_t off, uint64_t len)
+{
+    if (fallocate(s->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)off, (off_t)len) == 0) {
+        return 0;
+    }
+    if (errno == EOPNOTSUPP &&
+        fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)off, (off_t)len) == 0) {
+        return fallocate(s->fd, 0, (off_t)off, (off_t)len) == 0 ? 0 : -errno;
+    }
+    if (errno != EOPNOTSUPP) {
+        return -errno;
+    }
+    memset(s->mem + off, 0, len);
+    return 0;
+}
+
+int mn_slab_zero(MnSlabStore *st, MnSlab *s, uint64_t off, uint64_t len)
+{
+    int r;
+
+    if (!st->data_dir) {
+        /* shmem: the pages go back; every mapping reads zeroes now */
+        return fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                         (off_t)off, (off_t)len) == 0 ? 0 : -errno;
+    }
+    r = slab_zero_file(s, off, len);
+    mn_slab_dirty(s, off, len);
+    return r;
+}
+
 int mn_slab_sync(MnSlabStore *st, MnSlab *s, bool whole)
 {
     int r = 0, prev;

@@ -118,6 +118,15 @@ static inline void mn_slab_dirty(MnSlab *s, uint64_t off, uint64_t len)
 }
 
 /*
+ * ZERO: [off, off + len) of @s (page-aligned, inside it) reads as zeroes.
+ * An anonymous slab's pages there are freed (a hole in its memfd); a data
+ * file is zeroed in place and stays fully allocated, durable at the next
+ * mn_slab_sync.  Returns 0 or a negative errno (the range may then be
+ * partly zeroed).
+ */
+int mn_slab_zero(MnSlabStore *st, MnSlab *s, uint64_t off, uint64_t len);
+
+/*
  * Make the written range durable in the data directory (msync), and with
  * @whole the entire file (fdatasync: a client wrote through its own
  * mapping).  The range stays dirty until a sync succeeds, and a failure

@@ -70,6 +70,7 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     KonaRackAllocReq ra;
     KonaSlabAttachReq sa;
     KonaSlabGenReq sg;
+    KonaZeroReq zr;
     KonaHdr h;
     const uint8_t *m, *dd;
     const char *s;
@@ -83,6 +84,7 @@ static void fuzz_decoders(const uint8_t *d, size_t n)
     kona_decode_rack_alloc_req(d, len, &ra, &m, &s);
     kona_decode_slab_attach_req(d, len, &sa, &m, &s);
     kona_decode_slab_gen_req(d, len, &sg);
+    kona_decode_zero_req(d, len, &zr);
     if (n >= KONA_HDR_SIZE) {
         kona_hdr_decode(d, &h);
         kona_check_reply_hdr(&h, d[0] & 0x3f);

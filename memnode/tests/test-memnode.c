@@ -526,6 +526,111 @@ static void expect_closed(const char *addr, const void *bytes, size_t len,
     g_assert_cmpint(kona_now_ms() - t0, <, TIMEOUT_MS);
 }
 
+/* A raw ZERO for @slab (opened by key on a fresh link): the node closes. */
+static void expect_zero_closed(Node *n, KonaLink *owner, uint64_t slab,
+                               uint64_t off, uint64_t len)
+{
+    KonaLinkOptions o = { .timeout_ms = TIMEOUT_MS, .no_reconnect = true };
+    g_autoptr(GError) err = NULL;
+    g_autoptr(KonaLink) l = kona_link_connect_opts(n->unix_addr, &o, &err);
+    uint8_t key[KONA_KEY_SIZE], f[KONA_HDR_SIZE + sizeof(KonaZeroReq)];
+    char c;
+
+    kona_link_slab_info(owner, slab, key, NULL);
+    g_assert_cmpint(kona_link_slab_open_shared(l, slab, key, NULL, &err), ==,
+                    0);
+    hdr(f, sizeof(KonaZeroReq), KONA_OP_ZERO, 100);
+    kona_st64(f + 24, slab);
+    kona_st64(f + 32, off);
+    kona_st64(f + 40, len);
+    g_assert_cmpint(kona_link_send_raw(l, f, sizeof(f), &err), ==, 0);
+    g_assert_cmpint(recv(kona_link_fd(l), &c, 1, 0), ==, 0);
+}
+
+/*
+ * ZERO: the range reads as zeroes and, on an anonymous memnode, its memory
+ * goes back (the node's resident set shrinks); the rest of the slab is
+ * untouched; a range that is not page-aligned or runs past the slab is a
+ * malformed frame; another connection's slab is refused.  On a data
+ * directory the zeroes survive a crash after FLUSH and the file stays
+ * fully allocated.
+ */
+static void test_zero(void)
+{
+    const uint64_t size = 64u << 20, zoff = 1u << 20, zlen = 32u << 20;
+    Node *n = node_start(NULL);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) other = mn_link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    g_autofree uint8_t *model = g_malloc(size);
+    g_autofree uint64_t *full = g_malloc(8 * KONA_MAX_WRITE_PAGES);
+    uint64_t slab = mn_alloc_slab(l, size), rss_full, rss_zeroed;
+    KonaMemnodeStats st0, st;
+
+    g_assert_true(kona_link_caps(l) & KONA_CAP_ZERO);
+    memset(full, 0xff, 8 * KONA_MAX_WRITE_PAGES);
+    mn_fill(model, size, 3);
+    for (uint64_t off = 0; off < size; off += KONA_MAX_IO) {
+        g_assert_cmpint(kona_link_write_lines(l, slab, off,
+                                              KONA_MAX_WRITE_PAGES, full,
+                                              model + off, &err), ==, 0);
+    }
+    g_assert_cmpint(kona_link_stats(l, &st0, &err), ==, 0);
+    rss_full = mn_proc_rss_kib(n->proc->pid);
+
+    g_assert_cmpint(kona_link_zero(l, slab, zoff, zlen, &err), ==, 0);
+    g_assert_no_error(err);
+    /* (before reading it back: a READ of a hole allocates its pages) */
+    rss_zeroed = mn_proc_rss_kib(n->proc->pid);
+    memset(model + zoff, 0, zlen);
+    check_slab(l, slab, model, size);
+    g_assert_cmpuint(rss_zeroed + (zlen >> 10) - (4u << 10), <=, rss_full);
+    g_assert_cmpint(kona_link_stats(l, &st, &err), ==, 0);
+    g_assert_cmpuint(st.zeroes - st0.zeroes, ==, 1);
+    g_assert_cmpuint(st.bytes_zeroed - st0.bytes_zeroed, ==, zlen);
+    g_assert_cmpuint(st.bytes_written, ==, st0.bytes_written);
+
+    /* not this connection's slab: refused, and nothing zeroed */
+    g_assert_cmpint(kona_link_zero(other, slab, 0, 4096, &err), ==, -EACCES);
+    g_clear_error(&err);
+    check_slab(l, slab, model, size);
+
+    expect_zero_closed(n, l, slab, 100, 4096);          /* unaligned */
+    expect_zero_closed(n, l, slab, 0, 0);               /* empty */
+    expect_zero_closed(n, l, slab, size - 4096, 8192);  /* past the end */
+    expect_zero_closed(n, l, slab, 4096, UINT64_MAX - 4095);   /* wraps */
+    check_slab(l, slab, model, SLAB);
+    g_assert_cmpint(kona_link_ping(l, &err), ==, 0);
+    mn_node_free(n);
+
+    /* a data directory: durable after FLUSH, still allocated */
+    {
+        g_autofree char *dir = mn_tmpdir();
+        Node *d = mn_node_start(dir, NULL);
+        g_autoptr(KonaLink) dl = mn_link_to(d->unix_addr);
+        g_autofree uint8_t *dmodel = g_malloc(SLAB);
+        uint64_t dslab = mn_alloc_slab(dl, SLAB);
+        g_autofree char *path = NULL;
+        struct stat sb;
+
+        mn_fill(dmodel, SLAB, 4);
+        g_assert_cmpint(kona_link_write_lines(dl, dslab, 0,
+                                              SLAB / KONA_PAGE_SIZE, full,
+                                              dmodel, &err), ==, 0);
+        g_assert_cmpint(kona_link_zero(dl, dslab, 8192, 65536, &err), ==, 0);
+        g_assert_cmpint(kona_link_flush(dl, &err), ==, 0);
+        memset(dmodel + 8192, 0, 65536);
+        mn_node_restart(d, true, NULL);
+        check_slab(dl, dslab, dmodel, SLAB);
+        path = g_strdup_printf("%s/slab-%016" G_GINT64_MODIFIER "x.mem",
+                               dir, dslab);
+        g_assert_cmpint(stat(path, &sb), ==, 0);
+        g_assert_cmpint((int64_t)sb.st_blocks * 512, >=, SLAB);
+        mn_node_free(d);
+        mn_rm_rf(dir);
+    }
+}
+
 static void test_malformed(void)
 {
     Node *n = node_start(NULL);
@@ -1214,6 +1319,7 @@ int main(int argc, char **argv)
     g_test_add_func("/memnode/concurrent/tcp", test_concurrent_tcp);
     g_test_add_func("/memnode/isolation", test_isolation);
     g_test_add_func("/memnode/malformed", test_malformed);
+    g_test_add_func("/memnode/zero", test_zero);
     g_test_add_func("/memnode/greedy-client", test_greedy_client);
     g_test_add_func("/memnode/handshake-timeout", test_handshake_timeout);
     g_test_add_func("/memnode/persistence", test_persistence);

@@ -159,6 +159,7 @@ static void test_decode_misc(void)
     KonaReadReq rd;
     KonaSlabAttachReq at;
     KonaSlabGenReq gen;
+    KonaZeroReq zero;
     KonaHelloReq hi;
     const uint8_t *key;
     const char *name;
@@ -201,6 +202,25 @@ static void test_decode_misc(void)
     g_assert_cmpuint(gen.slab_id, ==, 7);
     g_assert_cmpuint(gen.set, ==, 42);
     g_assert_nonnull(kona_decode_slab_gen_req(p, 8, &gen));
+    /* ZERO: page-aligned, not empty, not wrapping */
+    kona_st64(p, 7);
+    kona_st64(p + 8, 8192);
+    kona_st64(p + 16, 4096);
+    g_assert_null(kona_decode_zero_req(p, 24, &zero));
+    g_assert_cmpuint(zero.offset, ==, 8192);
+    g_assert_cmpuint(zero.len, ==, 4096);
+    g_assert_nonnull(kona_decode_zero_req(p, 16, &zero));
+    kona_st64(p + 8, 8193);
+    g_assert_nonnull(kona_decode_zero_req(p, 24, &zero));
+    kona_st64(p + 8, 0);
+    kona_st64(p + 16, 0);
+    g_assert_nonnull(kona_decode_zero_req(p, 24, &zero));
+    kona_st64(p + 8, KONA_MAX_SLAB_SIZE);
+    kona_st64(p + 16, 4096);
+    g_assert_nonnull(kona_decode_zero_req(p, 24, &zero));
+    kona_st64(p + 8, 4096);
+    kona_st64(p + 16, UINT64_MAX & ~4095ull);
+    g_assert_nonnull(kona_decode_zero_req(p, 24, &zero));
 
     memset(p, 0, sizeof(p));
     kona_st32(p, KONA_PROTO_MAGIC);
