@@ -302,12 +302,55 @@ int kona_copy_write(KonaCopy *c, uint64_t off, uint32_t npages,
     return ret;
 }
 
+/* Every line of KONA_MAX_WRITE_PAGES pages. */
+static const uint64_t kona_copy_full[KONA_MAX_WRITE_PAGES] = {
+    [0 ... KONA_MAX_WRITE_PAGES - 1] = UINT64_MAX,
+};
+
+/* A memnode without ZERO: every page written, as whole lines of zeroes. */
+static int kona_copy_write_zeroes(KonaCopy *c, uint64_t off, uint64_t len,
+                                  GError **gerr)
+{
+    g_autofree uint8_t *zeroes = g_malloc0(KONA_MAX_IO);
+
+    for (uint64_t done = 0; done < len; done += KONA_MAX_IO) {
+        uint32_t n = MIN(len - done, KONA_MAX_IO) / 4096;
+        int ret = kona_copy_write(c, off + done, n, kona_copy_full, zeroes,
+                                  zeroes, gerr);
+
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+int kona_copy_zero(KonaCopy *c, uint64_t off, uint64_t len, GError **gerr)
+{
+    int ret = -EIO;
+
+    for (int t = 0; t < KONA_COPY_TRIES; t++) {
+        g_clear_error(gerr);
+        /* A mapped copy's memnode may have come back: map it again first. */
+        if (c->shared && !kona_copy_ready(c, true, gerr)) {
+            continue;
+        }
+        ret = kona_link_zero(c->link, c->slab_id, off, len, gerr);
+        if (ret == -EOPNOTSUPP) {
+            g_clear_error(gerr);
+            return kona_copy_write_zeroes(c, off, len, gerr);
+        }
+        if (ret == 0) {
+            return 0;
+        }
+        trace_kona_copy_retry("zero", off, *gerr ? (*gerr)->message : "error");
+    }
+    return ret;
+}
+
 int kona_copy_extent(KonaCopy *from, KonaCopy *to, uint64_t off,
                      uint64_t len, uint8_t *buf, GError **gerr)
 {
-    static uint64_t full[KONA_MAX_WRITE_PAGES] = {
-        [0 ... KONA_MAX_WRITE_PAGES - 1] = UINT64_MAX,
-    };
 
     for (uint64_t done = 0; done < len; done += KONA_MAX_IO) {
         uint32_t n = MIN(len - done, KONA_MAX_IO);
@@ -316,8 +359,8 @@ int kona_copy_extent(KonaCopy *from, KonaCopy *to, uint64_t off,
 
         /* Whole pages: their packed lines are the pages themselves. */
         if (ret == 0) {
-            ret = kona_copy_write(to, off + done, n / 4096, full, src, src,
-                                  gerr);
+            ret = kona_copy_write(to, off + done, n / 4096, kona_copy_full,
+                                  src, src, gerr);
         }
         if (ret < 0) {
             return ret;

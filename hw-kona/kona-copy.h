@@ -93,6 +93,13 @@ int kona_copy_write(KonaCopy *c, uint64_t off, uint32_t npages,
                     const uint8_t *lines, GError **gerr);
 
 /*
+ * [off, off + len) of @c's slab reads as zeroes (page-aligned), with
+ * retries: one ZERO request, which gives the memory back on an anonymous
+ * memnode, or the zeroes written where the memnode is too old for it.
+ */
+int kona_copy_zero(KonaCopy *c, uint64_t off, uint64_t len, GError **gerr);
+
+/*
  * Copy [off, off + len) of one copy's slab to another's (page-aligned), in
  * reads of at most KONA_MAX_IO through @buf (that many bytes).
  */

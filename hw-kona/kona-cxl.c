@@ -612,16 +612,20 @@ static void kona_cxl_instance_finalize(Object *obj)
 /*
  * The guest's Sanitize (Overwrite), run when the mailbox's background
  * command completes (qemu-patches/0008): our media, not the reserved
- * backend that cxl-type3 would zero.
+ * backend that cxl-type3 would zero.  A memory node that cannot be
+ * zeroed now fails the command (qemu-patches/0011); the device still
+ * zeroes it before serving anything from it again (kona-remote.c).
  */
-static void kona_cxl_sanitize(CXLType3Dev *ct3d)
+static bool kona_cxl_sanitize(CXLType3Dev *ct3d)
 {
     Error *err = NULL;
 
     /* Counted and reported as any failed write-back (remote-errors). */
     if (kona_sanitize(KONA_CXL(ct3d), &err) < 0) {
         kona_remote_failed(KONA_CXL(ct3d), err);
+        return false;
     }
+    return true;
 }
 
 static void kona_cxl_class_init(ObjectClass *oc, void *data)

@@ -380,6 +380,58 @@ static void remote_copy_failed(KonaRemote *r, KonaExtent *e, KonaCopy *c,
     }
 }
 
+/* Zero every extent on its live copies, then flush them. */
+static int remote_zero_all(KonaRemote *r, Error **errp)
+{
+    for (unsigned i = 0; i < r->nextents; i++) {
+        KonaExtent *e = &r->extents[i];
+        g_autoptr(GError) gerr = NULL;
+        unsigned zeroed = 0;
+
+        for (unsigned j = 0; j < e->ncopies; j++) {
+            KonaCopy *c = &e->copies[j];
+
+            if (!c->live) {
+                continue;
+            }
+            g_clear_error(&gerr);
+            if (kona_copy_zero(c, 0, e->size, &gerr) == 0) {
+                zeroed++;
+            } else {
+                remote_copy_failed(r, e, c, "sanitize", gerr);
+            }
+        }
+        kona_resync_note_zero(&r->resync, e);
+        if (!zeroed) {
+            error_setg(errp, "kona-cxl: sanitize of [0x%" PRIx64 ", +0x%"
+                       PRIx64 ") failed: %s", e->offset, e->size,
+                       gerr ? gerr->message : "no live copy");
+            return -EIO;
+        }
+    }
+    return kona_remote_flush(r, errp);
+}
+
+/* A Sanitize still owed to the memnodes: done now, or this access fails. */
+static int remote_zero_owed(KonaRemote *r, Error **errp)
+{
+    if (likely(!r->zero_pending)) {
+        return 0;
+    }
+    if (remote_zero_all(r, errp) < 0) {
+        error_prepend(errp, "the media's Sanitize is not done yet: ");
+        return -EIO;
+    }
+    r->zero_pending = false;
+    return 0;
+}
+
+int kona_remote_zero(KonaRemote *r, Error **errp)
+{
+    r->zero_pending = true;
+    remote_resync(r);
+    return remote_zero_owed(r, errp);
+}
 
 int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
                      const uint8_t **data, Error **errp)
@@ -396,6 +448,9 @@ int kona_remote_read(KonaRemote *r, uint64_t offset, void *buf, uint32_t len,
     }
     g_assert(len <= KONA_REMOTE_MAX_CHUNKS * KONA_MAX_IO);
     remote_resync(r);
+    if (remote_zero_owed(r, errp) < 0) {
+        return -EIO;
+    }
     for (unsigned i = 0; i < e->ncopies; i++) {
         KonaCopy *c = &e->copies[i];
 
@@ -468,6 +523,9 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
         return -EINVAL;
     }
     remote_resync(r);
+    if (remote_zero_owed(r, errp) < 0) {
+        return -EIO;
+    }
     for (uint32_t done = 0; done < npages;) {
         uint32_t n = MIN(npages - done, KONA_MAX_WRITE_PAGES);
         uint64_t base = page_base + (uint64_t)done * 4096;
@@ -505,28 +563,6 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
         done += n;
     }
     return 0;
-}
-
-int kona_remote_zero(KonaRemote *r, Error **errp)
-{
-    g_autofree uint8_t *zeroes = g_malloc0(KONA_MAX_IO);
-    uint64_t masks[KONA_MAX_WRITE_PAGES];
-
-    memset(masks, 0xff, sizeof(masks));
-    for (unsigned i = 0; i < r->nextents; i++) {
-        KonaExtent *e = &r->extents[i];
-
-        for (uint64_t off = 0; off < e->size; off += KONA_MAX_IO) {
-            uint64_t at = e->offset + off;
-            uint32_t n = MIN(e->size - off, KONA_MAX_IO) / 4096;
-
-            if (kona_remote_write_lines(r, at, n, masks, zeroes, at,
-                                        errp) < 0) {
-                return -EIO;
-            }
-        }
-    }
-    return kona_remote_flush(r, errp);
 }
 
 static void remote_free_error(gpointer err)

@@ -56,6 +56,11 @@ typedef struct KonaRemote {
     unsigned nextents;
     KonaResync resync;
     uint64_t failovers, resyncs, resync_bytes;
+    /*
+     * A Sanitize has not reached every extent yet: nothing is read or
+     * written back until it has (a fetch would see the erased data).
+     */
+    bool zero_pending;
     /* Write-back staging: masks and packed lines of one request. */
     uint64_t *masks;
     uint8_t *lines;
@@ -92,7 +97,11 @@ int kona_remote_write_lines(KonaRemote *r, uint64_t page_base,
 
 /* Every write so far is in the memnodes' memory (FLUSH on each link). */
 int kona_remote_flush(KonaRemote *r, Error **errp);
-/* Every byte of every live copy becomes zero, then FLUSH (Sanitize). */
+/*
+ * Every byte of every live copy becomes zero, then FLUSH (Sanitize): one
+ * ZERO request per copy.  Until that has worked, every read and
+ * write-back tries it again first, and fails if it still cannot.
+ */
 int kona_remote_zero(KonaRemote *r, Error **errp);
 
 /*

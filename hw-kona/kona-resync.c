@@ -182,6 +182,7 @@ static void kona_resync_start(KonaResync *rs, KonaExtent *e, unsigned dead,
     rs->from_addr = g_strdup(from->addr);
     rs->from_slab = from->slab_id;
     g_hash_table_remove_all(rs->rewrite);
+    rs->zeroed = false;
     rs->active = true;
     if (!rs->running) {
         qemu_thread_create(&rs->thread, "kona-resync", kona_resync_thread,
@@ -214,6 +215,10 @@ static uint64_t kona_resync_finish(KonaResync *rs, GPtrArray *links)
     if (!from || dead->live) {
         kona_resync_discard_fresh(rs);
         return 0;
+    }
+    /* What it copied before a Sanitize is gone from the live copy too. */
+    if (rs->zeroed) {
+        ret = kona_copy_zero(&rs->fresh, 0, e->size, &gerr);
     }
     g_hash_table_iter_init(&it, rs->rewrite);
     while (ret == 0 && g_hash_table_iter_next(&it, &key, NULL)) {
@@ -286,6 +291,13 @@ uint64_t kona_resync_poll(KonaResync *rs, KonaExtent *extents,
     }
     qemu_mutex_unlock(&rs->lock);
     return bytes;
+}
+
+void kona_resync_note_zero(KonaResync *rs, KonaExtent *e)
+{
+    if (rs->active && rs->extent == e) {
+        rs->zeroed = true;
+    }
 }
 
 void kona_resync_note_write(KonaResync *rs, KonaExtent *e, uint64_t off,

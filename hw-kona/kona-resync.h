@@ -54,6 +54,7 @@ typedef struct KonaResync {
     /* Device lock: a job began and is not finished; its pages written. */
     bool active;
     GHashTable *rewrite;
+    bool zeroed;                /* the extent was zeroed meanwhile */
 
     /* The thread's result. */
     KonaCopy fresh;
@@ -74,6 +75,13 @@ void kona_resync_destroy(KonaResync *rs);
  */
 uint64_t kona_resync_poll(KonaResync *rs, KonaExtent *extents,
                           unsigned nextents, GPtrArray *links);
+
+/*
+ * Device lock held: every live copy of @e was zeroed (Sanitize).  A copy
+ * being brought back is zeroed too before the pages written since are
+ * copied into it.
+ */
+void kona_resync_note_zero(KonaResync *rs, KonaExtent *e);
 
 /* Device lock held: a write-back of pages [off, off + npages * 4 KiB). */
 void kona_resync_note_write(KonaResync *rs, KonaExtent *e, uint64_t off,
