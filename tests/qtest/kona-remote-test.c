@@ -2025,6 +2025,63 @@ static void test_sanitize_unreachable(void)
 }
 
 /*
+ * A Sanitize while the replica's memnode is down: the live copy is zeroed
+ * (Success), the dead one is declared so, and once a memnode is back at
+ * its address it is resynced from the zeroed copy.  With the primary gone
+ * too, the replica serves everything: zeroes where the guest sanitized,
+ * and what it wrote since.
+ */
+static void test_replica_sanitize(gconstpointer path)
+{
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *props = NULL;
+    MnProc *primary = memnode_at(dir, "primary");
+    MnProc *replica = memnode_at(dir, "replica");
+    KonaQTest t;
+
+    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=2000,"
+                            "memnode=%s,replica=%s,remote-path=%s",
+                            primary->addrs[0], replica->addrs[0],
+                            (const char *)path);
+    kona_qtest_start(&t, props);
+    touch_blocks(&t, 0, 64);            /* 48 written back to both copies */
+    mn_proc_kill(replica);
+    mn_proc_free(replica);
+
+    g_assert_cmpuint(mbox_sanitize(&t), ==, 0);
+    g_assert_cmpuint(kona_qmp_stat(&t, "failovers"), ==, 1);
+    for (int b = 0; b < 64; b++) {
+        g_assert_cmpuint(qtest_readb(t.qts, t.window + b * 4096 + 7), ==, 0);
+    }
+
+    replica = memnode_at(dir, "replica");
+    for (int i = 0; i < 3000 && !kona_qmp_stat(&t, "resyncs"); i++) {
+        touch_blocks(&t, 128 + i % 32, 1);      /* misses: remote traffic */
+        g_usleep(20 * 1000);
+    }
+    g_assert_cmpuint(kona_qmp_stat(&t, "resyncs"), ==, 1);
+    touch_blocks(&t, 128, 32);          /* all of them, however few it took */
+    touch_blocks(&t, 200, 8);
+    g_assert_cmpuint(kona_cmd(&t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+
+    mn_proc_kill(primary);
+    mn_proc_free(primary);
+    for (int b = 0; b < 64; b++) {
+        g_assert_cmpuint(qtest_readb(t.qts, t.window + b * 4096 + 7), ==, 0);
+    }
+    check_blocks(&t, 128, 32);
+    check_blocks(&t, 200, 8);
+    g_assert_cmpuint(kona_qmp_stat(&t, "failovers"), ==, 2);
+    g_assert_cmpuint(kona_qmp_stat(&t, "remote-errors"), ==, 0);
+
+    kona_qtest_stop(&t);
+    g_assert_cmpint(mn_proc_stop(replica), ==, 0);
+    mn_proc_free(replica);
+    mn_rm_rf(dir);
+}
+
+/*
  * QEMU dies (SIGKILL) after a FLUSH: a new QEMU with the same volume sees
  * every line written back before, and not the dirty lines that were only
  * in the dead QEMU's cache.
@@ -2255,6 +2312,10 @@ int main(int argc, char **argv)
                         test_sanitize);
     qtest_add_func("/kona-remote/sanitize/unreachable",
                    test_sanitize_unreachable);
+    qtest_add_data_func("/kona-remote/sanitize/replica/socket", "socket",
+                        test_replica_sanitize);
+    qtest_add_data_func("/kona-remote/sanitize/replica/shared", "shared",
+                        test_replica_sanitize);
     qtest_add_data_func("/kona-remote/auth/tcp", "tcp", test_auth);
     qtest_add_data_func("/kona-remote/auth/unix", "unix", test_auth);
     qtest_add_func("/kona-remote/shared/path-choice",
