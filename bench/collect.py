@@ -128,6 +128,23 @@ def collect(manifest):
     return runs, failed
 
 
+def cpu_model():
+    """", CPU model (cache)" from /proc/cpuinfo, or "": the same kernel
+    on another host CPU runs TCG guests at another speed, and a report
+    must say which it ran on."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = dict(line.split(":", 1) for line in f
+                        if ":" in line and line.strip())
+    except OSError:
+        return ""
+    model = info.get("model name\t", "").strip()
+    cache = info.get("cache size\t", "").strip()
+    if not model:
+        return ""
+    return f", {model}" + (f" ({cache} cache)" if cache else "")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("manifest")
@@ -149,7 +166,8 @@ def main():
             "date": datetime.datetime.now(datetime.timezone.utc)
                     .strftime("%Y-%m-%d %H:%M UTC"),
             "host": f"{platform.node()}: {os.cpu_count()} CPUs, "
-                    f"{platform.machine()}, Linux {platform.release()}",
+                    f"{platform.machine()}, Linux {platform.release()}"
+                    f"{cpu_model()}",
             "qemu": args.qemu, "smoke": args.smoke, "accel": "tcg",
             "window_ms": args.window_ms, "data_mib": args.mib,
             "bench_seconds": args.seconds, "failed": failed,
