@@ -351,7 +351,6 @@ int kona_copy_zero(KonaCopy *c, uint64_t off, uint64_t len, GError **gerr)
 int kona_copy_extent(KonaCopy *from, KonaCopy *to, uint64_t off,
                      uint64_t len, uint8_t *buf, GError **gerr)
 {
-
     for (uint64_t done = 0; done < len; done += KONA_MAX_IO) {
         uint32_t n = MIN(len - done, KONA_MAX_IO);
         const uint8_t *src;
