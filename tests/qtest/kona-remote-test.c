@@ -118,6 +118,7 @@ static KonaMemnodeStats stats_at(const char *addr);
 static void expect_failure(const char *props, const char *needle);
 static void touch_blocks(KonaQTest *t, int first, int n);
 static void check_blocks(KonaQTest *t, int first, int n);
+static void check_zero_blocks(KonaQTest *t, int first, int n);
 
 static KonaMemnodeStats memnode_stats(RemoteFixture *fx)
 {
@@ -877,6 +878,15 @@ static void check_blocks(KonaQTest *t, int first, int n)
     }
 }
 
+/* The bytes touch_blocks() wrote in blocks [first, first + n) read zero. */
+static void check_zero_blocks(KonaQTest *t, int first, int n)
+{
+    for (int b = first; b < first + n; b++) {
+        g_assert_cmpuint(qtest_readb(t->qts, t->window + b * 4096 + 7), ==,
+                         0);
+    }
+}
+
 /* A slow network stalls accesses (counted) but loses nothing. */
 static void test_slow_network(void)
 {
@@ -1000,6 +1010,28 @@ static MnProc *memnode_at(const char *dir, const char *name)
     return mn_proc_start(mn_memnode_bin(), argv);
 }
 
+/* kona-cxl on @primary with a copy on @replica, over @path. */
+static char *replica_props(MnProc *primary, MnProc *replica,
+                           const char *path)
+{
+    return g_strdup_printf("size=256M,cache-size=64K,timeout-ms=2000,"
+                           "memnode=%s,replica=%s,remote-path=%s",
+                           primary->addrs[0], replica->addrs[0], path);
+}
+
+/*
+ * A dead copy's memnode is back: it is tried at most 1 s after the last
+ * attempt, and resynced in the background while the guest goes on.  Give
+ * the device remote traffic (misses) until it has finished, or 60 s.
+ */
+static void await_resync(KonaQTest *t)
+{
+    for (int i = 0; i < 3000 && !kona_qmp_stat(t, "resyncs"); i++) {
+        touch_blocks(t, 128 + i % 32, 1);
+        g_usleep(20 * 1000);
+    }
+}
+
 /*
  * With a replica: the primary dies (SIGKILL) and the guest's data keeps
  * flowing from the replica; a new primary is resynced from the replica;
@@ -1013,10 +1045,7 @@ static void test_replica_failover_resync(gconstpointer path)
     MnProc *replica = memnode_at(dir, "replica");
     KonaQTest t;
 
-    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=2000,"
-                            "memnode=%s,replica=%s,remote-path=%s",
-                            primary->addrs[0], replica->addrs[0],
-                            (const char *)path);
+    props = replica_props(primary, replica, path);
     kona_qtest_start(&t, props);
     g_assert_cmpuint(mapped_copies(&t), ==, want_mapped(props, 2));
     touch_blocks(&t, 0, 64);
@@ -1028,15 +1057,9 @@ static void test_replica_failover_resync(gconstpointer path)
     g_assert_cmpuint(kona_qmp_stat(&t, "failovers"), ==, 1);
     g_assert_cmpuint(kona_qmp_stat(&t, "remote-errors"), ==, 0);
 
-    /*
-     * A new primary at the same address: tried at most 1 s after the last
-     * attempt, resynced in the background while the guest goes on.
-     */
+    /* A new primary at the same address. */
     primary = memnode_at(dir, "primary");
-    for (int i = 0; i < 3000 && !kona_qmp_stat(&t, "resyncs"); i++) {
-        touch_blocks(&t, 128 + i % 32, 1);      /* misses: remote traffic */
-        g_usleep(20 * 1000);
-    }
+    await_resync(&t);
     touch_blocks(&t, 128, 8);
     g_assert_cmpuint(kona_qmp_stat(&t, "resyncs"), ==, 1);
     g_assert_cmpuint(kona_qmp_stat(&t, "resync-bytes"), ==, 256 * MiB);
@@ -1984,10 +2007,7 @@ static void test_sanitize(gconstpointer path)
                      16 * 4096);
     g_assert_cmpuint(mn_proc_rss_kib(fx.memnode->pid), <, mn_rss0 + 16 * 1024);
     g_assert_cmpuint(qemu_rss_kib(t), <, rss0 + 64 * 1024);
-    for (int b = 0; b < 32; b++) {
-        g_assert_cmpuint(qtest_readb(t->qts, t->window + b * 4096 + 7), ==,
-                         0);
-    }
+    check_zero_blocks(t, 0, 32);
     /* And the device works on as before. */
     touch_blocks(t, 40, 32);
     check_blocks(t, 40, 32);
@@ -2014,10 +2034,7 @@ static void test_sanitize_unreachable(void)
     g_assert_cmphex(qtest_readq(t->qts, t->window + 4096), ==, UINT64_MAX);
 
     proxy_command(&ff, "refuse off");
-    for (int b = 0; b < 32; b++) {
-        g_assert_cmpuint(qtest_readb(t->qts, t->window + b * 4096 + 7), ==,
-                         0);
-    }
+    check_zero_blocks(t, 0, 32);
     g_assert_cmpuint(memnode_stats(&ff.mn).bytes_zeroed, ==, 256 * MiB);
     touch_blocks(t, 40, 32);
     check_blocks(t, 40, 32);
@@ -2039,10 +2056,7 @@ static void test_replica_sanitize(gconstpointer path)
     MnProc *replica = memnode_at(dir, "replica");
     KonaQTest t;
 
-    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=2000,"
-                            "memnode=%s,replica=%s,remote-path=%s",
-                            primary->addrs[0], replica->addrs[0],
-                            (const char *)path);
+    props = replica_props(primary, replica, path);
     kona_qtest_start(&t, props);
     touch_blocks(&t, 0, 64);            /* 48 written back to both copies */
     mn_proc_kill(replica);
@@ -2050,15 +2064,10 @@ static void test_replica_sanitize(gconstpointer path)
 
     g_assert_cmpuint(mbox_sanitize(&t), ==, 0);
     g_assert_cmpuint(kona_qmp_stat(&t, "failovers"), ==, 1);
-    for (int b = 0; b < 64; b++) {
-        g_assert_cmpuint(qtest_readb(t.qts, t.window + b * 4096 + 7), ==, 0);
-    }
+    check_zero_blocks(&t, 0, 64);
 
     replica = memnode_at(dir, "replica");
-    for (int i = 0; i < 3000 && !kona_qmp_stat(&t, "resyncs"); i++) {
-        touch_blocks(&t, 128 + i % 32, 1);      /* misses: remote traffic */
-        g_usleep(20 * 1000);
-    }
+    await_resync(&t);
     g_assert_cmpuint(kona_qmp_stat(&t, "resyncs"), ==, 1);
     touch_blocks(&t, 128, 32);          /* all of them, however few it took */
     touch_blocks(&t, 200, 8);
@@ -2067,9 +2076,7 @@ static void test_replica_sanitize(gconstpointer path)
 
     mn_proc_kill(primary);
     mn_proc_free(primary);
-    for (int b = 0; b < 64; b++) {
-        g_assert_cmpuint(qtest_readb(t.qts, t.window + b * 4096 + 7), ==, 0);
-    }
+    check_zero_blocks(&t, 0, 64);
     check_blocks(&t, 128, 32);
     check_blocks(&t, 200, 8);
     g_assert_cmpuint(kona_qmp_stat(&t, "failovers"), ==, 2);
