@@ -261,7 +261,7 @@ int kona_evict_frame(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
  * first.  One pass over the frames, on this failure path only; frames
  * whose own memory node fails too are skipped with theirs.
  */
-static bool kona_evict_other(KonaCxlState *s, KonaLockState *ls,
+static void kona_evict_other(KonaCxlState *s, KonaLockState *ls,
                              uint32_t failed)
 {
     KonaCache *c = &s->cache;
@@ -285,16 +285,15 @@ static bool kona_evict_other(KonaCxlState *s, KonaLockState *ls,
                 continue;
             }
             if (kona_evict_frame(s, ls, f, true, &err) == 0) {
-                return true;
+                return;
             }
             kona_remote_failed(s, err);
             if (nbad == ARRAY_SIZE(bad)) {
-                return false;
+                return;
             }
             bad[nbad++] = at;
         }
     }
-    return false;
 }
 
 /*
@@ -332,9 +331,14 @@ static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
 
         if (kona_evict_frame(s, ls, victim, true, &err) < 0) {
             kona_remote_failed(s, err);
-            if (!kona_evict_other(s, ls, victim)) {
-                break;
-            }
+            /*
+             * A memory node is failing: room for this one block only (a
+             * frame evicted in the victim's place frees one).  Going on
+             * with the batch would try the policy's next victims, dirty
+             * ones on the same node too, and fail each.
+             */
+            kona_evict_other(s, ls, victim);
+            break;
         }
     }
     return kona_cache_take_free(c);

@@ -984,6 +984,47 @@ static void test_failed_access_retry(void)
     fault_stop(&ff);
 }
 
+/*
+ * A miss that finds its memory node gone tries one dirty victim, not a
+ * whole eviction batch: with half the cache dirty, the batch loop used to
+ * try a dirty victim for every clean frame it evicted in its place (three
+ * failed write-backs per failed access in guest-poison).  One failed
+ * write-back, one failed fetch, one clean frame evicted to make room; the
+ * dirty lines stay in the cache and reach the memnode once it is back.
+ */
+static void test_memnode_gone_batch(void)
+{
+    FaultFixture ff = { 0 };
+    KonaQTest *t = &ff.mn.t;
+    uint64_t errors, evictions;
+
+    fault_start(&ff, "cache-size=1M");      /* 256 frames */
+    touch_blocks(t, 0, 256);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    /* Every other block dirty again, the rest clean. */
+    for (int b = 0; b < 256; b += 2) {
+        qtest_writeb(t->qts, t->window + b * 4096 + 7, b);
+    }
+    /* A miss now evicts down to 192 frames, 64 at a time at most. */
+    kona_reg_writeq(t, KONA_REG_LOW_WM, 192 | (uint64_t)256 << 32);
+    proxy_command(&ff, "refuse on");
+    proxy_command(&ff, "cut");
+    errors = kona_qmp_stat(t, "remote-errors");
+    evictions = kona_qmp_stat(t, "evictions");
+    g_assert_cmphex(qtest_readq(t->qts, t->window + 1000 * 4096), ==,
+                    UINT64_MAX);
+    g_assert_cmpuint(kona_qmp_stat(t, "remote-errors") - errors, ==, 2);
+    g_assert_cmpuint(kona_qmp_stat(t, "evictions") - evictions, ==, 1);
+
+    proxy_command(&ff, "refuse off");
+    check_blocks(t, 0, 256);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    check_blocks(t, 0, 256);
+    fault_stop(&ff);
+}
+
 /* A reply cut mid-frame: kona-link reconnects, the device retries. */
 static void test_truncated_reply(void)
 {
@@ -2306,6 +2347,8 @@ int main(int argc, char **argv)
     qtest_add_func("/kona-remote/fault/truncated-reply", test_truncated_reply);
     qtest_add_func("/kona-remote/fault/failed-access-retry",
                    test_failed_access_retry);
+    qtest_add_func("/kona-remote/fault/memnode-gone-batch",
+                   test_memnode_gone_batch);
     qtest_add_data_func("/kona-remote/fault/replica-failover-resync/shared",
                         "shared", test_replica_failover_resync);
     qtest_add_data_func("/kona-remote/fault/replica-failover-resync/socket",
