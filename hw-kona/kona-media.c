@@ -353,6 +353,18 @@ static uint32_t kona_make_room(KonaCxlState *s, KonaLockState *ls)
  */
 #define KONA_FAILED_HOLD_NS     (50 * 1000 * 1000)
 
+/*
+ * @block could not be made resident (no room, or no fetch): if this very
+ * access is to be replayed, its replay fails at once.
+ */
+static void kona_hold_failed(KonaCxlState *s, uint64_t block)
+{
+    if (kona_poison_will_replay()) {
+        s->failed_block = block;
+        s->failed_ns = kona_latency_now();
+    }
+}
+
 uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
 {
     KonaCache *c = &s->cache;
@@ -368,6 +380,7 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
     }
     frame = kona_make_room(s, ls);
     if (frame == KONA_NO_FRAME) {
+        kona_hold_failed(s, block);
         return KONA_NO_FRAME;
     }
     buf = s->track->fetch_buffer(s, frame);
@@ -378,10 +391,7 @@ uint32_t kona_fault_in(KonaCxlState *s, KonaLockState *ls, uint64_t block)
                              c->block_size, &data, &err) < 0) {
             kona_cache_put_free(c, frame);
             kona_remote_failed(s, err);
-            if (kona_poison_will_replay()) {
-                s->failed_block = block;
-                s->failed_ns = kona_latency_now();
-            }
+            kona_hold_failed(s, block);
             return KONA_NO_FRAME;
         }
         kona_fetch_latency(s, t0, kona_latency_now());
