@@ -2129,6 +2129,96 @@ static void test_replica_sanitize(gconstpointer path)
     mn_rm_rf(dir);
 }
 
+/* Bytes the proxy has relayed so far, both ways. */
+static uint64_t proxy_bytes(FaultFixture *ff)
+{
+    uint64_t connections, bytes;
+    char buf[160];
+    ssize_t n;
+
+    g_assert_cmpint(write(ff->control, "stats\n", 6), ==, 6);
+    n = read(ff->control, buf, sizeof(buf) - 1);
+    g_assert_cmpint(n, >, 0);
+    buf[n] = 0;
+    g_assert_cmpint(sscanf(buf, "connections %" SCNu64 " bytes %" SCNu64,
+                           &connections, &bytes), ==, 2);
+    return bytes;
+}
+
+/*
+ * A Sanitize lands while a resync is filling a fresh replica from the
+ * primary: what the resync copied before it is erased data, so the fresh
+ * copy is zeroed when the resync finishes (kona_resync_note_zero) and then
+ * gets the pages written since.  The replica is reached through the proxy
+ * with the shared path hidden and every chunk held 3 ms, so its 256 MiB
+ * take many seconds: the Sanitize comes once 16 MiB of them went through.
+ * With the primary gone, the replica serves zeroes for all that was
+ * written before the Sanitize and the data written after it.
+ */
+static void test_sanitize_mid_resync(void)
+{
+    FaultFixture ff = { 0 };
+    g_autofree char *dir = mn_tmpdir();
+    g_autofree char *props = NULL;
+    MnProc *primary = memnode_at(dir, "primary");
+    KonaQTest *t = &ff.mn.t;
+    uint64_t bytes0;
+    int64_t t0;
+    int i;
+
+    fault_start(&ff, "cache-size=64K");
+    kona_qtest_stop(t);
+    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=1000,"
+                            "memnode=%s,replica=%s", primary->addrs[0],
+                            ff.proxy->addrs[0]);
+    kona_qtest_start(t, props);
+    touch_blocks(t, 0, 64);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+    proxy_command(&ff, "refuse on");
+    proxy_command(&ff, "cut");
+    touch_blocks(t, 64, 32);            /* write-backs: the replica fails */
+    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 1);
+
+    proxy_command(&ff, "shared off");
+    proxy_command(&ff, "delay 3");
+    proxy_command(&ff, "refuse off");
+    bytes0 = proxy_bytes(&ff);
+    t0 = g_get_monotonic_time();
+    /* The device's misses drive the resync; blocks 160..199 meanwhile. */
+    for (i = 0; proxy_bytes(&ff) - bytes0 < 16 * MiB; i++) {
+        g_assert_cmpint(g_get_monotonic_time() - t0, <,
+                        60 * G_USEC_PER_SEC);
+        touch_blocks(t, 160 + i % 40, 1);
+        g_usleep(20 * 1000);
+    }
+    g_assert_cmpuint(kona_qmp_stat(t, "resyncs"), ==, 0);
+    g_assert_cmpuint(mbox_sanitize(t), ==, 0);
+    check_zero_blocks(t, 0, 256);
+
+    /* After the Sanitize: blocks 200..255, then until the resync ends. */
+    proxy_command(&ff, "delay 0");
+    touch_blocks(t, 200, 56);
+    t0 = g_get_monotonic_time();
+    for (i = 0; kona_qmp_stat(t, "resyncs") == 0; i++) {
+        g_assert_cmpint(g_get_monotonic_time() - t0, <,
+                        90 * G_USEC_PER_SEC);
+        touch_blocks(t, 200 + i % 56, 1);
+        g_usleep(20 * 1000);
+    }
+    g_assert_cmpuint(kona_qmp_stat(t, "resyncs"), ==, 1);
+    g_assert_cmpuint(kona_cmd(t, KONA_CMD_EVICT, 0, 256 * MiB, NULL), ==,
+                     KONA_CMD_STATUS_OK);
+
+    mn_proc_kill(primary);
+    mn_proc_free(primary);
+    check_zero_blocks(t, 0, 200);
+    check_blocks(t, 200, 56);
+    g_assert_cmpuint(kona_qmp_stat(t, "failovers"), ==, 2);
+    fault_stop(&ff);
+    mn_rm_rf(dir);
+}
+
 /*
  * QEMU dies (SIGKILL) after a FLUSH: a new QEMU with the same volume sees
  * every line written back before, and not the dirty lines that were only
@@ -2366,6 +2456,8 @@ int main(int argc, char **argv)
                         test_replica_sanitize);
     qtest_add_data_func("/kona-remote/sanitize/replica/shared", "shared",
                         test_replica_sanitize);
+    qtest_add_func("/kona-remote/sanitize/mid-resync",
+                   test_sanitize_mid_resync);
     qtest_add_data_func("/kona-remote/auth/tcp", "tcp", test_auth);
     qtest_add_data_func("/kona-remote/auth/unix", "unix", test_auth);
     qtest_add_func("/kona-remote/shared/path-choice",
