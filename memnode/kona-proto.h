@@ -150,8 +150,11 @@
  * zeroes it in its file, which stays fully allocated; the next FLUSH makes
  * that durable.  It is how a client erases a device (CXL Sanitize) in one
  * request instead of writing the whole slab, which would also commit its
- * memory.  STATS counts the requests (zeroes) and their bytes
- * (bytes_zeroed); they are not writes.
+ * memory.  A server zeroes a large range in steps (32 MiB in
+ * kona-memnode) and serves its other clients in between; the
+ * connection's later requests are answered after the ZERO's reply.
+ * STATS counts the requests done (zeroes) and the bytes zeroed so far
+ * (bytes_zeroed, step by step); they are not writes.
  *
  * Shared memory (KONA_CAP_SHARED)
  * -------------------------------

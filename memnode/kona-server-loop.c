@@ -373,6 +373,21 @@ static int64_t listeners_resume(KonaServer *s)
     return next;
 }
 
+/*
+ * One step of each busy connection's unfinished frame, after the turn's
+ * events: a long request shares the loop with everyone else's.
+ */
+static void run_busy(KonaServer *s)
+{
+    for (guint n = s->busy.length; n > 0 && s->busy.head; n--) {
+        KonaConn *c = s->busy.head->data;
+
+        if (kona_conn_resume(c)) {
+            conn_run(c);        /* its reply, then its later frames */
+        }
+    }
+}
+
 static int64_t min_timeout(int64_t a, int64_t b)
 {
     return a < 0 ? b : b < 0 ? a : MIN(a, b);
@@ -397,7 +412,8 @@ void kona_server_run(KonaServer *s)
             conn_close(g_ptr_array_index(expired, i), "no handshake in time");
         }
         timeout = min_timeout(timeout, listeners_resume(s));
-        n = epoll_wait(lp->epfd, ev, MAX_EVENTS,
+        /* With work in hand, only look for others' requests. */
+        n = epoll_wait(lp->epfd, ev, MAX_EVENTS, s->busy.length ? 0 :
                        timeout < 0 ? -1 : (int)MIN(timeout + 1, 60000));
         if (n < 0 && errno != EINTR) {
             die(s, "epoll_wait: %s", g_strerror(errno));
@@ -435,6 +451,7 @@ void kona_server_run(KonaServer *s)
                 break;
             }
         }
+        run_busy(s);
     }
 }
 

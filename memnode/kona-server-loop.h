@@ -7,7 +7,9 @@
  * turn and its complete frames are processed and answered with one
  * writev, so a client that floods requests cannot starve the others, and
  * a client whose replies pile up (more than --max-inflight of cost
- * queued) is not read from until it drains them.
+ * queued) is not read from until it drains them.  A request done in
+ * steps (kona_conn_set_busy: a large ZERO) gets one step a turn, after
+ * the turn's events, so it cannot hold the others either.
  *
  * Connections still in the handshake have a budget of their own
  * (max_handshakes): when it is full the oldest of them is dropped for the

@@ -79,6 +79,7 @@ KonaConn *kona_conn_new(KonaServer *s, int fd, const char *peer,
     kona_random_bytes(c->nonce, sizeof(c->nonce));
     c->handshake_deadline_ms = kona_now_ms() + s->cfg.handshake_ms;
     c->link.data = c;
+    c->busy_link.data = c;
     g_queue_push_tail_link(&s->handshaking, &c->link);
     s->stats.conns_total++;
     c->priv = s->ops->conn_new ? s->ops->conn_new(c) : NULL;
@@ -96,6 +97,9 @@ void kona_conn_free(KonaConn *c)
     }
     g_queue_unlink(c->state == KONA_CONN_READY ? &s->ready : &s->handshaking,
                    &c->link);
+    if (c->busy) {
+        g_queue_unlink(&s->busy, &c->busy_link);
+    }
     if (c->fd >= 0) {
         close(c->fd);
     }
@@ -134,9 +138,30 @@ bool kona_conn_out_room(const KonaConn *c)
            c->out.n_fds < KONA_MAX_QUEUED_FDS;
 }
 
+void kona_conn_set_busy(KonaConn *c)
+{
+    g_assert(!c->busy && c->srv->ops->resume);
+    c->busy = true;
+    g_queue_push_tail_link(&c->srv->busy, &c->busy_link);
+}
+
+bool kona_conn_resume(KonaConn *c)
+{
+    KonaServer *s = c->srv;
+
+    g_queue_unlink(&s->busy, &c->busy_link);
+    if (s->ops->resume(c)) {
+        c->busy = false;
+        return true;
+    }
+    /* the others' turn first */
+    g_queue_push_tail_link(&s->busy, &c->busy_link);
+    return false;
+}
+
 bool kona_conn_want_read(const KonaConn *c)
 {
-    return !c->closing && kona_conn_out_room(c) &&
+    return !c->closing && !c->busy && kona_conn_out_room(c) &&
            c->in_len - c->in_off < c->in_cap;
 }
 
@@ -308,7 +333,7 @@ static bool dispatch(KonaConn *c, const KonaHdr *h, const uint8_t *p)
 
 bool kona_conn_process(KonaConn *c)
 {
-    while (!c->closing && kona_conn_out_room(c)) {
+    while (!c->closing && !c->busy && kona_conn_out_room(c)) {
         size_t avail = c->in_len - c->in_off;
         const char *why;
         KonaHdr h;

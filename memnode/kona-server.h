@@ -37,6 +37,14 @@ typedef struct KonaServerOps {
     bool (*dispatch)(KonaConn *c, const KonaHdr *h, const uint8_t *p);
     /* @c is going away, its queued replies dropped: free c->priv. */
     void (*conn_gone)(KonaConn *c);
+    /*
+     * A frame whose work would hold the loop too long (a ZERO of a large
+     * range) does a first step, marks its connection busy
+     * (kona_conn_set_busy) and returns; the loop then calls this once a
+     * turn, serving the other clients in between, until it returns true:
+     * done, reply queued.  The connection's later frames wait for it.
+     */
+    bool (*resume)(KonaConn *c);
 } KonaServerOps;
 
 typedef struct KonaServerConfig {
@@ -66,6 +74,7 @@ struct KonaServer {
     uint64_t node_id;           /* random per server instance */
     GQueue handshaking;         /* KonaConn.link, in accept order */
     GQueue ready;               /* KonaConn.link */
+    GQueue busy;                /* KonaConn.busy_link, in turn */
     KonaServerStats stats;
     KonaLoop *loop;             /* listeners and epoll, or NULL */
 };
@@ -86,6 +95,8 @@ struct KonaConn {
     size_t in_off, in_len, in_cap;
     KonaOutq out;
     bool closing;               /* close once the queued replies are out */
+    bool busy;                  /* a frame's work goes on (ops->resume) */
+    GList busy_link;            /* in srv->busy while busy */
 
     GList link;                 /* in srv->handshaking or srv->ready */
     uint32_t events;            /* epoll events registered (loop) */
@@ -110,8 +121,8 @@ uint8_t *kona_conn_in_space(KonaConn *c, size_t *space);
 void kona_conn_in_commit(KonaConn *c, size_t n);
 /*
  * Process buffered frames (stops early while the queued replies cost
- * more than the limit).  Returns false if the connection broke the
- * protocol and must be closed now.
+ * more than the limit, and while a frame's work goes on).  Returns false
+ * if the connection broke the protocol and must be closed now.
  */
 bool kona_conn_process(KonaConn *c);
 /*
@@ -119,6 +130,13 @@ bool kona_conn_process(KonaConn *c);
  * --max-inflight and they hold fewer than KONA_MAX_QUEUED_FDS descriptors.
  */
 bool kona_conn_out_room(const KonaConn *c);
+/* The frame being dispatched goes on over later turns (ops->resume). */
+void kona_conn_set_busy(KonaConn *c);
+/*
+ * One more step of @c's unfinished frame; true once it is done (its
+ * reply queued, the connection no longer busy).
+ */
+bool kona_conn_resume(KonaConn *c);
 /* True if the connection may read more requests now. */
 bool kona_conn_want_read(const KonaConn *c);
 /* Send queued replies; 0 all sent, 1 socket full, -errno. */

@@ -39,6 +39,11 @@ typedef struct MnConn {
     GHashTable *open;           /* slab id -> MnSlab*, holding a ref */
     GHashTable *mapped;         /* MnSlab* set, holding a map ref */
     MnSlab *last;               /* last slab used: skips the hash lookup */
+    /* A ZERO under way (KonaConn busy): [off, end) of the slab to go. */
+    struct {
+        KonaHdr h;
+        uint64_t slab_id, off, end;
+    } zero;
 } MnConn;
 
 MnServer *mn_server_new(const MnConfig *cfg, GError **errp);

@@ -25,6 +25,22 @@ static size_t put_frame(uint8_t *b, uint16_t op, uint64_t id,
     return KONA_HDR_SIZE + len;
 }
 
+/* Process what is buffered, a long request's steps (ZERO) included. */
+static bool process(KonaConn *c)
+{
+    for (;;) {
+        if (!kona_conn_process(c)) {
+            return false;
+        }
+        if (!c->busy) {
+            return true;
+        }
+        while (!kona_conn_resume(c)) {
+            continue;
+        }
+    }
+}
+
 static bool feed(KonaConn *c, const uint8_t *data, size_t size, size_t chunk)
 {
     while (size) {
@@ -34,7 +50,7 @@ static bool feed(KonaConn *c, const uint8_t *data, size_t size, size_t chunk)
         if (!space) {
             /* input full of frames held back by replies: drop replies */
             kona_outq_clear(&c->out);
-            if (!kona_conn_process(c)) {
+            if (!process(c)) {
                 return false;
             }
             p = kona_conn_in_space(c, &space);
@@ -47,7 +63,7 @@ static bool feed(KonaConn *c, const uint8_t *data, size_t size, size_t chunk)
         kona_conn_in_commit(c, n);
         data += n;
         size -= n;
-        if (!kona_conn_process(c)) {
+        if (!process(c)) {
             return false;
         }
         if (c->out.bytes > (4u << 20) ||

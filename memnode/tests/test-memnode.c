@@ -631,6 +631,69 @@ static void test_zero(void)
     }
 }
 
+/*
+ * A ZERO of a large range goes in steps, the other clients served in
+ * between: another connection's STATS, sent while a ZERO of 512 MiB of
+ * resident memory is under way, is answered before it ends and shows it
+ * part-done (bytes_zeroed counts each step, zeroes the whole request).
+ * The zeroing client's own next request is answered after its ZERO.
+ * Before, one ZERO held the loop until all of it was zeroed: the STATS
+ * saw it finished.  (If the test itself is held up until the ZERO is
+ * over, it tries again.)
+ */
+static void test_zero_in_steps(void)
+{
+    const uint64_t size = 512u << 20;
+    Node *n = node_start(NULL);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
+    g_autoptr(KonaLink) other = mn_link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    g_autofree uint64_t *full = g_malloc(8 * KONA_MAX_WRITE_PAGES);
+    g_autofree uint8_t *data = g_malloc(KONA_MAX_IO);
+    g_autofree uint8_t *got = g_malloc(KONA_MAX_IO);
+    uint8_t f[KONA_HDR_SIZE + sizeof(KonaZeroReq)], rep[KONA_HDR_SIZE];
+    uint64_t slab = mn_alloc_slab(l, size);
+    KonaMemnodeStats st0, mid, st;
+    bool seen_mid = false;
+    KonaHdr h;
+
+    memset(full, 0xff, 8 * KONA_MAX_WRITE_PAGES);
+    memset(data, 0x5a, KONA_MAX_IO);
+    for (int attempt = 0; attempt < 3 && !seen_mid; attempt++) {
+        for (uint64_t off = 0; off < size; off += KONA_MAX_IO) {
+            g_assert_cmpint(kona_link_write_lines(l, slab, off,
+                                                  KONA_MAX_WRITE_PAGES, full,
+                                                  data, &err), ==, 0);
+        }
+        g_assert_cmpint(kona_link_stats(other, &st0, &err), ==, 0);
+        hdr(f, sizeof(KonaZeroReq), KONA_OP_ZERO, 1000 + attempt);
+        kona_st64(f + 24, slab);
+        kona_st64(f + 32, 0);
+        kona_st64(f + 40, size);
+        g_assert_cmpint(kona_link_send_raw(l, f, sizeof(f), &err), ==, 0);
+        g_usleep(2000);                 /* the node is at it by now */
+        g_assert_cmpint(kona_link_stats(other, &mid, &err), ==, 0);
+        seen_mid = mid.zeroes == st0.zeroes &&
+                   mid.bytes_zeroed - st0.bytes_zeroed < size;
+
+        /* the ZERO's reply, then the same client's next request's */
+        g_assert_cmpint(recv(kona_link_fd(l), rep, sizeof(rep), MSG_WAITALL),
+                        ==, sizeof(rep));
+        kona_hdr_decode(rep, &h);
+        g_assert_cmpuint(h.op, ==, KONA_OP_ZERO | KONA_OP_REPLY);
+        g_assert_cmpuint(h.req_id, ==, 1000 + attempt);
+        g_assert_cmpint(h.status, ==, 0);
+        g_assert_cmpint(kona_link_read(l, slab, size - KONA_MAX_IO, got,
+                                       KONA_MAX_IO, &err), ==, 0);
+        g_assert_true(got[0] == 0 && !memcmp(got, got + 1, KONA_MAX_IO - 1));
+        g_assert_cmpint(kona_link_stats(other, &st, &err), ==, 0);
+        g_assert_cmpuint(st.zeroes - st0.zeroes, ==, 1);
+        g_assert_cmpuint(st.bytes_zeroed - st0.bytes_zeroed, ==, size);
+    }
+    g_assert_true(seen_mid);
+    mn_node_free(n);
+}
+
 static void test_malformed(void)
 {
     Node *n = node_start(NULL);
@@ -1320,6 +1383,7 @@ int main(int argc, char **argv)
     g_test_add_func("/memnode/isolation", test_isolation);
     g_test_add_func("/memnode/malformed", test_malformed);
     g_test_add_func("/memnode/zero", test_zero);
+    g_test_add_func("/memnode/zero-in-steps", test_zero_in_steps);
     g_test_add_func("/memnode/greedy-client", test_greedy_client);
     g_test_add_func("/memnode/handshake-timeout", test_handshake_timeout);
     g_test_add_func("/memnode/persistence", test_persistence);
