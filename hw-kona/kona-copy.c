@@ -325,7 +325,17 @@ static int kona_copy_write_zeroes(KonaCopy *c, uint64_t off, uint64_t len,
     return 0;
 }
 
-int kona_copy_zero(KonaCopy *c, uint64_t off, uint64_t len, GError **gerr)
+/*
+ * The most one ZERO request asks for: its reply must come within
+ * timeout-ms, and a memnode frees resident pages (some 5-10 ms per 64 MiB
+ * here) or zeroes a data file (tmpfs: punch and allocate again, about
+ * 30 ms) for all of it first.  A 1 TiB device is then 16384 requests,
+ * under a second's worth of round trips.
+ */
+#define KONA_COPY_ZERO_PIECE    (64ull << 20)
+
+static int kona_copy_zero_piece(KonaCopy *c, uint64_t off, uint64_t len,
+                                GError **gerr)
 {
     int ret = -EIO;
 
@@ -346,6 +356,20 @@ int kona_copy_zero(KonaCopy *c, uint64_t off, uint64_t len, GError **gerr)
         trace_kona_copy_retry("zero", off, *gerr ? (*gerr)->message : "error");
     }
     return ret;
+}
+
+int kona_copy_zero(KonaCopy *c, uint64_t off, uint64_t len, GError **gerr)
+{
+    for (uint64_t done = 0; done < len; done += KONA_COPY_ZERO_PIECE) {
+        int ret = kona_copy_zero_piece(c, off + done,
+                                       MIN(len - done, KONA_COPY_ZERO_PIECE),
+                                       gerr);
+
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
 }
 
 int kona_copy_extent(KonaCopy *from, KonaCopy *to, uint64_t off,

@@ -94,8 +94,10 @@ int kona_copy_write(KonaCopy *c, uint64_t off, uint32_t npages,
 
 /*
  * [off, off + len) of @c's slab reads as zeroes (page-aligned), with
- * retries: one ZERO request, which gives the memory back on an anonymous
- * memnode, or the zeroes written where the memnode is too old for it.
+ * retries: ZERO requests of 64 MiB each (every one answered within
+ * timeout-ms however much memory the memnode frees for it), which give
+ * the memory back on an anonymous memnode, or the zeroes written where
+ * the memnode is too old for them.
  */
 int kona_copy_zero(KonaCopy *c, uint64_t off, uint64_t len, GError **gerr);
 

@@ -1995,8 +1995,9 @@ static unsigned mbox_sanitize(KonaQTest *t)
     }
     sts = qtest_readq(t->qts, t->devregs + MBOX_STS);
     g_assert_cmpuint(sts >> 32 & 0xffff, ==, MBOX_BG_STARTED);
-    for (i = 0; i < 20; i++) {
-        qtest_clock_step(t->qts, 500 * 1000 * 1000);
+    /* QEMU models 4 s for 512 MiB ... 30 s for 4 GiB */
+    for (i = 0; i < 60; i++) {
+        qtest_clock_step(t->qts, 1000 * 1000 * 1000);
         if ((qtest_readq(t->qts, t->devregs + MBOX_BG_STS) >> 16 & 0x7f) ==
             100) {
             break;
@@ -2127,6 +2128,48 @@ static void test_replica_sanitize(gconstpointer path)
     g_assert_cmpint(mn_proc_stop(replica), ==, 0);
     mn_proc_free(replica);
     mn_rm_rf(dir);
+}
+
+/*
+ * A Sanitize that takes the memnode longer than timeout-ms: the device
+ * asks for the zeroing in pieces, each answered in time.  The test fills
+ * a 4 GiB volume's slab through a mapping of its own first, so that the
+ * memnode must free a million resident pages (0.15-0.3 s here); with
+ * timeout-ms=50, one request for all of it timed out on every try ("no
+ * reply to ZERO within 50 ms") and the Sanitize failed with Internal
+ * Error.  A 64 MiB piece takes a few ms.
+ */
+static void test_sanitize_slow_zero(void)
+{
+    RemoteFixture fx = { .auth = true };
+    g_autoptr(GError) err = NULL;
+    g_autofree char *props = NULL;
+    KonaLink *l;
+    uint64_t vol, size;
+    uint8_t *mem;
+
+    memnode_start(&fx);
+    l = test_link(fx.addr, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(kona_link_slab_attach(l, "slow-zero", 4 * GiB, true, &vol,
+                                          &size, NULL, &err), ==, 0);
+    mem = kona_link_slab_map(l, vol, &size, &err);
+    g_assert_no_error(err);
+    memset(mem, 0x5a, size);
+    kona_link_slab_unmap(mem, size);
+    kona_link_close(l);                 /* the device attaches it next */
+
+    props = g_strdup_printf("size=4G,cache-size=64K,timeout-ms=50,"
+                            "volume=slow-zero,secret-file=%s,memnode=%s",
+                            test_secret(), fx.addr);
+    kona_qtest_start(&fx.t, props);
+    g_assert_cmphex(qtest_readb(fx.t.qts, fx.t.window + 7), ==, 0x5a);
+    g_assert_cmpuint(mbox_sanitize(&fx.t), ==, 0);
+    check_zero_blocks(&fx.t, 0, 32);
+    g_assert_cmphex(qtest_readb(fx.t.qts, fx.t.window + 4 * GiB - 1), ==, 0);
+    g_assert_cmpuint(kona_qmp_stat(&fx.t, "remote-errors"), ==, 0);
+    g_assert_cmpuint(stats_at(fx.addr).bytes_zeroed, ==, 4 * GiB);
+    remote_stop(&fx);
 }
 
 /* Bytes the proxy has relayed so far, both ways. */
@@ -2458,6 +2501,8 @@ int main(int argc, char **argv)
                         test_replica_sanitize);
     qtest_add_func("/kona-remote/sanitize/mid-resync",
                    test_sanitize_mid_resync);
+    qtest_add_func("/kona-remote/sanitize/slow-zero",
+                   test_sanitize_slow_zero);
     qtest_add_data_func("/kona-remote/auth/tcp", "tcp", test_auth);
     qtest_add_data_func("/kona-remote/auth/unix", "unix", test_auth);
     qtest_add_func("/kona-remote/shared/path-choice",
