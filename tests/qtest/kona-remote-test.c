@@ -851,6 +851,21 @@ static void fault_start(FaultFixture *ff, const char *props)
     kona_qtest_start(&ff->mn.t, all);
 }
 
+/*
+ * The fixture's QEMU again, its device's two copies on @memnode and
+ * @replica (one of them the proxy), @more properties after them.
+ */
+static void fault_restart_copies(FaultFixture *ff, const char *memnode,
+                                 const char *replica, const char *more)
+{
+    g_autofree char *props = g_strdup_printf("size=256M,cache-size=64K,"
+                                             "memnode=%s,replica=%s,%s",
+                                             memnode, replica, more);
+
+    kona_qtest_stop(&ff->mn.t);
+    kona_qtest_start(&ff->mn.t, props);
+}
+
 static void fault_stop(FaultFixture *ff)
 {
     close(ff->control);
@@ -1339,16 +1354,12 @@ static void test_shared_replica_via_proxy(void)
 {
     FaultFixture ff = { 0 };
     g_autofree char *dir = mn_tmpdir();
-    g_autofree char *props = NULL;
     MnProc *replica = memnode_at(dir, "replica");
     KonaQTest *t = &ff.mn.t;
 
     fault_start(&ff, "cache-size=64K");
-    kona_qtest_stop(t);
-    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=2000,"
-                            "memnode=%s,replica=%s,remote-path=shared",
-                            ff.proxy->addrs[0], replica->addrs[0]);
-    kona_qtest_start(t, props);
+    fault_restart_copies(&ff, ff.proxy->addrs[0], replica->addrs[0],
+                         "timeout-ms=2000,remote-path=shared");
     g_assert_cmpuint(mapped_copies(t), ==, 2);
     touch_blocks(t, 0, 64);
     g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
@@ -1429,18 +1440,14 @@ static void test_resync_in_background(void)
 {
     FaultFixture ff = { 0 };
     g_autofree char *dir = mn_tmpdir();
-    g_autofree char *props = NULL;
     MnProc *primary = memnode_at(dir, "primary");
     KonaQTest *t = &ff.mn.t;
     int64_t worst = 0, t0;
     int b = 64;
 
     fault_start(&ff, "cache-size=64K");
-    kona_qtest_stop(t);
-    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=1000,"
-                            "memnode=%s,replica=%s", primary->addrs[0],
-                            ff.proxy->addrs[0]);
-    kona_qtest_start(t, props);
+    fault_restart_copies(&ff, primary->addrs[0], ff.proxy->addrs[0],
+                         "timeout-ms=1000");
     touch_blocks(t, 0, 32);
     proxy_command(&ff, "refuse on");
     proxy_command(&ff, "cut");
@@ -2202,7 +2209,6 @@ static void test_sanitize_mid_resync(void)
 {
     FaultFixture ff = { 0 };
     g_autofree char *dir = mn_tmpdir();
-    g_autofree char *props = NULL;
     MnProc *primary = memnode_at(dir, "primary");
     KonaQTest *t = &ff.mn.t;
     uint64_t bytes0;
@@ -2210,11 +2216,8 @@ static void test_sanitize_mid_resync(void)
     int i;
 
     fault_start(&ff, "cache-size=64K");
-    kona_qtest_stop(t);
-    props = g_strdup_printf("size=256M,cache-size=64K,timeout-ms=1000,"
-                            "memnode=%s,replica=%s", primary->addrs[0],
-                            ff.proxy->addrs[0]);
-    kona_qtest_start(t, props);
+    fault_restart_copies(&ff, primary->addrs[0], ff.proxy->addrs[0],
+                         "timeout-ms=1000");
     touch_blocks(t, 0, 64);
     g_assert_cmpuint(kona_cmd(t, KONA_CMD_FLUSH, 0, 0, NULL), ==,
                      KONA_CMD_STATUS_OK);
