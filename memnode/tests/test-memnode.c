@@ -527,6 +527,16 @@ static void expect_closed(const char *addr, const void *bytes, size_t len,
 }
 
 /* A raw ZERO for @slab (opened by key on a fresh link): the node closes. */
+/* A ZERO frame, built by hand to be sent raw. */
+static void zero_frame(uint8_t f[KONA_HDR_SIZE + sizeof(KonaZeroReq)],
+                       uint64_t id, uint64_t slab, uint64_t off, uint64_t len)
+{
+    hdr(f, sizeof(KonaZeroReq), KONA_OP_ZERO, id);
+    kona_st64(f + KONA_HDR_SIZE, slab);
+    kona_st64(f + KONA_HDR_SIZE + 8, off);
+    kona_st64(f + KONA_HDR_SIZE + 16, len);
+}
+
 static void expect_zero_closed(Node *n, KonaLink *owner, uint64_t slab,
                                uint64_t off, uint64_t len)
 {
@@ -539,10 +549,7 @@ static void expect_zero_closed(Node *n, KonaLink *owner, uint64_t slab,
     kona_link_slab_info(owner, slab, key, NULL);
     g_assert_cmpint(kona_link_slab_open_shared(l, slab, key, NULL, &err), ==,
                     0);
-    hdr(f, sizeof(KonaZeroReq), KONA_OP_ZERO, 100);
-    kona_st64(f + 24, slab);
-    kona_st64(f + 32, off);
-    kona_st64(f + 40, len);
+    zero_frame(f, 100, slab, off, len);
     g_assert_cmpint(kona_link_send_raw(l, f, sizeof(f), &err), ==, 0);
     g_assert_cmpint(recv(kona_link_fd(l), &c, 1, 0), ==, 0);
 }
@@ -666,10 +673,7 @@ static void test_zero_in_steps(void)
                                                   data, &err), ==, 0);
         }
         g_assert_cmpint(kona_link_stats(other, &st0, &err), ==, 0);
-        hdr(f, sizeof(KonaZeroReq), KONA_OP_ZERO, 1000 + attempt);
-        kona_st64(f + 24, slab);
-        kona_st64(f + 32, 0);
-        kona_st64(f + 40, size);
+        zero_frame(f, 1000 + attempt, slab, 0, size);
         g_assert_cmpint(kona_link_send_raw(l, f, sizeof(f), &err), ==, 0);
         g_usleep(2000);                 /* the node is at it by now */
         g_assert_cmpint(kona_link_stats(other, &mid, &err), ==, 0);
