@@ -1,15 +1,18 @@
 /*
  * kona-poison-probe: what a process sees of data the device cannot fetch.
  *
- *   kona-poison-probe NODE PAGES SECONDS
+ *   kona-poison-probe NODE PAGES SECONDS [WIDTH]
  *
  * Maps PAGES pages bound to NODE (mbind: only the data, not the page
  * tables, lives there), writes a pattern into each, prints
  * "KONA-FAULT-NOW", sleeps SECONDS (the test cuts the memory node
- * meanwhile), then loads one word of each page.  Each load sits in the
- * middle of a loop body: under TCG it is not the last instruction of its
- * translation block, so the device's failure of it is replayed alone
- * before its machine check (qemu-patches/0005).
+ * meanwhile), then loads the first WIDTH bytes of each page: 8 (the
+ * default, one word), 16 (one SSE load, which TCG serves as a pair of
+ * 8-byte device accesses under one hold of the device's lock,
+ * qemu-patches/0007), or "both" (8 and 16 on alternate pages).  Each load sits in the middle of a loop body: under
+ * TCG it is not the last instruction of its translation block, so the
+ * device's failure of it is replayed alone before its machine check
+ * (qemu-patches/0005).
  *
  * A load the device cannot serve must end in SIGBUS, si_code
  * BUS_MCEERR_AR, at that page's address (the guest kernel's memory
@@ -21,9 +24,11 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
+#include <emmintrin.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,28 +53,48 @@ static void on_sigbus(int sig, siginfo_t *info, void *ctx)
     siglongjmp(probe_jmp, 1);
 }
 
-static uint64_t pattern(size_t page)
+/* Word @word (0 or 1) of page @page. */
+static uint64_t pattern(size_t page, int word)
 {
-    return 0x6b6f6e6100000000ull | page;
+    return (0x6b6f6e6100000000ull | page) ^ (word ? ~0ull : 0);
+}
+
+/* The first @width bytes of @p match page @page's pattern? */
+static bool load_matches(volatile uint64_t *p, size_t page, int width)
+{
+    if (width == 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+
+        return (uint64_t)_mm_cvtsi128_si64(v) == pattern(page, 0) &&
+               (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v)) ==
+               pattern(page, 1);
+    }
+    return *p == pattern(page, 0);
 }
 
 int main(int argc, char **argv)
 {
     struct sigaction sa = { 0 };
-    size_t pages, good = 0, mce = 0, bad = 0;
+    size_t pages;
+    /* Changed between sigsetjmp() and the SIGBUS handler's longjmp. */
+    volatile size_t good = 0, mce = 0, bad = 0;
     unsigned long mask;
     volatile uint64_t *buf;
-    int node, seconds;
+    int node, seconds, width;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: kona-poison-probe NODE PAGES SECONDS\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr,
+                "usage: kona-poison-probe NODE PAGES SECONDS [WIDTH]\n");
         return 2;
     }
     node = atoi(argv[1]);
     pages = strtoul(argv[2], NULL, 0);
     seconds = atoi(argv[3]);
-    if (node < 0 || node >= 64 || pages == 0 || seconds < 0) {
-        fprintf(stderr, "kona-poison-probe: bad node, pages or seconds\n");
+    width = argc < 5 ? 8 : !strcmp(argv[4], "both") ? 0 : atoi(argv[4]);
+    if (node < 0 || node >= 64 || pages == 0 || seconds < 0 ||
+        (width != 0 && width != 8 && width != 16)) {
+        fprintf(stderr, "kona-poison-probe: bad node, pages, seconds or "
+                "width (8, 16 or both)\n");
         return 2;
     }
     buf = mmap(NULL, pages * PAGE_SIZE, PROT_READ | PROT_WRITE,
@@ -88,7 +113,8 @@ int main(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < pages; i++) {
-        buf[i * (PAGE_SIZE / 8)] = pattern(i);
+        buf[i * (PAGE_SIZE / 8)] = pattern(i, 0);
+        buf[i * (PAGE_SIZE / 8) + 1] = pattern(i, 1);
     }
     sa.sa_sigaction = on_sigbus;
     sa.sa_flags = SA_SIGINFO;
@@ -100,7 +126,6 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < pages; i++) {
         volatile uint64_t *word = &buf[i * (PAGE_SIZE / 8)];
-        uint64_t v;
 
         if (sigsetjmp(probe_jmp, 1)) {
             if (fault_code != BUS_MCEERR_AR || fault_addr != (void *)word) {
@@ -113,12 +138,11 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        v = *word;
-        if (v == pattern(i)) {
+        if (load_matches(word, i, width ? width : i % 2 ? 16 : 8)) {
             good++;
         } else {
-            fprintf(stderr, "probe: page %zu: read %#llx\n", i,
-                    (unsigned long long)v);
+            fprintf(stderr, "probe: page %zu: read %#llx %#llx\n", i,
+                    (unsigned long long)word[0], (unsigned long long)word[1]);
             bad++;
         }
     }

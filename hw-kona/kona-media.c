@@ -54,10 +54,18 @@ void kona_lock(KonaCxlState *s, KonaLockState *ls)
     qemu_rec_mutex_lock(&s->lock);
 }
 
+/* What an access counts, and a replayed attempt of one takes back. */
+static const int kona_pair_stats[KONA_PAIR_STATS] = {
+    KONA_DEV_STAT_READS, KONA_DEV_STAT_WRITES, KONA_DEV_STAT_READ_BYTES,
+    KONA_DEV_STAT_WRITE_BYTES, KONA_DEV_STAT_HITS, KONA_DEV_STAT_MISSES,
+};
+
 /*
  * Both halves of a 16-byte access, which TCG serves as two 8-byte ones,
  * under one hold of the lock (qemu-patches/0007): nothing comes between
- * them.  The lock is recursive, so the halves take it again inside.
+ * them.  The lock is recursive, so the halves take it again inside.  A
+ * pair that a failed half ends early (kona_media_access) has let go of
+ * the lock already.
  */
 void kona_media_pair(void *opaque, bool lock)
 {
@@ -65,9 +73,31 @@ void kona_media_pair(void *opaque, bool lock)
 
     if (lock) {
         qemu_rec_mutex_lock(&s->lock);
-    } else {
+        s->pair.open = true;
+        s->pair.failed = false;
+        for (int i = 0; i < KONA_PAIR_STATS; i++) {
+            s->pair.stats[i] = s->stats[kona_pair_stats[i]];
+        }
+    } else if (s->pair.open) {
+        s->pair.open = false;
+        s->pair.failed = false;
         qemu_rec_mutex_unlock(&s->lock);
     }
+}
+
+/*
+ * A half of an open pair failed, and TCG is about to replay the access
+ * alone (kona_poison_will_replay): it leaves the handler by longjmp, past
+ * the pair's end, so the pair lets go of the lock here, and takes back
+ * what its other half counted: the replay counts the access.
+ */
+static void kona_pair_abandon(KonaCxlState *s)
+{
+    for (int i = 0; i < KONA_PAIR_STATS; i++) {
+        s->stats[kona_pair_stats[i]] = s->pair.stats[i];
+    }
+    s->pair.open = false;
+    qemu_rec_mutex_unlock(&s->lock);
 }
 
 void kona_unlock(KonaCxlState *s, KonaLockState *ls)
@@ -452,6 +482,8 @@ MemTxResult kona_access(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
 {
     uint32_t bs = s->cache.block_size;
     unsigned first = MIN(len, bs - (addr & (bs - 1)));
+    uint64_t hits = s->stats[KONA_DEV_STAT_HITS];
+    uint64_t misses = s->stats[KONA_DEV_STAT_MISSES];
     bool ok;
 
     s->stats[write ? KONA_DEV_STAT_WRITES : KONA_DEV_STAT_READS]++;
@@ -469,24 +501,60 @@ MemTxResult kona_access(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
     if (kona_poison_will_replay()) {
         /*
          * TCG runs this access again alone before the guest hears of the
-         * failure: that run counts it, and the miss that failed it.  (A
-         * block this attempt did fetch stays counted: its fetch happened.)
+         * failure: that run counts it, its hits and the miss that failed
+         * it.  (A block this attempt did fetch stays in the fetches: its
+         * fetch happened.)
          */
         s->stats[write ? KONA_DEV_STAT_WRITES : KONA_DEV_STAT_READS]--;
         s->stats[write ? KONA_DEV_STAT_WRITE_BYTES :
                  KONA_DEV_STAT_READ_BYTES] -= len;
-        s->stats[KONA_DEV_STAT_MISSES]--;
+        s->stats[KONA_DEV_STAT_HITS] = hits;
+        s->stats[KONA_DEV_STAT_MISSES] = misses;
     } else {
         s->stats[KONA_DEV_STAT_FAILED_ACCESSES]++;
     }
     return MEMTX_ERROR;
 }
 
+/*
+ * A guest access of the media: served, or failed with a memory error
+ * reported to the vCPU making it (once for a 16-byte pair).
+ */
+static MemTxResult kona_media_access(KonaCxlState *s, hwaddr addr,
+                                     uint8_t *buf, unsigned size, bool write)
+{
+    KonaLockState ls;
+    MemTxResult r;
+
+    if (unlikely(s->direct_pending)) {
+        kona_direct_slow_access(s);
+    }
+    kona_lock(s, &ls);
+    if (unlikely(s->pair.failed)) {
+        /* The other half of this pair failed and was reported. */
+        kona_unlock(s, &ls);
+        return MEMTX_ERROR;
+    }
+    r = kona_access(s, &ls, addr, buf, size, write);
+    if (unlikely(r != MEMTX_OK && s->pair.open)) {
+        if (kona_poison_will_replay()) {
+            kona_pair_abandon(s);
+        } else {
+            s->pair.failed = true;
+        }
+    }
+    kona_unlock(s, &ls);
+    if (r != MEMTX_OK) {
+        BQL_LOCK_GUARD();   /* a machine check runs work on every vCPU */
+        kona_report_poison(CXL_TYPE3(s), addr);
+    }
+    return r;
+}
+
 static MemTxResult kona_media_read(void *opaque, hwaddr addr, uint64_t *data,
                                    unsigned size, MemTxAttrs attrs)
 {
     KonaCxlState *s = opaque;
-    KonaLockState ls;
     uint8_t buf[8];
     MemTxResult r;
 
@@ -496,20 +564,11 @@ static MemTxResult kona_media_read(void *opaque, hwaddr addr, uint64_t *data,
         *data = 0;
         return MEMTX_OK;
     }
-    if (unlikely(s->direct_pending)) {
-        kona_direct_slow_access(s);
-    }
-    kona_lock(s, &ls);
-    r = kona_access(s, &ls, addr, buf, size, false);
-    kona_unlock(s, &ls);
     /*
      * A block that cannot be fetched reads as all ones, like no device,
      * and the vCPU gets a memory error for it: never silent bad data.
      */
-    if (r != MEMTX_OK) {
-        BQL_LOCK_GUARD();   /* a machine check runs work on every vCPU */
-        kona_report_poison(CXL_TYPE3(s), addr);
-    }
+    r = kona_media_access(s, addr, buf, size, false);
     *data = r == MEMTX_OK ? ldn_le_p(buf, size) : MAKE_64BIT_MASK(0, 8 * size);
     trace_kona_media_read(addr, size, *data);
     return r;
@@ -519,22 +578,12 @@ static MemTxResult kona_media_write(void *opaque, hwaddr addr, uint64_t data,
                                     unsigned size, MemTxAttrs attrs)
 {
     KonaCxlState *s = opaque;
-    KonaLockState ls;
     uint8_t buf[8];
     MemTxResult r;
 
     stn_le_p(buf, size, data);
-    if (unlikely(s->direct_pending)) {
-        kona_direct_slow_access(s);
-    }
-    kona_lock(s, &ls);
-    r = kona_access(s, &ls, addr, buf, size, true);
-    kona_unlock(s, &ls);
-    if (r != MEMTX_OK) {
-        /* The store is lost with its block: report it like a bad read. */
-        BQL_LOCK_GUARD();
-        kona_report_poison(CXL_TYPE3(s), addr);
-    }
+    /* A store that fails is lost with its block: reported like a load. */
+    r = kona_media_access(s, addr, buf, size, true);
     trace_kona_media_write(addr, size, data);
     return r;
 }

@@ -36,6 +36,18 @@ typedef struct KonaDirect {
     bool mapped;
 } KonaDirect;
 
+/*
+ * A 16-byte access, which TCG makes as two 8-byte ones under one hold of
+ * the device lock (kona_media_pair): one guest access, counted once and
+ * failed once.
+ */
+#define KONA_PAIR_STATS 6
+typedef struct KonaPair {
+    bool open;                  /* the lock is held for a pair */
+    bool failed;                /* a half failed: the rest fails, uncounted */
+    uint64_t stats[KONA_PAIR_STATS];    /* the access counters at its start */
+} KonaPair;
+
 struct KonaCxlState {
     CXLType3Dev parent_obj;
 
@@ -89,6 +101,7 @@ struct KonaCxlState {
     bool remote_error;
     uint64_t failed_block;      /* the last failed block to be replayed */
     int64_t failed_ns;          /* ... and when */
+    KonaPair pair;
     KonaWindow window;
     uint64_t window_ns;         /* 0: per-window tracking off */
     QEMUTimer *window_timer;    /* QEMU_CLOCK_VIRTUAL: guest time */
