@@ -12,6 +12,7 @@
 #include "hw/kona-memnode/kona-auth.h"
 #include "hw/kona-memnode/kona-sock.h"
 #include "kona-copy.h"
+#include "kona-guard.h"
 #include "trace.h"
 
 /* A broken connection is re-made by kona-link on the next call; retry. */
@@ -127,7 +128,9 @@ bool kona_copy_map(const KonaCopyConfig *cfg, KonaCopy *c, uint64_t need,
         }
         return true;
     }
-    map = kona_link_slab_map(c->link, c->slab_id, &size, &gerr);
+    kona_guard_init();
+    map = kona_link_slab_map(c->link, c->slab_id, &size, &c->can_shrink,
+                             &gerr);
     if (map && size < need) {
         kona_link_slab_unmap(map, size);
         map = NULL;
@@ -196,7 +199,8 @@ bool kona_copy_ready(KonaCopy *c, bool now, GError **gerr)
         kona_link_reconnect(c->link, gerr) < 0) {
         return false;
     }
-    c->map = kona_link_slab_map(c->link, c->slab_id, &size, gerr);
+    c->map = kona_link_slab_map(c->link, c->slab_id, &size, &c->can_shrink,
+                                gerr);
     if (!c->map) {
         return false;
     }
@@ -207,8 +211,61 @@ bool kona_copy_ready(KonaCopy *c, bool now, GError **gerr)
 }
 
 /*
+ * A copy to or from a mapping: @len bytes, or with @masks the masked lines
+ * of @len / 4096 pages.
+ */
+typedef struct KonaMapCopy {
+    uint8_t *dst;
+    const uint8_t *src;
+    uint64_t len;
+    const uint64_t *masks;
+} KonaMapCopy;
+
+static void kona_map_copy(void *opaque)
+{
+    KonaMapCopy *m = opaque;
+
+    if (!m->masks) {
+        memcpy(m->dst, m->src, m->len);
+        return;
+    }
+    for (uint64_t p = 0; p < m->len / 4096; p++) {
+        if (m->masks[p] == UINT64_MAX) {
+            memcpy(m->dst + p * 4096, m->src + p * 4096, 4096);
+        } else {
+            kona_lines_copy(m->dst + p * 4096, m->src + p * 4096,
+                            m->masks[p]);
+        }
+    }
+}
+
+/*
+ * Copy through @c's mapping.  A mapping of a file that may shrink
+ * (--data-dir) is copied under a guard: if its file was cut, the copy
+ * fails instead of QEMU, and the mapping is dropped (the next use maps
+ * the slab again, which a cut file fails).
+ */
+static bool kona_copy_through_map(KonaCopy *c, KonaMapCopy *m, GError **gerr)
+{
+    if (!c->can_shrink) {
+        kona_map_copy(m);
+        return true;
+    }
+    if (kona_guard_run(kona_map_copy, m)) {
+        return true;
+    }
+    trace_kona_copy_sigbus(c->addr, c->slab_id);
+    g_set_error(gerr, KONA_ERROR, EIO, "memnode %s: the file of slab %"
+                PRIu64 " was cut under its mapping (SIGBUS)", c->addr,
+                c->slab_id);
+    kona_copy_unmap(c);
+    return false;
+}
+
+/*
  * Read [off, off + len) of @c's slab: into @buf, or with @data (not NULL)
- * straight from the mapping, *data pointing there (or at @buf).
+ * straight from the mapping where it cannot fault, *data pointing there
+ * (or at @buf).
  */
 int kona_copy_read(KonaCopy *c, uint64_t off, void *buf, uint32_t len,
                    const uint8_t **data, GError **gerr)
@@ -218,13 +275,21 @@ int kona_copy_read(KonaCopy *c, uint64_t off, void *buf, uint32_t len,
     int ret;
 
     if (c->shared) {
+        KonaMapCopy m = { .dst = buf, .len = len };
+
         if (!kona_copy_ready(c, false, gerr)) {
             return -EIO;
         }
-        if (data) {
+        if (data && !c->can_shrink) {
             *data = c->map + off;
-        } else {
-            memcpy(buf, c->map + off, len);
+            return 0;
+        }
+        m.src = c->map + off;
+        if (!kona_copy_through_map(c, &m, gerr)) {
+            return -EIO;
+        }
+        if (data) {
+            *data = buf;
         }
         return 0;
     }
@@ -260,18 +325,16 @@ static int kona_copy_write_mapped(KonaCopy *c, uint64_t off, uint32_t npages,
                                const uint64_t *masks, const uint8_t *pages,
                                GError **gerr)
 {
+    KonaMapCopy m = {
+        .src = pages, .len = (uint64_t)npages * 4096, .masks = masks,
+    };
+
     if (!kona_copy_ready(c, false, gerr)) {
         return -EIO;
     }
-    for (uint32_t p = 0; p < npages; p++) {
-        uint8_t *dst = c->map + off + (uint64_t)p * 4096;
-        const uint8_t *src = pages + (uint64_t)p * 4096;
-
-        if (masks[p] == UINT64_MAX) {
-            memcpy(dst, src, 4096);
-        } else {
-            kona_lines_copy(dst, src, masks[p]);
-        }
+    m.dst = c->map + off;
+    if (!kona_copy_through_map(c, &m, gerr)) {
+        return -EIO;
     }
     return kona_link_note_lines(c->link, c->slab_id, off, npages, masks,
                                 gerr);

@@ -43,6 +43,7 @@ typedef struct KonaCopy {
     bool shared;                /* served through a mapping of the slab */
     uint8_t *map;               /* the mapping; NULL while it is lost */
     uint64_t map_size;
+    bool can_shrink;            /* its file may be cut under it (SIGBUS) */
     int64_t checked_ns;         /* when the memnode was last seen alive */
     char *refused;              /* a note the memnode refused, for FLUSH */
     uint64_t gen;               /* the slab's generation (newer: larger) */

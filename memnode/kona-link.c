@@ -1563,12 +1563,14 @@ bool kona_link_offers_shared(const KonaLink *l)
 }
 
 /*
- * Can @fd be mapped as @size bytes at @offset without ever faulting with
- * SIGBUS?  A regular file (memfd or data-directory file) long enough, and
- * a memfd (shmem and unlinked) sealed against shrinking.
+ * Can @fd be mapped as @size bytes at @offset?  A regular file (memfd or
+ * data-directory file) long enough, and a memfd (shmem and unlinked)
+ * sealed against shrinking.  *@can_shrink: a file that is not such a
+ * memfd (a data-directory file), whose mapping can fault with SIGBUS if
+ * someone shrinks it later.
  */
 static int check_slab_fd(KonaLink *l, int fd, uint64_t size, uint64_t offset,
-                         GError **errp)
+                         bool *can_shrink, GError **errp)
 {
     struct stat st;
     int seals;
@@ -1588,12 +1590,14 @@ static int check_slab_fd(KonaLink *l, int fd, uint64_t size, uint64_t offset,
         return fail(l, errp, EINVAL, "SLAB_MAP: the memfd is not sealed "
                     "against shrinking (a mapping of it could fault)");
     }
+    *can_shrink = seals < 0 || !(seals & F_SEAL_SHRINK);
     return 0;
 }
 
 void *kona_link_slab_map(KonaLink *l, uint64_t slab_id, uint64_t *size,
-                         GError **errp)
+                         bool *can_shrink, GError **errp)
 {
+    bool shrinks = true;
     KonaLinkSlab *known;
     KonaSlabMapRep rep;
     uint8_t p[8];
@@ -1633,7 +1637,7 @@ void *kona_link_slab_map(KonaLink *l, uint64_t slab_id, uint64_t *size,
              slab_id, known->size, rep.size);
         return NULL;
     }
-    if (check_slab_fd(l, fd, rep.size, rep.offset, errp) < 0) {
+    if (check_slab_fd(l, fd, rep.size, rep.offset, &shrinks, errp) < 0) {
         close(fd);
         return NULL;
     }
@@ -1649,6 +1653,9 @@ void *kona_link_slab_map(KonaLink *l, uint64_t slab_id, uint64_t *size,
     /* the mapping keeps the memory; the descriptor is not needed */
     close(fd);
     *size = rep.size;
+    if (can_shrink) {
+        *can_shrink = shrinks;
+    }
     return mem;
 }
 

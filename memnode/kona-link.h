@@ -215,10 +215,13 @@ bool kona_link_offers_shared(const KonaLink *l);
  * the caller owns the mapping and releases it with kona_link_slab_unmap().
  * The mapping stays valid memory whatever happens to the server (a crash
  * leaves it orphaned; a freed slab's memory is never given to anyone else
- * while mapped).  Map again after a reconnect.
+ * while mapped).  Map again after a reconnect.  *@can_shrink (if not NULL)
+ * says whether the slab is a file that cannot be sealed (a --data-dir
+ * slab): whoever may write that file can shrink it, and an access of the
+ * mapping past its new end raises SIGBUS.  A memfd slab never can.
  */
 void *kona_link_slab_map(KonaLink *l, uint64_t slab_id, uint64_t *size,
-                         GError **errp);
+                         bool *can_shrink, GError **errp);
 void kona_link_slab_unmap(void *mem, uint64_t size);
 /*
  * Report lines written through a mapping (same masks layout as

@@ -477,7 +477,7 @@ static void bench_shared(const char *addr)
             die("%s", err->message);
         }
     }
-    m = kona_link_slab_map(l, slab, &size, &err);
+    m = kona_link_slab_map(l, slab, &size, NULL, &err);
     if (!m || kona_link_stats(l, &st0, &err) < 0) {
         die("%s", err->message);
     }

@@ -32,16 +32,28 @@ static Node *node_start(const char *const *extra)
     return mn_node_start(NULL, extra);
 }
 
-static uint8_t *map_slab(KonaLink *l, uint64_t id, uint64_t want)
+/*
+ * Map slab @id (@want bytes): a memfd, sealed so that it never shrinks,
+ * or with @file a --data-dir file, which may be cut under the mapping.
+ */
+static uint8_t *map_slab_of(KonaLink *l, uint64_t id, uint64_t want,
+                            bool file)
 {
     g_autoptr(GError) err = NULL;
     uint64_t size = 0;
-    uint8_t *m = kona_link_slab_map(l, id, &size, &err);
+    bool can_shrink = !file;
+    uint8_t *m = kona_link_slab_map(l, id, &size, &can_shrink, &err);
 
     g_assert_no_error(err);
     g_assert_nonnull(m);
     g_assert_cmpuint(size, ==, want);
+    g_assert_true(can_shrink == file);
     return m;
+}
+
+static uint8_t *map_slab(KonaLink *l, uint64_t id, uint64_t want)
+{
+    return map_slab_of(l, id, want, false);
 }
 
 static KonaMemnodeStats stats(KonaLink *l)
@@ -245,7 +257,7 @@ static void expect_no_shared(KonaLink *l, uint64_t slab, bool server)
 
     g_assert_false(kona_link_offers_shared(l));
     g_assert_false(kona_link_caps(l) & KONA_CAP_SHARED);
-    g_assert_null(kona_link_slab_map(l, slab, &size, &err));
+    g_assert_null(kona_link_slab_map(l, slab, &size, NULL, &err));
     g_assert_error(err, KONA_ERROR, EOPNOTSUPP);
     g_clear_error(&err);
     if (!server) {
@@ -286,10 +298,10 @@ static void test_not_open_refused(void)
     g_autoptr(GError) err = NULL;
     uint64_t slab = mn_alloc_slab(a, SLAB), size;
 
-    g_assert_null(kona_link_slab_map(b, slab, &size, &err));
+    g_assert_null(kona_link_slab_map(b, slab, &size, NULL, &err));
     g_assert_error(err, KONA_ERROR, EACCES);
     g_clear_error(&err);
-    g_assert_null(kona_link_slab_map(b, slab + 100, &size, &err));
+    g_assert_null(kona_link_slab_map(b, slab + 100, &size, NULL, &err));
     g_assert_error(err, KONA_ERROR, EACCES);
     g_clear_error(&err);
     g_assert_cmpint(kona_link_ping(b, &err), ==, 0);
@@ -463,7 +475,7 @@ static void test_flush_syncs(void)
     /* created in full: no holes for a full disk to turn into SIGBUS */
     g_assert_cmpint(stat(path, &sb), ==, 0);
     g_assert_cmpint((int64_t)sb.st_blocks * 512, >=, SLAB);
-    m = map_slab(l, slab, SLAB);
+    m = map_slab_of(l, slab, SLAB, true);
     mn_fill(page, sizeof(page), 7);
     kona_lines_unpack(m + 65536, mask, page);
     g_assert_cmpint(kona_link_note_lines(l, slab, 65536, 1, &mask, &err), ==,
@@ -493,7 +505,7 @@ static void test_data_dir_restart(void)
     uint64_t slab = mn_alloc_slab(l, SLAB), full = ~0ull;
     uint8_t page[KONA_PAGE_SIZE], *m, *m2;
 
-    m = map_slab(l, slab, SLAB);
+    m = map_slab_of(l, slab, SLAB, true);
     mn_fill(page, sizeof(page), 8);
     memcpy(m + 8192, page, sizeof(page));
     g_assert_cmpint(kona_link_note_lines(l, slab, 8192, 1, &full, &err), ==,
@@ -501,7 +513,7 @@ static void test_data_dir_restart(void)
     g_assert_cmpint(kona_link_flush(l, &err), ==, 0);
     mn_node_restart(n, true, NULL);
     /* the link reconnects and reopens the slab by key, then maps it */
-    m2 = map_slab(l, slab, SLAB);
+    m2 = map_slab_of(l, slab, SLAB, true);
     g_assert_cmpuint(kona_link_reconnects(l), ==, 1);
     g_assert_cmpmem(m2 + 8192, sizeof(page), page, sizeof(page));
     /* the same file: the old mapping and the new one share it */
@@ -550,7 +562,7 @@ static void test_full_disk(void)
     }
     id = mn_alloc_slab(l, 1 << 20);
     {
-        uint8_t *m = map_slab(l, id, 1 << 20);
+        uint8_t *m = map_slab_of(l, id, 1 << 20, true);
         memset(m, 3, 1 << 20);      /* every page is there: no SIGBUS */
         kona_link_slab_unmap(m, 1 << 20);
     }
@@ -712,12 +724,12 @@ static void test_proxy_relays(void)
 
     /* a descriptor shorter than the slab, or one that cannot be mapped */
     mn_proxy_cmd(p, "shm-fault short");
-    g_assert_null(kona_link_slab_map(l, slab, &size, &err));
+    g_assert_null(kona_link_slab_map(l, slab, &size, NULL, &err));
     g_assert_error(err, KONA_ERROR, EINVAL);
     g_assert_nonnull(strstr(err->message, "shorter than the slab"));
     g_clear_error(&err);
     mn_proxy_cmd(p, "shm-fault unmappable");
-    g_assert_null(kona_link_slab_map(l, slab, &size, &err));
+    g_assert_null(kona_link_slab_map(l, slab, &size, NULL, &err));
     g_assert_error(err, KONA_ERROR, EINVAL);
     g_clear_error(&err);
     /* the link survived both, and the real descriptor works again */
