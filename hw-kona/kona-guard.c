@@ -8,6 +8,7 @@
 #include "qemu/osdep.h"
 #include <setjmp.h>
 #include "qemu/atomic.h"
+#include "qemu/thread.h"
 #include "kona-guard.h"
 
 typedef struct KonaGuard {
@@ -16,7 +17,10 @@ typedef struct KonaGuard {
 
 /* The guard of the copy this thread is running, if any. */
 static __thread KonaGuard *kona_guard;
+/* This thread has SIGBUS unblocked for good (not the main loop's). */
+static __thread bool kona_guard_unblocked;
 static struct sigaction kona_guard_prev;
+static QemuThread kona_guard_main;
 
 static void kona_guard_sigbus(int sig, siginfo_t *info, void *ctx)
 {
@@ -47,6 +51,7 @@ static gpointer kona_guard_install(gpointer unused)
 
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, &kona_guard_prev);
+    qemu_thread_get_self(&kona_guard_main);
     return NULL;
 }
 
@@ -59,21 +64,29 @@ void kona_guard_init(void)
 
 bool kona_guard_run(void (*fn)(void *opaque), void *opaque)
 {
+    bool restore = false;
     sigset_t bus, mask;
     KonaGuard g;
 
     /*
-     * QEMU's threads run with SIGBUS blocked (the main loop takes machine
-     * checks from a signalfd), and a fault's SIGBUS that is blocked ends
-     * the process whatever the handler: unblocked for the copy.  The mask
-     * is put back by hand rather than by siglongjmp, which would cost a
-     * system call even for a copy that does not fault.
+     * QEMU's threads run with SIGBUS blocked, and a fault's SIGBUS that is
+     * blocked ends the process whatever the handler.  A thread of its own
+     * (vCPU, fault thread) unblocks it for good at its first guarded copy:
+     * a system call on every copy would cost more than the copy.  The main
+     * loop takes machine checks from a signalfd and gets its mask back
+     * after each copy.
      */
     sigemptyset(&bus);
     sigaddset(&bus, SIGBUS);
-    pthread_sigmask(SIG_UNBLOCK, &bus, &mask);
+    if (!kona_guard_unblocked) {
+        restore = qemu_thread_is_self(&kona_guard_main);
+        pthread_sigmask(SIG_UNBLOCK, &bus, &mask);
+        kona_guard_unblocked = !restore;
+    }
     if (sigsetjmp(g.env, 0)) {
-        pthread_sigmask(SIG_SETMASK, &mask, NULL);
+        /* The handler ran with SIGBUS blocked; no mask was saved. */
+        pthread_sigmask(restore ? SIG_SETMASK : SIG_UNBLOCK,
+                        restore ? &mask : &bus, NULL);
         return false;
     }
     kona_guard = &g;
@@ -81,6 +94,8 @@ bool kona_guard_run(void (*fn)(void *opaque), void *opaque)
     fn(opaque);
     barrier();
     kona_guard = NULL;
-    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    if (restore) {
+        pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    }
     return true;
 }
