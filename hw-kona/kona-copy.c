@@ -12,7 +12,7 @@
 #include "hw/kona-memnode/kona-auth.h"
 #include "hw/kona-memnode/kona-sock.h"
 #include "kona-copy.h"
-#include "kona-guard.h"
+#include "hw/kona-memnode/kona-guard.h"
 #include "trace.h"
 
 /* A broken connection is re-made by kona-link on the next call; retry. */
@@ -115,6 +115,11 @@ bool kona_copy_map(const KonaCopyConfig *cfg, KonaCopy *c, uint64_t need,
     uint64_t size = 0;
     void *map;
 
+    /*
+     * Realize maps the device's first copies, in the main loop's thread,
+     * which keeps SIGBUS blocked outside guarded copies (kona-guard.h).
+     */
+    kona_guard_init(true);
     if (cfg->path == KONA_COPY_PATH_SOCKET) {
         return true;
     }
@@ -128,7 +133,6 @@ bool kona_copy_map(const KonaCopyConfig *cfg, KonaCopy *c, uint64_t need,
         }
         return true;
     }
-    kona_guard_init();
     map = kona_link_slab_map(c->link, c->slab_id, &size, &c->can_shrink,
                              &gerr);
     if (map && size < need) {

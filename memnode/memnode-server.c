@@ -170,6 +170,20 @@ static bool op_stats(MnConn *c, const KonaHdr *h, const uint8_t *unused)
     return true;
 }
 
+/* A copy out of a slab (mn_slab_guarded). */
+typedef struct MnCopy {
+    uint8_t *dst;
+    const uint8_t *src;
+    size_t len;
+} MnCopy;
+
+static void mn_copy_run(void *opaque)
+{
+    MnCopy *cp = opaque;
+
+    memcpy(cp->dst, cp->src, cp->len);
+}
+
 static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
 {
     KonaReadReq req;
@@ -187,7 +201,21 @@ static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (req.offset > s->size || req.len > s->size - req.offset) {
         return bad_frame(c, h, "READ beyond the end of the slab");
     }
-    if (req.len <= READ_COPY_MAX) {
+    if (c->srv->store->data_dir) {
+        /*
+         * A data file may be cut under the mapping: copied first under a
+         * guard (a queued reference could not fail), and never referenced.
+         */
+        g_autofree uint8_t *buf = g_malloc(req.len);
+        MnCopy cp = { buf, s->mem + req.offset, req.len };
+
+        if (!mn_slab_guarded(c->srv->store, mn_copy_run, &cp)) {
+            reply_err(c, h, EIO, "slab %" G_GUINT64_FORMAT ": its file was "
+                      "cut under the memnode", req.slab_id);
+            return true;
+        }
+        memcpy(reply(c, h, req.len), buf, req.len);
+    } else if (req.len <= READ_COPY_MAX) {
         /* cheaper copied than referenced (an entry, a reference) */
         memcpy(reply(c, h, req.len), s->mem + req.offset, req.len);
     } else {
@@ -200,14 +228,36 @@ static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
     return true;
 }
 
+/* The lines of WRITE_LINES into the slab (mn_slab_guarded). */
+typedef struct MnUnpack {
+    uint8_t *dst;
+    const uint8_t *masks, *data;
+    uint32_t npages;
+    uint64_t lines;
+} MnUnpack;
+
+static void mn_unpack_run(void *opaque)
+{
+    MnUnpack *u = opaque;
+    const uint8_t *data = u->data;
+
+    for (uint32_t i = 0; i < u->npages; i++) {
+        uint64_t m = kona_ld64(u->masks + 8 * i);
+
+        data += kona_lines_unpack(u->dst + (size_t)i * KONA_PAGE_SIZE, m,
+                                  data);
+        u->lines += kona_lines_count(m);
+    }
+}
+
 static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
 {
     KonaWriteLinesReq req;
     const uint8_t *masks, *data;
     const char *why = kona_decode_write_lines_req(p, h->len, &req, &masks,
                                                   &data);
-    uint64_t span, lines = 0;
-    uint8_t *dst;
+    MnUnpack u = { 0 };
+    uint64_t span;
     MnSlab *s;
 
     if (why) {
@@ -221,19 +271,22 @@ static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
     if (req.block_off > s->size || span > s->size - req.block_off) {
         return bad_frame(c, h, "WRITE_LINES beyond the end of the slab");
     }
-    dst = s->mem + req.block_off;
+    u = (MnUnpack) {
+        .dst = s->mem + req.block_off, .masks = masks, .data = data,
+        .npages = req.npages,
+    };
     if (s->out_tag.refs.length) {
-        detach_slab_refs(s, dst, dst + span);
+        detach_slab_refs(s, u.dst, u.dst + span);
     }
-    for (uint32_t i = 0; i < req.npages; i++) {
-        uint64_t m = kona_ld64(masks + 8 * i);
-        data += kona_lines_unpack(dst + (size_t)i * KONA_PAGE_SIZE, m, data);
-        lines += kona_lines_count(m);
+    if (!mn_slab_guarded(c->srv->store, mn_unpack_run, &u)) {
+        reply_err(c, h, EIO, "slab %" G_GUINT64_FORMAT ": its file was cut "
+                  "under the memnode", req.slab_id);
+        return true;
     }
     mn_slab_dirty(s, req.block_off, span);
     c->srv->stats[KONA_STAT_WRITES]++;
-    c->srv->stats[KONA_STAT_LINES_WRITTEN] += lines;
-    c->srv->stats[KONA_STAT_BYTES_WRITTEN] += lines * KONA_LINE_SIZE;
+    c->srv->stats[KONA_STAT_LINES_WRITTEN] += u.lines;
+    c->srv->stats[KONA_STAT_BYTES_WRITTEN] += u.lines * KONA_LINE_SIZE;
     reply(c, h, 0);
     return true;
 }

@@ -15,10 +15,14 @@
  * id, size, key, name, volume key, generation) written atomically and
  * durably (temporary file synced, renamed, directory synced) before the
  * slab is handed out or a generation is acknowledged, so a restarted
- * memnode finds the same ids, keys, names, generations and bytes.
+ * memnode finds the same ids, keys, names, generations and bytes.  Such a
+ * file cannot be sealed: anyone who may write it can cut it, so the
+ * memnode touches its memory only under a SIGBUS guard
+ * (mn_slab_guarded).
  */
 #include "memnode-slab.h"
 #include "kona-auth.h"
+#include "kona-guard.h"
 #include "kona-util.h"
 
 #include <errno.h>
@@ -645,12 +649,36 @@ int64_t mn_store_expire(MnSlabStore *st, int64_t now_ms)
     return next;
 }
 
+bool mn_slab_guarded(MnSlabStore *st, void (*fn)(void *opaque),
+                     void *opaque)
+{
+    if (!st->data_dir) {
+        fn(opaque);         /* a sealed memfd: it cannot shrink */
+        return true;
+    }
+    kona_guard_init(false);
+    return kona_guard_run(fn, opaque);
+}
+
+typedef struct MnZero {
+    uint8_t *at;
+    uint64_t len;
+} MnZero;
+
+static void slab_memset_zero(void *opaque)
+{
+    MnZero *z = opaque;
+
+    memset(z->at, 0, z->len);
+}
+
 /*
  * A data file must stay fully allocated (a mapping of it must never
  * SIGBUS on a full disk): zero the range in place where the file system
  * can, else punch and allocate again (tmpfs), else write the zeroes.
  */
-static int slab_zero_file(MnSlab *s, uint64_t off, uint64_t len)
+static int slab_zero_file(MnSlabStore *st, MnSlab *s, uint64_t off,
+                          uint64_t len)
 {
     if (fallocate(s->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
                   (off_t)off, (off_t)len) == 0) {
@@ -664,7 +692,13 @@ static int slab_zero_file(MnSlab *s, uint64_t off, uint64_t len)
     if (errno != EOPNOTSUPP) {
         return -errno;
     }
-    memset(s->mem + off, 0, len);
+    {
+        MnZero z = { s->mem + off, len };
+
+        if (!mn_slab_guarded(st, slab_memset_zero, &z)) {
+            return -EIO;        /* the file was cut under the mapping */
+        }
+    }
     return 0;
 }
 
@@ -677,7 +711,7 @@ int mn_slab_zero(MnSlabStore *st, MnSlab *s, uint64_t off, uint64_t len)
         return fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                          (off_t)off, (off_t)len) == 0 ? 0 : -errno;
     }
-    r = slab_zero_file(s, off, len);
+    r = slab_zero_file(st, s, off, len);
     mn_slab_dirty(s, off, len);
     return r;
 }

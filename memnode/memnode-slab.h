@@ -118,6 +118,15 @@ static inline void mn_slab_dirty(MnSlab *s, uint64_t off, uint64_t len)
 }
 
 /*
+ * Run @fn(@opaque), which reads or writes @st's slab memory.  A data file
+ * cannot be sealed, and whoever may write it can cut it under the
+ * memnode's mapping: with a data directory @fn runs under a SIGBUS guard
+ * (kona-guard.h), and false means it met a lost page and ended there.
+ */
+bool mn_slab_guarded(MnSlabStore *st, void (*fn)(void *opaque),
+                     void *opaque);
+
+/*
  * ZERO: [off, off + len) of @s (page-aligned, inside it) reads as zeroes.
  * An anonymous slab's pages there are freed (a hole in its memfd); a data
  * file is zeroed in place and stays fully allocated, durable at the next

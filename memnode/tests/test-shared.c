@@ -530,6 +530,51 @@ static void test_data_dir_restart(void)
     mn_rm_rf(dd);
 }
 
+/*
+ * A --data-dir slab file cut under the memnode (anyone who may write it
+ * can): requests that touch the lost pages fail with EIO, and the memnode
+ * serves on, its other slabs and this connection included.  It died of
+ * SIGBUS before.
+ */
+static void test_data_dir_cut(void)
+{
+    g_autofree char *dd = mn_tmpdir();
+    Node *n = mn_node_start(dd, NULL);
+    g_autoptr(KonaLink) l = mn_link_to(n->unix_addr);
+    g_autoptr(GError) err = NULL;
+    uint64_t slab = mn_alloc_slab(l, SLAB), other = mn_alloc_slab(l, SLAB);
+    g_autofree char *path = slab_file(dd, slab);
+    g_autofree uint8_t *big = g_malloc(SLAB / 4);
+    uint8_t page[KONA_PAGE_SIZE], got[KONA_PAGE_SIZE];
+    uint64_t full = ~0ull;
+
+    mn_fill(page, sizeof(page), 5);
+    g_assert_cmpint(kona_link_write_lines(l, slab, 4096, 1, &full, page,
+                                          &err), ==, 0);
+    g_assert_cmpint(truncate(path, 0), ==, 0);
+
+    /* A small read (copied), a large one, a write, a zeroing */
+    g_assert_cmpint(kona_link_read(l, slab, 4096, got, 64, &err), ==, -EIO);
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_read(l, slab, 0, big, SLAB / 4, &err), ==,
+                    -EIO);
+    g_clear_error(&err);
+    g_assert_cmpint(kona_link_write_lines(l, slab, 8192, 1, &full, page,
+                                          &err), ==, -EIO);
+    g_clear_error(&err);
+
+    /* The memnode, this connection and the other slab serve on. */
+    g_assert_cmpint(kona_link_write_lines(l, other, 4096, 1, &full, page,
+                                          &err), ==, 0);
+    g_assert_cmpint(kona_link_read(l, other, 4096, got, sizeof(got), &err),
+                    ==, 0);
+    g_assert_cmpmem(got, sizeof(got), page, sizeof(page));
+    g_assert_cmpuint(stats(l).slabs, ==, 2);
+    g_assert_cmpuint(kona_link_reconnects(l), ==, 0);
+    mn_node_free(n);
+    mn_rm_rf(dd);
+}
+
 /* A data-dir slab bigger than the free space: -ENOSPC, not a later SIGBUS. */
 static void test_full_disk(void)
 {
@@ -804,6 +849,7 @@ int main(int argc, char **argv)
     g_test_add_func("/shared/kill-while-mapped", test_kill_while_mapped);
     g_test_add_func("/shared/flush-syncs", test_flush_syncs);
     g_test_add_func("/shared/data-dir-restart", test_data_dir_restart);
+    g_test_add_func("/shared/data-dir-cut", test_data_dir_cut);
     g_test_add_func("/shared/full-disk", test_full_disk);
     g_test_add_func("/shared/wrote-lines-malformed",
                     test_wrote_lines_malformed);

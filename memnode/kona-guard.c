@@ -1,15 +1,15 @@
 /*
- * Kona-CXL: copies through a mapping that may turn into SIGBUS (see
+ * Kona: copies through a mapping that may turn into SIGBUS (see
  * kona-guard.h).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
-
-#include "qemu/osdep.h"
-#include <setjmp.h>
-#include "qemu/atomic.h"
-#include "qemu/thread.h"
 #include "kona-guard.h"
+
+#include <glib.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 
 typedef struct KonaGuard {
     sigjmp_buf env;
@@ -17,16 +17,17 @@ typedef struct KonaGuard {
 
 /* The guard of the copy this thread is running, if any. */
 static __thread KonaGuard *kona_guard;
-/* This thread has SIGBUS unblocked for good (not the main loop's). */
+/* This thread has SIGBUS unblocked for good. */
 static __thread bool kona_guard_unblocked;
 static struct sigaction kona_guard_prev;
-static QemuThread kona_guard_main;
+static bool kona_guard_keep_mask;
+static pthread_t kona_guard_keeper;
 
 static void kona_guard_sigbus(int sig, siginfo_t *info, void *ctx)
 {
     KonaGuard *g = kona_guard;
 
-    /* A machine check is QEMU's to handle (KVM forwards it to the guest). */
+    /* A machine check is the process's to handle (KVM forwards it). */
     if (g && info->si_code != BUS_MCEERR_AR && info->si_code != BUS_MCEERR_AO) {
         kona_guard = NULL;
         siglongjmp(g->env, 1);
@@ -37,12 +38,12 @@ static void kona_guard_sigbus(int sig, siginfo_t *info, void *ctx)
                kona_guard_prev.sa_handler != SIG_IGN) {
         kona_guard_prev.sa_handler(sig);
     } else {
-        /* Returning faults again, and the default action ends QEMU. */
+        /* Returning faults again, and the default action ends us. */
         signal(SIGBUS, SIG_DFL);
     }
 }
 
-static gpointer kona_guard_install(gpointer unused)
+static gpointer kona_guard_install(gpointer keep_mask)
 {
     struct sigaction sa = {
         .sa_sigaction = kona_guard_sigbus,
@@ -51,35 +52,36 @@ static gpointer kona_guard_install(gpointer unused)
 
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, &kona_guard_prev);
-    qemu_thread_get_self(&kona_guard_main);
+    kona_guard_keep_mask = keep_mask != NULL;
+    kona_guard_keeper = pthread_self();
     return NULL;
 }
 
-void kona_guard_init(void)
+void kona_guard_init(bool keep_mask)
 {
     static GOnce once = G_ONCE_INIT;
 
-    g_once(&once, kona_guard_install, NULL);
+    g_once(&once, kona_guard_install, keep_mask ? &once : NULL);
 }
 
 bool kona_guard_run(void (*fn)(void *opaque), void *opaque)
 {
-    bool restore = false;
+    volatile bool restore = false;  /* read after a siglongjmp */
     sigset_t bus, mask;
     KonaGuard g;
 
     /*
-     * QEMU's threads run with SIGBUS blocked, and a fault's SIGBUS that is
-     * blocked ends the process whatever the handler.  A thread of its own
-     * (vCPU, fault thread) unblocks it for good at its first guarded copy:
-     * a system call on every copy would cost more than the copy.  The main
-     * loop takes machine checks from a signalfd and gets its mask back
-     * after each copy.
+     * A fault's SIGBUS that is blocked ends the process whatever the
+     * handler, and QEMU's threads run with it blocked.  A thread unblocks
+     * it for good at its first guarded copy (a system call on every copy
+     * would cost more than the copy), except one that keeps its mask: it
+     * gets the mask back after each copy.
      */
     sigemptyset(&bus);
     sigaddset(&bus, SIGBUS);
     if (!kona_guard_unblocked) {
-        restore = qemu_thread_is_self(&kona_guard_main);
+        restore = kona_guard_keep_mask &&
+                  pthread_equal(pthread_self(), kona_guard_keeper);
         pthread_sigmask(SIG_UNBLOCK, &bus, &mask);
         kona_guard_unblocked = !restore;
     }
@@ -90,9 +92,9 @@ bool kona_guard_run(void (*fn)(void *opaque), void *opaque)
         return false;
     }
     kona_guard = &g;
-    barrier();
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     fn(opaque);
-    barrier();
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     kona_guard = NULL;
     if (restore) {
         pthread_sigmask(SIG_SETMASK, &mask, NULL);
