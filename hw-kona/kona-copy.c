@@ -10,9 +10,9 @@
 #include "qemu/timer.h"
 #include "qapi/error.h"
 #include "hw/kona-memnode/kona-auth.h"
+#include "hw/kona-memnode/kona-guard.h"
 #include "hw/kona-memnode/kona-sock.h"
 #include "kona-copy.h"
-#include "hw/kona-memnode/kona-guard.h"
 #include "trace.h"
 
 /* A broken connection is re-made by kona-link on the next call; retry. */

@@ -256,8 +256,8 @@ static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
     const uint8_t *masks, *data;
     const char *why = kona_decode_write_lines_req(p, h->len, &req, &masks,
                                                   &data);
-    MnUnpack u = { 0 };
     uint64_t span;
+    MnUnpack u;
     MnSlab *s;
 
     if (why) {
@@ -273,7 +273,7 @@ static bool op_write_lines(MnConn *c, const KonaHdr *h, const uint8_t *p)
     }
     u = (MnUnpack) {
         .dst = s->mem + req.block_off, .masks = masks, .data = data,
-        .npages = req.npages,
+        .npages = req.npages, .lines = 0,
     };
     if (s->out_tag.refs.length) {
         detach_slab_refs(s, u.dst, u.dst + span);
