@@ -9,10 +9,10 @@
  * meanwhile), then loads the first WIDTH bytes of each page: 8 (the
  * default, one word), 16 (one SSE load, which TCG serves as a pair of
  * 8-byte device accesses under one hold of the device's lock,
- * qemu-patches/0007), or "both" (8 and 16 on alternate pages).  Each load sits in the middle of a loop body: under
- * TCG it is not the last instruction of its translation block, so the
- * device's failure of it is replayed alone before its machine check
- * (qemu-patches/0005).
+ * qemu-patches/0007), or "both" (8 and 16 on alternate pages).  Each
+ * load sits in the middle of a loop body: under TCG it is not the last
+ * instruction of its translation block, so the device's failure of it is
+ * replayed alone before its machine check (qemu-patches/0005).
  *
  * A load the device cannot serve must end in SIGBUS, si_code
  * BUS_MCEERR_AR, at that page's address (the guest kernel's memory
