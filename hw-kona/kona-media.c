@@ -61,11 +61,13 @@ static const int kona_pair_stats[KONA_PAIR_STATS] = {
 };
 
 /*
- * Both halves of a 16-byte access, which TCG serves as two 8-byte ones,
- * under one hold of the lock (qemu-patches/0007): nothing comes between
- * them.  The lock is recursive, so the halves take it again inside.  A
- * pair that a failed half ends early (kona_media_access) has let go of
- * the lock already.
+ * The pieces TCG makes of one guest access (both halves of a 16-byte
+ * access, an unaligned access's aligned pieces, a page-crossing access's
+ * parts) under one hold of the lock (qemu-patches/0007, 0012): nothing
+ * comes between them.  The lock is recursive, so the pieces take it again
+ * inside, and holds nest (a page-crossing part is itself pieces).  An
+ * access that a failed piece ends early (kona_media_access) has let go of
+ * every hold already.
  */
 void kona_media_pair(void *opaque, bool lock)
 {
@@ -73,31 +75,34 @@ void kona_media_pair(void *opaque, bool lock)
 
     if (lock) {
         qemu_rec_mutex_lock(&s->lock);
-        s->pair.open = true;
-        s->pair.failed = false;
-        for (int i = 0; i < KONA_PAIR_STATS; i++) {
-            s->pair.stats[i] = s->stats[kona_pair_stats[i]];
+        if (s->pair.depth++ == 0) {
+            s->pair.failed = false;
+            for (int i = 0; i < KONA_PAIR_STATS; i++) {
+                s->pair.stats[i] = s->stats[kona_pair_stats[i]];
+            }
         }
-    } else if (s->pair.open) {
-        s->pair.open = false;
-        s->pair.failed = false;
+    } else if (s->pair.depth) {
+        if (--s->pair.depth == 0) {
+            s->pair.failed = false;
+        }
         qemu_rec_mutex_unlock(&s->lock);
     }
 }
 
 /*
- * A half of an open pair failed, and TCG is about to replay the access
+ * A piece of an open access failed, and TCG is about to replay the access
  * alone (kona_poison_will_replay): it leaves the handler by longjmp, past
- * the pair's end, so the pair lets go of the lock here, and takes back
- * what its other half counted: the replay counts the access.
+ * the access's end, so the access lets go of its holds of the lock here,
+ * and takes back what its other pieces counted: the replay counts it.
  */
 static void kona_pair_abandon(KonaCxlState *s)
 {
     for (int i = 0; i < KONA_PAIR_STATS; i++) {
         s->stats[kona_pair_stats[i]] = s->pair.stats[i];
     }
-    s->pair.open = false;
-    qemu_rec_mutex_unlock(&s->lock);
+    for (; s->pair.depth; s->pair.depth--) {
+        qemu_rec_mutex_unlock(&s->lock);
+    }
 }
 
 void kona_unlock(KonaCxlState *s, KonaLockState *ls)
@@ -518,7 +523,7 @@ MemTxResult kona_access(KonaCxlState *s, KonaLockState *ls, uint64_t addr,
 
 /*
  * A guest access of the media: served, or failed with a memory error
- * reported to the vCPU making it (once for a 16-byte pair).
+ * reported to the vCPU making it (once for all the pieces of one access).
  */
 static MemTxResult kona_media_access(KonaCxlState *s, hwaddr addr,
                                      uint8_t *buf, unsigned size, bool write)
@@ -531,12 +536,12 @@ static MemTxResult kona_media_access(KonaCxlState *s, hwaddr addr,
     }
     kona_lock(s, &ls);
     if (unlikely(s->pair.failed)) {
-        /* The other half of this pair failed and was reported. */
+        /* Another piece of this access failed and was reported. */
         kona_unlock(s, &ls);
         return MEMTX_ERROR;
     }
     r = kona_access(s, &ls, addr, buf, size, write);
-    if (unlikely(r != MEMTX_OK && s->pair.open)) {
+    if (unlikely(r != MEMTX_OK && s->pair.depth)) {
         if (kona_poison_will_replay()) {
             kona_pair_abandon(s);
         } else {

@@ -37,14 +37,15 @@ typedef struct KonaDirect {
 } KonaDirect;
 
 /*
- * A 16-byte access, which TCG makes as two 8-byte ones under one hold of
- * the device lock (kona_media_pair): one guest access, counted once and
- * failed once.
+ * One guest access that TCG makes as several device accesses under one
+ * hold of the device lock (kona_media_pair): a 16-byte access's halves,
+ * an unaligned access's pieces, a page-crossing access's parts.  It fails
+ * once, and a replay of it counts it once.
  */
 #define KONA_PAIR_STATS 6
 typedef struct KonaPair {
-    bool open;                  /* the lock is held for a pair */
-    bool failed;                /* a half failed: the rest fails, uncounted */
+    unsigned depth;             /* holds of the lock for it (they nest) */
+    bool failed;                /* a piece failed: the rest fail, uncounted */
     uint64_t stats[KONA_PAIR_STATS];    /* the access counters at its start */
 } KonaPair;
 
