@@ -478,6 +478,16 @@ kona_vm_output() {
     sed -n '/KONA-BEGIN/,/KONA-RESULT/{/KONA-BEGIN/d;/KONA-RESULT/d;p}' "$1" | tr -d '\r'
 }
 
+# kona_vm_user_output LOGFILE: kona_vm_output without the guest kernel's
+# console lines. The kernel prints to the serial console wherever a
+# process's line stands, so one of its lines can land in the middle of a
+# process's line ("probe: 6144 pa[   28.87] mce: ...", then "ges, ...");
+# taking each "[ seconds] ...<newline>" out, wherever it starts, gives the
+# process's lines back whole.
+kona_vm_user_output() {
+    kona_vm_output "$1" | sed -z 's/\[ *[0-9]\+\.[0-9]\{6\}\] [^\n]*\n//g'
+}
+
 # kona_vm_shell [EXTRA_QEMU_ARGS...]: interactive guest on this terminal
 # (Ctrl-A x quits QEMU; 'exit' in the guest powers off).
 kona_vm_shell() {
