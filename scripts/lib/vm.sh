@@ -58,6 +58,10 @@
 #   KONA_VM_LOCKUP_S=N       give up (as at the deadline, status 124) once
 #                            the guest's kernel reports a CPU stuck N s
 #                            (soft lockup); sets KONA_VM_LOCKUP
+#   KONA_VM_SILENT_S=N       give up the same way once the guest command has
+#                            printed nothing for N s, for a command that
+#                            prints regularly (a guest frozen whole reports
+#                            no lockup); sets KONA_VM_SILENT to the seconds
 #   KONA_VM_DEVICE=kona-cxl  default device type for kona_vm_memdev_args
 #   KONA_VM_KONA_PROPS=...   extra kona-cxl properties (memnode=..., cache-size=...)
 #   KONA_VM_QMP=PATH         QMP socket for the run; with it, QEMU is kept
@@ -281,9 +285,10 @@ _kona_vm_cleanup() {
 }
 
 # One console line, for kona_vm_run's watchdog (uses and sets its locals:
-# now, t0, begin_at, result_seen, last_step, in_cmd).
+# now, t0, begin_at, result_seen, last_step, in_cmd, last_line_at).
 _kona_vm_line() {
     local l=${1%$'\r'}
+    last_line_at=$now
     if [ -n "$in_cmd" ] && [ -n "${KONA_VM_STREAM:-}" ]; then
         case "$l" in
             KONA-FAIL*) printf '%s\n' "$l" ;;
@@ -400,7 +405,8 @@ kona_vm_run() {
     # poll), note when the guest command starts, show progress, run the
     # hooks, and kill QEMU at the deadline.
     KONA_VM_STATUS= KONA_VM_FAIL_STEP= KONA_VM_REENTRANT= KONA_VM_HOOK_RC= KONA_VM_LOCKUP=
-    local fd line partial='' last_note=$t0 last_step=booting
+    KONA_VM_SILENT=
+    local fd line partial='' last_note=$t0 last_step=booting last_line_at=$t0
     exec {fd}<"$logfile"
     while kill -0 "$_KONA_VM_QEMU_PID" 2>/dev/null; do
         now=${EPOCHREALTIME/./}
@@ -414,10 +420,17 @@ kona_vm_run() {
             last_note=$now
             log "... $(_kona_vm_secs $((now - t0)) | cut -d. -f1)s: $last_step"
         fi
-        if [ $((now - t0)) -gt $((timeout * 1000000)) ] || [ -n "$KONA_VM_LOCKUP" ]; then
+        if [ -n "$in_cmd" ] && [ -n "${KONA_VM_SILENT_S:-}" ] &&
+            [ $((now - last_line_at)) -ge $((KONA_VM_SILENT_S * 1000000)) ]; then
+            KONA_VM_SILENT=$(((now - last_line_at) / 1000000))
+        fi
+        if [ $((now - t0)) -gt $((timeout * 1000000)) ] || [ -n "$KONA_VM_LOCKUP" ] ||
+            [ -n "$KONA_VM_SILENT" ]; then
             KONA_VM_STATUS=timeout
             if [ -n "$KONA_VM_LOCKUP" ]; then
                 log "a guest CPU has been stuck for ${KONA_VM_LOCKUP}s (soft lockup) during '$last_step'; killing QEMU (log: $logfile)"
+            elif [ -n "$KONA_VM_SILENT" ]; then
+                log "the guest has printed nothing for ${KONA_VM_SILENT}s during '$last_step'; killing QEMU (log: $logfile)"
             else
                 log "guest timed out after ${timeout}s during '$last_step'; killing QEMU (log: $logfile)"
             fi

@@ -179,10 +179,12 @@ kvm_boot() {
         # An L1 CPU stuck for minutes does not recover (seen twice: L1's
         # CPU 0 halted with GIF clear answered neither TLB-flush IPIs nor
         # NMIs, 537 s and counting): give up then rather than at the
-        # deadline (kvm_host_failure).
+        # deadline (kvm_host_failure). Nor does an L1 frozen whole, which
+        # reports nothing at all: its driver prints at least every 30 s
+        # (its progress line) while it runs, so 300 s of silence is L1's.
         KONA_VM_OVERLAY=$KVM_DIR/overlay KONA_VM_ACCEL=tcg KONA_VM_CPU=max \
             KONA_VM_MEM=$KVM_L1_MEM KONA_VM_APPEND='' KONA_VM_HOSTFWD='' KONA_VM_QMP='' KONA_VM_STREAM='' \
-            KONA_VM_LOCKUP_S=${KVM_L1_LOCKUP_S:-240} \
+            KONA_VM_LOCKUP_S=${KVM_L1_LOCKUP_S:-240} KONA_VM_SILENT_S=${KVM_L1_SILENT_S:-300} \
             kona_vm_run "${l1_timeout:-$((l2_timeout + 300))}" "$KVM_LOG" 'exec sh /kvm/l1-driver' || rc=$?
         rm -rf "$KVM_DIR/overlay"
         echo "# L1 ran ${KONA_VM_ELAPSED_S:-?} s (its command started after ${KONA_VM_BOOT_S:-?} s), status $rc ($KONA_VM_STATUS); log: $KVM_LOG"
@@ -214,8 +216,13 @@ KVM_HOST_FAILURES=0
 
 # kvm_host_failure: why the last L1 run in $KVM_LOG can say nothing about
 # kona-cxl, or nothing if it can. Nested virtualization under TCG fails
-# now and then (README, KVM) in three ways that no device model can cause:
+# now and then (README, KVM) in four ways that no device model can cause:
 #   - L1's kernel saw a CPU stuck for KONA_VM_LOCKUP_S (vm.sh stopped L1);
+#   - L1 printed nothing for KONA_VM_SILENT_S (vm.sh stopped L1): not even
+#     its driver's progress line, which it prints every 30 s whatever L2
+#     does, since L2's QEMU is one of L1's user processes (seen in CI on
+#     2026-12-04: L1 went quiet 160 s into its run, for 1000 s, with no
+#     soft lockup, panic or hung task reported);
 #   - L1's kernel panicked (its own console line, not one of L2's "L2| "):
 #     L2's QEMU, with the device, is a user process of L1;
 #   - L2 reset itself on its last attempt with no kernel message on its
@@ -227,6 +234,10 @@ kvm_host_failure() {
     local raw
     if [ -n "${KONA_VM_LOCKUP:-}" ]; then
         echo "L1's kernel saw a CPU stuck for $KONA_VM_LOCKUP s (soft lockup)"
+        return
+    fi
+    if [ -n "${KONA_VM_SILENT:-}" ]; then
+        echo "L1 printed nothing for $KONA_VM_SILENT s, not even its driver's progress (L1 frozen)"
         return
     fi
     raw=$(tr -d '\r' <"$KVM_LOG")
