@@ -222,7 +222,8 @@ KVM_HOST_FAILURES=0
 #     its driver's progress line, which it prints every 30 s whatever L2
 #     does, since L2's QEMU is one of L1's user processes (seen in CI on
 #     2026-12-04: L1 went quiet 160 s into its run, for 1000 s, with no
-#     soft lockup, panic or hung task reported);
+#     soft lockup, panic or hung task reported; with a hung task
+#     reported, the silence is not the host's);
 #   - L1's kernel panicked (its own console line, not one of L2's "L2| "):
 #     L2's QEMU, with the device, is a user process of L1;
 #   - L2 reset itself on its last attempt with no kernel message on its
@@ -236,11 +237,14 @@ kvm_host_failure() {
         echo "L1's kernel saw a CPU stuck for $KONA_VM_LOCKUP s (soft lockup)"
         return
     fi
-    if [ -n "${KONA_VM_SILENT:-}" ]; then
+    raw=$(tr -d '\r' <"$KVM_LOG")
+    # A driver blocked in L1's kernel (a hung task: the driver sets 90 s)
+    # is silent too, but L1 ran, and what blocked it may be L2's QEMU.
+    if [ -n "${KONA_VM_SILENT:-}" ] &&
+        ! grep -qE '^\[ *[0-9]+\.[0-9]+\] INFO: task .* blocked for more than' <<<"$raw"; then
         echo "L1 printed nothing for $KONA_VM_SILENT s, not even its driver's progress (L1 frozen)"
         return
     fi
-    raw=$(tr -d '\r' <"$KVM_LOG")
     if grep -qE '^\[ *[0-9]+\.[0-9]+\] Kernel panic - not syncing' <<<"$raw"; then
         echo "L1's kernel panicked ($(grep -m1 -oE 'Kernel panic - not syncing.*' <<<"$raw"))"
         return
