@@ -3,6 +3,7 @@
 
     bench/collect.py MANIFEST RAW.json [--command C] [--qemu Q] [--mib N]
                      [--window-ms MS] [--seconds S] [--smoke]
+                     [--merge EARLIER.json ...]
 
 MANIFEST (written by scripts/bench) has one tab-separated line per guest:
     log group device node0-config kona-config cache block percent status
@@ -16,6 +17,13 @@ and each log holds what guest-runtime/workloads/bench.sh printed:
 RAW.json is what bench/report.py reads (its docstring has the schema).
 Node 0 is the node0 config (plain RAM); any other node is the CXL device.
 A workload that failed (rc != 0) is left out and listed in meta.failed.
+
+--merge completes an earlier run that stopped or failed part-way (a 1 GiB
+group main takes hours): RAW.json gets this run's results and, for every
+(group, configuration, workload) this run did not measure, the earlier
+run's. An earlier failure stays listed only if this run did not measure
+that workload either. meta.merged names each earlier run (command, date,
+seconds), so that the report says which numbers came from which run.
 """
 import argparse
 import datetime
@@ -128,6 +136,32 @@ def collect(manifest):
     return runs, failed
 
 
+def run_key(run):
+    return (run["group"], run["config"], run["workload"])
+
+
+def merge(raw, earlier):
+    """Add to @raw the runs of @earlier (a RAW.json dict) that @raw lacks,
+    the earlier failures it did not measure again, and a meta.merged entry;
+    the data sets must be the same size."""
+    meta, old = raw["meta"], earlier["meta"]
+    if old.get("data_mib") != meta.get("data_mib"):
+        raise ValueError(f"--merge: the earlier run measured "
+                         f"{old.get('data_mib')} MiB per workload, this one "
+                         f"{meta.get('data_mib')} MiB")
+    have = {run_key(r) for r in raw["runs"]}
+    kept = [r for r in earlier["runs"] if run_key(r) not in have]
+    raw["runs"] = kept + raw["runs"]
+    measured = {f"{r['workload']}@{r['config']}" for r in raw["runs"]}
+    again = set(meta.get("failed", []))
+    meta["failed"] = meta.get("failed", []) + [
+        f for f in old.get("failed", []) if f not in measured and f not in again]
+    meta["merged"] = meta.get("merged", []) + old.get("merged", []) + [{
+        "command": old.get("command"), "date": old.get("date"),
+        "bench_seconds": old.get("bench_seconds"), "runs": len(kept)}]
+    return raw
+
+
 def cpu_model():
     """", CPU model (cache)" from /proc/cpuinfo, or "": the same kernel
     on another host CPU runs TCG guests at another speed, and a report
@@ -155,6 +189,8 @@ def main():
     ap.add_argument("--window-ms", type=int, default=1000)
     ap.add_argument("--seconds", type=int, default=0)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--merge", action="append", default=[],
+                    metavar="EARLIER.json")
     args = ap.parse_args()
 
     runs, failed = collect(args.manifest)
@@ -174,9 +210,18 @@ def main():
         },
         "runs": runs,
     }
+    for path in args.merge:
+        try:
+            with open(path) as f:
+                merge(raw, json.load(f))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"collect: --merge {path}: {e}", file=sys.stderr)
+            return 2
     with open(args.raw, "w") as f:
         json.dump(raw, f, indent=1)
     print(f"collect: {len(runs)} runs from {args.manifest}"
+          + "".join(f", {m['runs']} from the run of {m['date']}"
+                    for m in raw["meta"].get("merged", []))
           + (f"; failed: {' '.join(failed)}" if failed else ""),
           file=sys.stderr)
     return 0

@@ -31,7 +31,9 @@ Bad input (not JSON, no "runs", unknown latency key) exits 2.
 
 RAW.json, as bench/collect.py writes it:
   {"meta": {"command", "date", "host", "qemu", "smoke", "window_ms", "accel",
-            "failed" (optional list)},
+            "failed" (optional list), "merged" (optional list of the
+            earlier runs whose results it completes: {"command", "date",
+            "bench_seconds", "runs"})},
    "runs": [{"group": "main" | "devices" | "cache-sweep" | "block-sweep" |
                       "runtimes" | "windows",
              "config": e.g. "ram" "cxl-type3" "kona-fit" "kona-25" "cache-50",
@@ -885,6 +887,11 @@ def header(meta, runs):
              f"- host: {q('host')}", f"- qemu: {q('qemu')}",
              f"- accel: {q('accel')}, window: {q('window_ms')} ms, "
              f"runs: {len(runs)}"]
+    for m in meta.get("merged", []):
+        lines.append(f"- with {m.get('runs', '?')} runs of an earlier run: "
+                     f"`{m.get('command', '?')}`, {m.get('date', '?')}, "
+                     f"{m.get('bench_seconds', '?')} s (bench/collect.py "
+                     f"--merge: this run measured the others)")
     if meta.get("smoke"):
         lines.append("- **smoke run**: tiny sizes, the numbers mean little")
     if meta.get("failed"):

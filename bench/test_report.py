@@ -215,6 +215,18 @@ class ReportTest(unittest.TestCase):
             self.assertIn(s, summary)
         self.assertIn("## 1. Workloads", self.proc.stdout)
 
+    def test_merged_runs_named(self):
+        raw = synthetic()
+        raw["meta"]["merged"] = [{"command": "KONA_BENCH_MIB=1024 scripts/bench",
+                                  "date": "2023-12-31 10:00 UTC",
+                                  "bench_seconds": 4346, "runs": 21}]
+        _, _, summary = self.report_of(raw, "merged")
+        self.assertIn("- with 21 runs of an earlier run: "
+                      "`KONA_BENCH_MIB=1024 scripts/bench`, 2023-12-31 10:00 UTC, "
+                      "4346 s", summary)
+        with open(self.path("summary.md")) as f:
+            self.assertNotIn("earlier run", f.read())
+
     def test_amat_hand_case(self):
         r = rows(self.path("amat.csv"), workload="sort", config="cache-50")
         self.assertEqual(len(r), 1)
