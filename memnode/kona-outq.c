@@ -201,6 +201,17 @@ uint8_t *kona_outq_reserve(KonaOutq *q, size_t len)
     return outq_reserve(q, len, false);
 }
 
+void kona_outq_put_owned(KonaOutq *q, uint8_t *buf, size_t len)
+{
+    KonaOutEnt *e = push_ent(q);
+
+    e->base = e->owned = buf;
+    e->len = len;
+    e->cost += malloc_cost(len);
+    q->cost += malloc_cost(len);
+    q->bytes += len;
+}
+
 void kona_outq_put_ext(KonaOutq *q, KonaOutTag *tag, void *base, size_t len)
 {
     KonaOutEnt *e = push_ent(q);

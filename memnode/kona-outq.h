@@ -94,6 +94,12 @@ void kona_outq_destroy(KonaOutq *q);
 /* Append @len bytes to the queue and return them for the caller to fill. */
 uint8_t *kona_outq_reserve(KonaOutq *q, size_t len);
 
+/*
+ * Append @len bytes at @buf, a g_malloc'ed block the queue now owns (not
+ * copied; freed once sent or cleared).
+ */
+void kona_outq_put_owned(KonaOutq *q, uint8_t *buf, size_t len);
+
 /* Append a reference to @len bytes at @base owned by @tag (not copied). */
 void kona_outq_put_ext(KonaOutq *q, KonaOutTag *tag, void *base, size_t len);
 

@@ -203,18 +203,22 @@ static bool op_read(MnConn *c, const KonaHdr *h, const uint8_t *p)
     }
     if (c->srv->store->data_dir) {
         /*
-         * A data file may be cut under the mapping: copied first under a
-         * guard (a queued reference could not fail), and never referenced.
+         * A data file may be cut under the mapping: copied under a guard
+         * (a queued reference could not fail), into a buffer that the
+         * queue then owns, so that a failed copy leaves no reply behind.
          */
-        g_autofree uint8_t *buf = g_malloc(req.len);
+        uint8_t *buf = g_malloc(req.len);
         MnCopy cp = { buf, s->mem + req.offset, req.len };
 
         if (!mn_slab_guarded(c->srv->store, mn_copy_run, &cp)) {
+            g_free(buf);
             reply_err(c, h, EIO, "slab %" G_GUINT64_FORMAT ": its file was "
                       "cut under the memnode", req.slab_id);
             return true;
         }
-        memcpy(reply(c, h, req.len), buf, req.len);
+        r = kona_outq_reserve(OUT(c), KONA_HDR_SIZE);
+        kona_hdr_encode(r, h->op | KONA_OP_REPLY, h->req_id, 0, req.len);
+        kona_outq_put_owned(OUT(c), buf, req.len);
     } else if (req.len <= READ_COPY_MAX) {
         /* cheaper copied than referenced (an entry, a reference) */
         memcpy(reply(c, h, req.len), s->mem + req.offset, req.len);
