@@ -189,6 +189,7 @@ kvm_boot() {
         rm -rf "$KVM_DIR/overlay"
         echo "# L1 ran ${KONA_VM_ELAPSED_S:-?} s (its command started after ${KONA_VM_BOOT_S:-?} s), status $rc ($KONA_VM_STATUS); log: $KVM_LOG"
         why=$(kvm_host_failure)
+        KVM_HOST_FAILURE=$why
         [ -n "$why" ] || break
         KVM_HOST_FAILURES=$try
         echo "# the nested host failed, not kona-cxl: $why"
@@ -211,8 +212,10 @@ _kvm_l1() {
 }
 
 # How many of the last kvm_boot's L1 runs the nested host failed
-# (kvm_host_failure); after one, L1 boots once more.
+# (kvm_host_failure); after one, L1 boots once more. KVM_HOST_FAILURE is
+# the last run's verdict ('' if kona-cxl's checks can read it).
 KVM_HOST_FAILURES=0
+KVM_HOST_FAILURE=
 
 # kvm_host_failure: why the last L1 run in $KVM_LOG can say nothing about
 # kona-cxl, or nothing if it can. Nested virtualization under TCG fails
@@ -260,10 +263,8 @@ kvm_host_failure() {
 # the caller then checks nothing of that run.
 KVM_SKIPPED=
 kvm_skip_host_failure() {
-    local why
     [ "$KVM_HOST_FAILURES" -ge 2 ] || return 1
-    why=$(kvm_host_failure)
-    kt_ok "$1 # SKIP the nested host failed twice, not kona-cxl: $why (logs: $KVM_DIR)"
+    kt_ok "$1 # SKIP the nested host failed twice, not kona-cxl: $KVM_HOST_FAILURE (logs: $KVM_DIR)"
     KVM_SKIPPED=1
 }
 
