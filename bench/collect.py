@@ -23,7 +23,8 @@ group main takes hours): RAW.json gets this run's results and, for every
 (group, configuration, workload) this run did not measure, the earlier
 run's. An earlier failure stays listed only if this run did not measure
 that workload either. meta.merged names each earlier run (command, date,
-seconds), so that the report says which numbers came from which run.
+seconds; "within" for a run the earlier one had merged itself), so that
+the report says which numbers came from which run.
 """
 import argparse
 import datetime
@@ -156,9 +157,12 @@ def merge(raw, earlier):
     again = set(meta.get("failed", []))
     meta["failed"] = meta.get("failed", []) + [
         f for f in old.get("failed", []) if f not in measured and f not in again]
-    meta["merged"] = meta.get("merged", []) + old.get("merged", []) + [{
+    # The runs the earlier one had merged itself came with it: listed
+    # after it, as within it, with the counts of that merge.
+    within = [dict(m, within=True) for m in old.get("merged", [])]
+    meta["merged"] = meta.get("merged", []) + [{
         "command": old.get("command"), "date": old.get("date"),
-        "bench_seconds": old.get("bench_seconds"), "runs": len(kept)}]
+        "bench_seconds": old.get("bench_seconds"), "runs": len(kept)}] + within
     return raw
 
 
@@ -221,7 +225,8 @@ def main():
         json.dump(raw, f, indent=1)
     print(f"collect: {len(runs)} runs from {args.manifest}"
           + "".join(f", {m['runs']} from the run of {m['date']}"
-                    for m in raw["meta"].get("merged", []))
+                    for m in raw["meta"].get("merged", [])
+                    if not m.get("within"))
           + (f"; failed: {' '.join(failed)}" if failed else ""),
           file=sys.stderr)
     return 0

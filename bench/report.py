@@ -33,7 +33,8 @@ RAW.json, as bench/collect.py writes it:
   {"meta": {"command", "date", "host", "qemu", "smoke", "window_ms", "accel",
             "failed" (optional list), "merged" (optional list of the
             earlier runs whose results it completes: {"command", "date",
-            "bench_seconds", "runs"})},
+            "bench_seconds", "runs", "within": true for one that an
+            earlier run had merged itself})},
    "runs": [{"group": "main" | "devices" | "cache-sweep" | "block-sweep" |
                       "runtimes" | "windows",
              "config": e.g. "ram" "cxl-type3" "kona-fit" "kona-25" "cache-50",
@@ -888,10 +889,14 @@ def header(meta, runs):
              f"- accel: {q('accel')}, window: {q('window_ms')} ms, "
              f"runs: {len(runs)}"]
     for m in meta.get("merged", []):
-        lines.append(f"- with {m.get('runs', '?')} runs of an earlier run: "
-                     f"`{m.get('command', '?')}`, {m.get('date', '?')}, "
-                     f"{m.get('bench_seconds', '?')} s (bench/collect.py "
-                     f"--merge: this run measured the others)")
+        what = (f"  - within it, {m.get('runs', '?')} runs of an earlier one"
+                if m.get("within") else
+                f"- with {m.get('runs', '?')} runs of an earlier run")
+        lines.append(f"{what}: `{m.get('command', '?')}`, "
+                     f"{m.get('date', '?')}, {m.get('bench_seconds', '?')} s"
+                     + ("" if m.get("within") else
+                        " (bench/collect.py --merge: this run measured the "
+                        "others)"))
     if meta.get("smoke"):
         lines.append("- **smoke run**: tiny sizes, the numbers mean little")
     if meta.get("failed"):

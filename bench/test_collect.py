@@ -108,8 +108,11 @@ class Collect(unittest.TestCase):
                          [("pagerank", "kona-25"), ("sort", "kona-25"),
                           ("sort", "ram")])
         self.assertEqual(d["meta"]["failed"], ["cc@kona-25"])
-        self.assertEqual([m["command"] for m in d["meta"]["merged"]],
-                         ["run first", "run second"])
+        self.assertEqual([(m["command"], m["runs"], m.get("within", False))
+                          for m in d["meta"]["merged"]],
+                         [("run second", 2, False), ("run first", 1, True)])
+        self.assertIn("2 from the run of", p.stderr)
+        self.assertNotIn("1 from the run of", p.stderr)
 
     def test_merge_refuses_another_size(self):
         _, small = self.collect("small", [("s.log", 1, {"sort": (1.0, 0)},

@@ -217,13 +217,18 @@ class ReportTest(unittest.TestCase):
 
     def test_merged_runs_named(self):
         raw = synthetic()
-        raw["meta"]["merged"] = [{"command": "KONA_BENCH_MIB=1024 scripts/bench",
-                                  "date": "2023-12-31 10:00 UTC",
-                                  "bench_seconds": 4346, "runs": 21}]
+        raw["meta"]["merged"] = [
+            {"command": "KONA_BENCH_MIB=1024 scripts/bench",
+             "date": "2023-12-31 10:00 UTC", "bench_seconds": 4346, "runs": 21},
+            {"command": "first", "date": "2023-12-30 10:00 UTC",
+             "bench_seconds": 100, "runs": 3, "within": True}]
         _, _, summary = self.report_of(raw, "merged")
         self.assertIn("- with 21 runs of an earlier run: "
                       "`KONA_BENCH_MIB=1024 scripts/bench`, 2023-12-31 10:00 UTC, "
                       "4346 s", summary)
+        self.assertIn("4346 s (bench/collect.py --merge: this run measured the "
+                      "others)\n  - within it, 3 runs of an earlier one: `first`, "
+                      "2023-12-30 10:00 UTC, 100 s", summary)
         with open(self.path("summary.md")) as f:
             self.assertNotIn("earlier run", f.read())
 
