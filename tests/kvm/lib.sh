@@ -231,7 +231,14 @@ KVM_HOST_FAILURE=
 #     L2's QEMU, with the device, is a user process of L1;
 #   - L2 reset itself on its last attempt with no kernel message on its
 #     console (a triple fault): L2's kernel runs from node 0, and node 1
-#     is ZONE_MOVABLE (user pages and page cache only).
+#     is ZONE_MOVABLE (user pages and page cache only);
+#   - an L1 CPU answered no NMI: L1's kernel sent one to back-trace it
+#     (its hung-task detector, which has other CPUs report blocked tasks
+#     then) and that CPU never printed its backtrace (seen in CI on
+#     2026-12-04: CPU 0 silent for 300 s and more, the driver blocked).
+#     A CPU deaf to NMIs is the nested host's: no user process of L1 can
+#     mask them, L2's QEMU included. Checked before the hung-task rule
+#     below, since such a CPU blocks tasks too.
 # An L2 that panicked, oopsed or took a machine check before its reset is
 # none of these: those the device can cause.
 kvm_host_failure() {
@@ -241,6 +248,12 @@ kvm_host_failure() {
         return
     fi
     raw=$(tr -d '\r' <"$KVM_LOG")
+    local deaf
+    deaf=$(_kvm_l1_nmi_unanswered <<<"$raw")
+    if [ -n "$deaf" ]; then
+        echo "L1's CPU $deaf answered no NMI (a CPU of L1 stuck with NMIs blocked)"
+        return
+    fi
     # A driver blocked in L1's kernel (a hung task: the driver sets 90 s)
     # is silent too, but L1 ran, and what blocked it may be L2's QEMU.
     if [ -n "${KONA_VM_SILENT:-}" ] &&
@@ -256,6 +269,40 @@ kvm_host_failure() {
         ! kvm_l2_output | grep -qE 'Kernel panic|Oops|BUG:|Machine check|Hardware Error|general protection'; then
         echo "L2 reset itself with no kernel message (a triple fault) on its last attempt"
     fi
+}
+
+# _kvm_l1_nmi_unanswered: the CPUs of L1's last "Sending NMI from CPU a
+# to CPUs b:" (L1's own kernel line, not L2's) that printed no "NMI
+# backtrace for cpu N" after it, on the console on stdin; nothing if
+# there was no such line or every CPU answered.
+_kvm_l1_nmi_unanswered() {
+    awk '
+        /^L2\| / { next }
+        /Sending NMI from CPU [0-9]+ to CPUs [0-9,-]+:/ {
+            t = $0
+            sub(/.* to CPUs /, "", t)
+            sub(/:.*/, "", t)
+            delete want
+            n = split(t, parts, ",")
+            for (i = 1; i <= n; i++) {
+                if (split(parts[i], r, "-") == 2) {
+                    for (c = r[1]; c <= r[2]; c++) want[c] = 1
+                } else {
+                    want[parts[i] + 0] = 1
+                }
+            }
+            next
+        }
+        /NMI backtrace for cpu [0-9]+/ {
+            c = $0
+            sub(/.*NMI backtrace for cpu /, "", c)
+            delete want[c + 0]
+        }
+        END {
+            out = ""
+            for (c in want) out = out (out == "" ? "" : ",") c
+            print out
+        }'
 }
 
 # kvm_skip_host_failure WHAT: after kvm_boot, if the nested host failed in
