@@ -170,7 +170,7 @@ kvm_boot() {
     mkdir -p "$KVM_DIR"
     kvm_guest_image || return 1
     kona_vm_check
-    local try why
+    local try
     KVM_HOST_FAILURES=0
     for try in 1 2; do
         rc=0
@@ -188,11 +188,10 @@ kvm_boot() {
             kona_vm_run "${l1_timeout:-$((l2_timeout + 300))}" "$KVM_LOG" 'exec sh /kvm/l1-driver' || rc=$?
         rm -rf "$KVM_DIR/overlay"
         echo "# L1 ran ${KONA_VM_ELAPSED_S:-?} s (its command started after ${KONA_VM_BOOT_S:-?} s), status $rc ($KONA_VM_STATUS); log: $KVM_LOG"
-        why=$(kvm_host_failure)
-        KVM_HOST_FAILURE=$why
-        [ -n "$why" ] || break
+        KVM_HOST_FAILURE=$(kvm_host_failure)
+        [ -n "$KVM_HOST_FAILURE" ] || break
         KVM_HOST_FAILURES=$try
-        echo "# the nested host failed, not kona-cxl: $why"
+        echo "# the nested host failed, not kona-cxl: $KVM_HOST_FAILURE"
         [ "$try" = 1 ] || break
         mv "$KVM_LOG" "$KVM_DIR/l1-host-failure-1.log"
         echo "# its log is $KVM_DIR/l1-host-failure-1.log; booting L1 once more"
