@@ -282,7 +282,9 @@ static bool kona_check_tracking(KonaCxlState *s, Error **errp)
                    "tracking=fast or tracking=stores", s->tracking);
         return false;
     }
-    return !s->track->check || s->track->check(s, errp);
+    /* Before the mode's checks: promotion needs write-protection. */
+    return kona_promote_check(s, errp) &&
+           (!s->track->check || s->track->check(s, errp));
 }
 
 /*
@@ -573,6 +575,8 @@ static const Property kona_cxl_props[] = {
     DEFINE_PROP_STRING("tracking", KonaCxlState, tracking),
     DEFINE_PROP_STRING("remote-path", KonaCxlState, remote_path),
     DEFINE_PROP_STRING("writeback", KonaCxlState, writeback),
+    DEFINE_PROP_ON_OFF_AUTO("promote", KonaCxlState, promote_prop,
+                            ON_OFF_AUTO_AUTO),
 };
 
 /* A reset uncommits every decoder without telling us: unmap them. */
@@ -695,6 +699,12 @@ static void kona_cxl_class_init(ObjectClass *oc, void *data)
         "with a clean copy at write-back) or stores (resident data mapped "
         "read-only: loads and code at RAM speed, every store trapped and "
         "tracked per line)");
+    object_class_property_set_description(oc, "promote",
+        "tracking=stores under TCG: a 4 KiB page whose 64 lines are all "
+        "dirty takes stores at RAM speed until it is written back, since "
+        "they can dirty nothing more (auto, the default: wherever that "
+        "works, i.e. not with window-ms; on; off: every store through the "
+        "device)");
     object_class_property_set_description(oc, "remote-path",
         "how fetches and write-backs reach memory nodes: auto (default: "
         "through a shared mapping of the slab wherever the memnode offers "

@@ -75,7 +75,8 @@ static void kona_fast_sync_dirty(KonaCxlState *s, uint32_t frame)
                           kona_fast_clean(s, frame));
 }
 
-static void kona_fast_writeback_begin(KonaCxlState *s, uint32_t frame)
+static void kona_fast_writeback_begin(KonaCxlState *s, uint32_t frame,
+                                      bool evicting)
 {
     kona_uffd_protect(s, kona_fast_block_of(s, frame), true);
     kona_fast_sync_dirty(s, frame);

@@ -246,7 +246,7 @@ static int kona_writeback(KonaCxlState *s, KonaLockState *ls, uint32_t frame,
     int ret = 0;
 
     if (t->writeback_begin) {
-        t->writeback_begin(s, frame);
+        t->writeback_begin(s, frame, evicting);
     }
     lines = s->cache.frames[frame].ndirty;
     if (lines) {
@@ -629,7 +629,7 @@ int kona_sanitize(KonaCxlState *s, Error **errp)
     kona_cache_walk_init(c, &w, 0, (s->size - 1) >> c->block_shift);
     while ((f = kona_cache_walk_next(c, &w)) != KONA_NO_FRAME) {
         if (t->writeback_begin) {
-            t->writeback_begin(s, f);   /* the dirty bitmap made exact */
+            t->writeback_begin(s, f, true); /* the dirty bitmap made exact */
         }
         kona_cache_clean(c, f, NULL);   /* discarded, not written */
         if (t->writeback_end) {

@@ -32,6 +32,24 @@ static bool kona_cmd_frames_ok(KonaCxlState *s)
     return n <= s->cache.nframes && first <= s->cache.nframes - n;
 }
 
+/*
+ * Lines that a command cleans must be seen dirty again by the next store:
+ * stores that skip the device (kona-track.h) stop until it is done.
+ */
+static void kona_hold_stores(KonaCxlState *s, KonaLockState *ls)
+{
+    if (s->track->hold_stores) {
+        s->track->hold_stores(s, ls);
+    }
+}
+
+static void kona_release_stores(KonaCxlState *s)
+{
+    if (s->track->release_stores) {
+        s->track->release_stores(s);
+    }
+}
+
 /* Commands that may wait on memory nodes; status and result out. */
 static uint32_t kona_run_io_command(KonaCxlState *s, KonaLockState *ls,
                                     uint32_t cmd, uint64_t *result)
@@ -48,8 +66,12 @@ static uint32_t kona_run_io_command(KonaCxlState *s, KonaLockState *ls,
         if (cmd == KONA_CMD_EVICT && !kona_remote_present(&s->remote)) {
             return KONA_CMD_STATUS_INVALID_ARG;     /* nowhere to evict to */
         }
+        if (cmd == KONA_CMD_CLEAN) {
+            kona_hold_stores(s, ls);
+        }
         ret = kona_clean_range(s, ls, s->cmd_arg[0], s->cmd_arg[1],
                                cmd == KONA_CMD_EVICT, result, &err);
+        kona_release_stores(s);
         break;
     case KONA_CMD_EVICT_FRAME:
         if (s->cmd_arg[0] >= s->cache.nframes ||
@@ -61,7 +83,9 @@ static uint32_t kona_run_io_command(KonaCxlState *s, KonaLockState *ls,
                       : 0;
         break;
     case KONA_CMD_FLUSH:
+        kona_hold_stores(s, ls);
         ret = kona_flush_all(s, ls, result, &err);
+        kona_release_stores(s);
         break;
     default:
         return KONA_CMD_STATUS_UNKNOWN_CMD;
@@ -311,7 +335,10 @@ static void kona_regs_write(void *opaque, hwaddr addr, uint64_t val,
         val = kona_merge(s->window_ns, addr, val, size);
         if (val == 0 ||
             (val >= KONA_WINDOW_NS_MIN && val <= KONA_WINDOW_NS_MAX)) {
+            /* Windows count every store from their start. */
+            kona_hold_stores(s, &ls);
             kona_windows_set_period(s, val);
+            kona_release_stores(s);
         }
         break;
     case KONA_REG_WINDOW_SEL:

@@ -193,6 +193,10 @@ enum KonaDevStat {
     KONA_DEV_STAT_STALL_MODEL_NS,   /* of STALL_NS: waiting for the model */
     KONA_DEV_STAT_FAILED_ACCESSES,  /* guest accesses answered with an
                                      * error (no copy could be fetched) */
+    KONA_DEV_STAT_RAM_PAGES,        /* pages given RAM writes, fully dirty
+                                     * (tracking=stores, promote) */
+    KONA_DEV_STAT_LATE_STORES,      /* stores that raced a page's take-back:
+                                     * the page counted as written whole */
     KONA_DEV_STAT__COUNT
 };
 
@@ -231,6 +235,8 @@ enum KonaDevStat {
     [KONA_DEV_STAT_STALL_REAL_NS] = "stall-real-ns", \
     [KONA_DEV_STAT_STALL_MODEL_NS] = "stall-model-ns", \
     [KONA_DEV_STAT_FAILED_ACCESSES] = "failed-accesses", \
+    [KONA_DEV_STAT_RAM_PAGES] = "ram-write-pages", \
+    [KONA_DEV_STAT_LATE_STORES] = "late-stores", \
 }
 
 /*

@@ -14,6 +14,7 @@
 #include "hw/cxl/cxl_device.h"
 #include "kona-cache.h"
 #include "kona-latency.h"
+#include "kona-promote.h"
 #include "kona-regs.h"
 #include "kona-remote.h"
 #include "kona-track.h"
@@ -68,6 +69,7 @@ struct KonaCxlState {
     char *tracking;
     char *remote_path;
     char *writeback;
+    OnOffAuto promote_prop;
     bool writeback_pages;       /* writeback=pages: whole dirty pages */
     uint64_t fetch_latency_ns;
     char *latency_preset;
@@ -104,6 +106,7 @@ struct KonaCxlState {
     int64_t failed_ns;          /* ... and when */
     KonaPair pair;
     KonaWindow window;
+    KonaPromote promote;        /* tracking=stores: pages given RAM writes */
     uint64_t window_ns;         /* 0: per-window tracking off */
     QEMUTimer *window_timer;    /* QEMU_CLOCK_VIRTUAL: guest time */
     QEMUTimer *keepalive_timer; /* QEMU_CLOCK_REALTIME */

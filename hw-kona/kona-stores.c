@@ -12,8 +12,10 @@
  * one is a miss of the handler itself.
  *
  * Since every store goes through the device lock, a block's data cannot
- * change under a write-back: no write-protection, no clean copy, and the
- * dirty lines need no comparison.  A store the device performs into the
+ * change under a write-back: no clean copy, and the dirty lines need no
+ * comparison.  The exception under TCG (property 'promote') is a page whose
+ * lines are all dirty already: it takes stores at RAM speed until its
+ * write-back takes it back (kona-promote.c).  A store the device performs into the
  * region's memory invalidates TCG's translations of that range, as QEMU's
  * own writes to RAM do, so code the guest rewrites on the node runs in its
  * new form.
@@ -73,6 +75,35 @@ static void kona_stores_stored(KonaCxlState *s, uint32_t frame,
     kona_track_note_store(s, frame, addr, off, len);
     /* Translated code of this range is stale now (TCG). */
     kona_code_stored(&st->rom, st->rom_base, addr, len);
+    kona_promote_stored(s, &s->promote, frame, addr, len);
+}
+
+static void kona_stores_writeback_begin(KonaCxlState *s, uint32_t frame,
+                                        bool evicting)
+{
+    kona_promote_writeback_begin(s, &s->promote, frame, evicting);
+}
+
+static void kona_stores_writeback_end(KonaCxlState *s, uint32_t frame,
+                                      bool written, bool dropping)
+{
+    kona_promote_writeback_end(s, &s->promote, frame, written, dropping);
+}
+
+static void kona_stores_late_store(KonaCxlState *s, uint32_t frame,
+                                   uint64_t addr)
+{
+    kona_promote_late_store(s, &s->promote, frame, addr);
+}
+
+static void kona_stores_hold(KonaCxlState *s, KonaLockState *ls)
+{
+    kona_promote_hold(s, &s->promote, ls);
+}
+
+static void kona_stores_release(KonaCxlState *s)
+{
+    kona_promote_release(&s->promote);
 }
 
 static void kona_stores_drop(KonaCxlState *s, uint32_t frame)
@@ -82,14 +113,15 @@ static void kona_stores_drop(KonaCxlState *s, uint32_t frame)
 
 static bool kona_stores_check(KonaCxlState *s, Error **errp)
 {
-    return kona_uffd_check(s, false, errp);
+    /* Promotion write-protects an evicted page against late stores. */
+    return kona_uffd_check(s, s->promote.enabled, errp);
 }
 
 static bool kona_stores_init(KonaCxlState *s, Error **errp)
 {
     KonaStores *st;
 
-    if (!kona_uffd_init(s, false, errp)) {
+    if (!kona_uffd_init(s, s->promote.enabled, errp)) {
         return false;
     }
     st = s->track_priv = g_new0(KonaStores, 1);
@@ -103,6 +135,7 @@ static bool kona_stores_init(KonaCxlState *s, Error **errp)
     memory_region_set_lockless_pair(&st->rom, kona_media_pair);
     st->rom_base = memory_region_get_ram_addr(&st->rom);
     st->rom_live = true;
+    kona_promote_init(s, &s->promote, &st->rom, s->uffd.mem);
     kona_uffd_start(s);
     return true;
 }
@@ -128,6 +161,7 @@ static void kona_stores_destroy(KonaCxlState *s)
     KonaStores *st = kona_stores_state(s);
 
     kona_uffd_destroy(s);
+    kona_promote_destroy(&s->promote);
     if (st) {
         qemu_vfree(st->staging);
         g_free(st);
@@ -149,5 +183,10 @@ const KonaTrackOps kona_track_stores = {
     .fetch_buffer = kona_stores_fetch_buffer,
     .install = kona_stores_install,
     .stored = kona_stores_stored,
+    .writeback_begin = kona_stores_writeback_begin,
+    .writeback_end = kona_stores_writeback_end,
     .drop = kona_stores_drop,
+    .late_store = kona_stores_late_store,
+    .hold_stores = kona_stores_hold,
+    .release_stores = kona_stores_release,
 };

@@ -12,7 +12,9 @@
  *                            with a clean copy at write-back
  *   stores  (kona-stores.c)  resident data is read-only guest RAM: loads
  *                            and code at RAM speed, every store traps to
- *                            the device; misses as in fast
+ *                            the device but, under TCG, those to pages
+ *                            whose lines are all dirty (kona-promote.c);
+ *                            misses as in fast
  *
  * A new mode is one new file with one of these tables.
  *
@@ -22,6 +24,7 @@
 #define KONA_TRACK_H
 
 typedef struct KonaCxlState KonaCxlState;
+typedef struct KonaLockState KonaLockState;
 
 typedef struct KonaTrackOps {
     const char *name;
@@ -69,11 +72,26 @@ typedef struct KonaTrackOps {
      * dirty bitmap exact); end with @written renews what "clean" means,
      * and with @dropping the frame is dropped next.  May be NULL.
      */
-    void (*writeback_begin)(KonaCxlState *s, uint32_t frame);
+    void (*writeback_begin)(KonaCxlState *s, uint32_t frame, bool evicting);
     void (*writeback_end)(KonaCxlState *s, uint32_t frame, bool written,
                           bool dropping);
     /* @frame's block is no longer resident: its next touch misses. */
     void (*drop)(KonaCxlState *s, uint32_t frame);
+    /*
+     * The host's MMU caught a guest store to @frame's block (resident
+     * again) at media address @addr: a write fault the mode did not
+     * cause itself.  Device lock held.  May be NULL.
+     */
+    void (*late_store)(KonaCxlState *s, uint32_t frame, uint64_t addr);
+    /*
+     * A guest command needs every store to reach the device from now on
+     * (a write-back that keeps the block, windows starting): the mode
+     * takes back whatever lets stores skip it, until release_stores.
+     * Device lock held; may instead unlock and run the guest's access
+     * again once the mode is ready, never returning then.  May be NULL.
+     */
+    void (*hold_stores)(KonaCxlState *s, KonaLockState *ls);
+    void (*release_stores)(KonaCxlState *s);
 } KonaTrackOps;
 
 /*

@@ -136,9 +136,26 @@ void kona_uffd_discard(KonaCxlState *s, uint64_t block)
     ioctl(s->uffd.uffd, UFFDIO_WAKE, &range);
 }
 
-/* One fault: make the page's block resident (or just wake, if it is). */
-static void kona_uffd_fault(KonaCxlState *s, uint64_t hva, bool wp)
+/*
+ * A store that faulted: the mode learns of it once its block is resident
+ * (tracking=stores: one that raced a page's take-back, kona-promote.c).
+ * Fast mode's stores fault only on its own write-protection: no news.
+ */
+static void kona_uffd_stored(KonaCxlState *s, uint64_t block, uint64_t hva,
+                             uint64_t flags)
 {
+    uint32_t frame = kona_cache_frame_of(&s->cache, block);
+
+    if (s->track->late_store && frame != KONA_NO_FRAME &&
+        (flags & (UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP))) {
+        s->track->late_store(s, frame, hva - (uintptr_t)s->uffd.mem);
+    }
+}
+
+/* One fault: make the page's block resident (or just wake, if it is). */
+static void kona_uffd_fault(KonaCxlState *s, uint64_t hva, uint64_t flags)
+{
+    bool wp = flags & UFFD_PAGEFAULT_FLAG_WP;
     KonaUffdMedia *m = &s->uffd;
     uint64_t block = (hva - (uintptr_t)m->mem) >> s->cache.block_shift;
     struct uffdio_range range = {
@@ -157,12 +174,14 @@ static void kona_uffd_fault(KonaCxlState *s, uint64_t hva, bool wp)
         kona_lock(s, &ls);
         if (kona_cache_frame_of(&s->cache, block) != KONA_NO_FRAME) {
             /* Resident (a write-back lifted its protection, or a race). */
+            kona_uffd_stored(s, block, hva, flags);
             kona_unlock(s, &ls);
             ioctl(m->uffd, UFFDIO_WAKE, &range);
             return;
         }
         s->stats[KONA_DEV_STAT_MISSES]++;
         frame = kona_fault_in(s, &ls, block);
+        kona_uffd_stored(s, block, hva, flags);
         kona_unlock(s, &ls);
         if (frame != KONA_NO_FRAME || qatomic_read(&m->stopping)) {
             return;
@@ -208,8 +227,7 @@ static void *kona_uffd_thread(void *opaque)
         for (int i = 0; i < n; i++) {
             if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
                 kona_uffd_fault(s, msgs[i].arg.pagefault.address,
-                                msgs[i].arg.pagefault.flags &
-                                UFFD_PAGEFAULT_FLAG_WP);
+                                msgs[i].arg.pagefault.flags);
             }
         }
     }

@@ -424,6 +424,15 @@ static void test_bad_properties(void)
                          "tracking=exact or stores");
     expect_start_failure("kona-cxl,bus=rp0,size=256M,direct-decode=maybe",
                          "direct-decode");
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,promote=on",
+                         "property 'promote': promote=on needs "
+                         "tracking=stores");
+    /* The qtest accelerator is not TCG: no TLB to give pages to. */
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,tracking=stores,"
+                         "promote=on", "property 'promote': promote=on "
+                         "works under TCG only");
+    expect_start_failure("kona-cxl,bus=rp0,size=256M,promote=sometimes",
+                         "promote");
     if (!kona_qemu_starts(TOPOLOGY "-device kona-cxl,bus=rp0,size=256M,"
                           "tracking=fast", &err)) {
         g_error("tracking=fast failed to start: %s", err);

@@ -1,0 +1,287 @@
+/*
+ * Kona-CXL: in tracking=stores, fully dirty pages take stores at RAM speed
+ * (see kona-promote.h).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bitmap.h"
+#include "qapi/error.h"
+#include "exec/cpu-common.h"
+#include "exec/tlb-romd.h"
+#include "hw/core/cpu.h"
+#include "system/tcg.h"
+#include "kona-state.h"
+#include "kona-media.h"
+#include "kona-promote.h"
+#include "kona-uffd.h"
+#include "trace.h"
+
+#define KONA_PAGE_SHIFT 12
+#define KONA_PAGE_LINES (KONA_CACHE_PAGE_SIZE / KONA_DEV_LINE_SIZE)
+
+bool kona_promote_check(KonaCxlState *s, Error **errp)
+{
+    bool stores = s->track == &kona_track_stores;
+
+    s->promote.enabled = false;
+    switch (s->promote_prop) {
+    case ON_OFF_AUTO_OFF:
+        return true;
+    case ON_OFF_AUTO_AUTO:
+        s->promote.enabled = stores && tcg_enabled() && !s->window_ms;
+        return true;
+    default:
+        break;
+    }
+    if (!stores) {
+        error_setg(errp, "kona-cxl: property 'promote': promote=on needs "
+                   "tracking=stores (exact and fast mode have no pages to "
+                   "give RAM writes), not tracking=%s", s->tracking);
+    } else if (!tcg_enabled()) {
+        error_setg(errp, "kona-cxl: property 'promote': promote=on works "
+                   "under TCG only (under KVM the media is one read-only "
+                   "memory slot); use promote=auto or off");
+    } else if (s->window_ms) {
+        error_setg(errp, "kona-cxl: property 'promote': promote=on cannot "
+                   "be used with 'window-ms' (windows count every store)");
+    } else {
+        s->promote.enabled = true;
+        return true;
+    }
+    return false;
+}
+
+/* The TLB's question (qemu-patches/0013): without locks, from any vCPU. */
+static bool kona_promote_writable(MemoryRegion *mr, hwaddr offset)
+{
+    KonaCxlState *s;
+
+    if (mr->ops != &kona_media_ops) {
+        return false;
+    }
+    s = mr->opaque;
+    return s->promote.enabled && offset < s->size &&
+           test_bit(offset >> KONA_PAGE_SHIFT, s->promote.ram);
+}
+
+void kona_promote_init(KonaCxlState *s, KonaPromote *p, MemoryRegion *rom,
+                       uint8_t *mem)
+{
+    if (!p->enabled) {
+        return;
+    }
+    p->rom = rom;
+    p->mem = mem;
+    p->npages = s->size >> KONA_PAGE_SHIFT;
+    p->ram = bitmap_new(p->npages);
+    p->frame_ram = g_new0(uint16_t, s->cache.nframes);
+    p->guarded = KONA_NO_FRAME;
+    tlb_romd_set_writable_hook(kona_promote_writable);
+}
+
+void kona_promote_destroy(KonaPromote *p)
+{
+    g_free(p->ram);
+    p->ram = NULL;
+    g_free(p->frame_ram);
+    p->frame_ram = NULL;
+    p->enabled = false;
+}
+
+/* @frame's block's first page, by page number in the media. */
+static uint64_t kona_promote_first_page(KonaCxlState *s, uint32_t frame)
+{
+    return (s->cache.frames[frame].block << s->cache.block_shift) >>
+           KONA_PAGE_SHIFT;
+}
+
+static void kona_promote_give(KonaCxlState *s, KonaPromote *p,
+                              uint32_t frame, uint64_t page)
+{
+    set_bit_atomic(page, p->ram);
+    p->frame_ram[frame]++;
+    p->nram++;
+    s->stats[KONA_DEV_STAT_RAM_PAGES]++;
+    trace_kona_promote(page << KONA_PAGE_SHIFT);
+}
+
+/*
+ * Give @page (of @frame's block) RAM writes if all its lines are dirty,
+ * unless a command or the window tracker needs every store now.
+ */
+static void kona_promote_try(KonaCxlState *s, KonaPromote *p, uint32_t frame,
+                             uint64_t page)
+{
+    uint64_t first = kona_promote_first_page(s, frame);
+
+    if (!p->hold && !kona_window_enabled(&s->window) &&
+        !test_bit(page, p->ram) &&
+        kona_cache_page_mask(&s->cache, frame, page - first) == UINT64_MAX) {
+        kona_promote_give(s, p, frame, page);
+    }
+}
+
+void kona_promote_stored(KonaCxlState *s, KonaPromote *p, uint32_t frame,
+                         uint64_t addr, unsigned len)
+{
+    uint64_t page = addr >> KONA_PAGE_SHIFT;
+    uint64_t last = (addr + len - 1) >> KONA_PAGE_SHIFT;
+
+    if (!p->enabled) {
+        return;
+    }
+    /*
+     * This vCPU's TLB entry is filled again after this store (0013), the
+     * other vCPUs' when they next miss: until then their stores come here.
+     */
+    for (; page <= last; page++) {
+        kona_promote_try(s, p, frame, page);
+    }
+}
+
+/* Take @frame's pages' RAM writes out of every vCPU's TLB. */
+static void kona_promote_take_back(KonaCxlState *s, KonaPromote *p,
+                                   uint32_t frame)
+{
+    uint64_t first = kona_promote_first_page(s, frame);
+    uint32_t npages = kona_cache_block_pages(&s->cache);
+
+    for (uint32_t i = 0; i < npages; i++) {
+        clear_bit_atomic(first + i, p->ram);
+    }
+    p->nram -= p->frame_ram[frame];
+    p->frame_ram[frame] = 0;
+    /* The bits are clear before any TLB lock is taken: no fill outlives. */
+    smp_mb();
+    tlb_romd_take_back_writes(p->mem + (first << KONA_PAGE_SHIFT),
+                              s->cache.block_size);
+}
+
+void kona_promote_writeback_begin(KonaCxlState *s, KonaPromote *p,
+                                  uint32_t frame, bool evicting)
+{
+    if (!p->enabled || !p->frame_ram[frame] || !evicting) {
+        /* Kept blocks' pages stay RAM-writable and dirty (writeback_end). */
+        return;
+    }
+    kona_promote_take_back(s, p, frame);
+    /*
+     * A store already past its TLB check may still come: it waits on the
+     * protection until the block is dropped, then faults it back in and
+     * is counted (kona_promote_late_store).  The device itself stores to
+     * no block it is writing back.
+     */
+    kona_uffd_protect(s, s->cache.frames[frame].block, true);
+    p->guarded = frame;
+}
+
+void kona_promote_writeback_end(KonaCxlState *s, KonaPromote *p,
+                                uint32_t frame, bool written, bool dropping)
+{
+    uint64_t first;
+    uint32_t npages;
+
+    if (!p->enabled) {
+        return;
+    }
+    first = kona_promote_first_page(s, frame);
+    npages = kona_cache_block_pages(&s->cache);
+    if (p->guarded == frame) {
+        p->guarded = KONA_NO_FRAME;
+        if (written && dropping) {
+            return;             /* the drop ends the protection */
+        }
+        /* The write-back failed: every line is still dirty. */
+        kona_uffd_protect(s, s->cache.frames[frame].block, false);
+        for (uint32_t i = 0; i < npages; i++) {
+            kona_promote_try(s, p, frame, first + i);
+        }
+        return;
+    }
+    if (!written || dropping || !p->frame_ram[frame]) {
+        return;
+    }
+    /*
+     * Written back while the guest could store to these pages without the
+     * device (not from a guest command, see kona_promote_hold): they stay
+     * dirty, so nothing stored meanwhile is lost.
+     */
+    for (uint32_t i = 0; i < npages; i++) {
+        if (test_bit(first + i, p->ram)) {
+            kona_cache_mark_dirty(&s->cache, frame,
+                                  i * KONA_CACHE_PAGE_SIZE,
+                                  KONA_CACHE_PAGE_SIZE);
+        }
+    }
+}
+
+void kona_promote_late_store(KonaCxlState *s, KonaPromote *p, uint32_t frame,
+                             uint64_t addr)
+{
+    uint64_t page = addr >> KONA_PAGE_SHIFT;
+    uint64_t first = kona_promote_first_page(s, frame);
+
+    if (!p->enabled) {
+        return;
+    }
+    /* Which of its lines it wrote is not known: all of them count. */
+    s->stats[KONA_DEV_STAT_LINES_DIRTIED] +=
+        kona_cache_mark_dirty(&s->cache, frame,
+                              (page - first) * KONA_CACHE_PAGE_SIZE,
+                              KONA_CACHE_PAGE_SIZE);
+    s->stats[KONA_DEV_STAT_LATE_STORES]++;
+    trace_kona_late_store(addr);
+    kona_promote_try(s, p, frame, page);
+}
+
+/*
+ * Exclusive: no vCPU runs, so no store is between its TLB check and its
+ * memory, and no TLB is being filled.  Every page's writes come back.
+ */
+static void kona_promote_take_back_all(CPUState *cpu, run_on_cpu_data data)
+{
+    KonaCxlState *s = data.host_ptr;
+    KonaPromote *p = &s->promote;
+    KonaLockState ls;
+
+    kona_lock(s, &ls);
+    if (p->nram) {
+        bitmap_zero(p->ram, p->npages);
+        memset(p->frame_ram, 0, s->cache.nframes * sizeof(*p->frame_ram));
+        p->nram = 0;
+        tlb_romd_take_back_writes(p->mem, s->size);
+    }
+    kona_unlock(s, &ls);
+}
+
+void kona_promote_hold(KonaCxlState *s, KonaPromote *p, KonaLockState *ls)
+{
+    CPUState *cpu = current_cpu;
+
+    if (!p->enabled) {
+        return;
+    }
+    p->hold = true;
+    if (!p->nram || !cpu) {
+        /* Nothing to take back, or no vCPU to run it (see writeback_end). */
+        return;
+    }
+    /*
+     * Run the take-back exclusively, then this command's access again:
+     * this vCPU leaves its translated code here and, before it runs the
+     * access again, runs the work with every vCPU stopped.  The hold keeps
+     * any page from being given RAM writes until the command is done.
+     */
+    trace_kona_promote_take_back_all(p->nram);
+    kona_unlock(s, ls);
+    async_safe_run_on_cpu(cpu, kona_promote_take_back_all,
+                          RUN_ON_CPU_HOST_PTR(s));
+    cpu_loop_exit_restore(cpu, cpu->mem_io_pc);
+}
+
+void kona_promote_release(KonaPromote *p)
+{
+    p->hold = false;
+}
