@@ -53,17 +53,34 @@ bool kona_promote_check(KonaCxlState *s, Error **errp)
     return false;
 }
 
-/* The TLB's question (qemu-patches/0013): without locks, from any vCPU. */
-static bool kona_promote_writable(MemoryRegion *mr, hwaddr offset)
+/*
+ * The TLB's question (qemu-patches/0013): without locks, from any vCPU.
+ * A yes first marks the page filled, so that a take-back knows a TLB may
+ * hold it: the take-back clears the page's bit, then reads this mark
+ * (kona_promote_take_back), and with a barrier on both sides either it
+ * sees the mark or this sees the bit cleared.
+ */
+static bool kona_promote_writable(MemoryRegion *mr, hwaddr offset,
+                                  bool fill)
 {
-    KonaCxlState *s;
+    KonaPromote *p;
+    uint64_t page = offset >> KONA_PAGE_SHIFT;
 
     if (mr->ops != &kona_media_ops) {
         return false;
     }
-    s = mr->opaque;
-    return s->promote.enabled && offset < s->size &&
-           test_bit(offset >> KONA_PAGE_SHIFT, s->promote.ram);
+    p = &((KonaCxlState *)mr->opaque)->promote;
+    if (!p->enabled || page >= p->npages || !test_bit(page, p->ram)) {
+        return false;
+    }
+    if (!fill) {
+        return true;            /* a question, not yet an entry */
+    }
+    if (!test_bit(page, p->filled)) {
+        set_bit_atomic(page, p->filled);
+    }
+    smp_mb();
+    return test_bit(page, p->ram);
 }
 
 void kona_promote_init(KonaCxlState *s, KonaPromote *p, MemoryRegion *rom,
@@ -76,6 +93,7 @@ void kona_promote_init(KonaCxlState *s, KonaPromote *p, MemoryRegion *rom,
     p->mem = mem;
     p->npages = s->size >> KONA_PAGE_SHIFT;
     p->ram = bitmap_new(p->npages);
+    p->filled = bitmap_new(p->npages);
     p->frame_ram = g_new0(uint16_t, s->cache.nframes);
     p->guarded = KONA_NO_FRAME;
     tlb_romd_set_writable_hook(kona_promote_writable);
@@ -85,6 +103,8 @@ void kona_promote_destroy(KonaPromote *p)
 {
     g_free(p->ram);
     p->ram = NULL;
+    g_free(p->filled);
+    p->filled = NULL;
     g_free(p->frame_ram);
     p->frame_ram = NULL;
     p->enabled = false;
@@ -141,22 +161,36 @@ void kona_promote_stored(KonaCxlState *s, KonaPromote *p, uint32_t frame,
     }
 }
 
-/* Take @frame's pages' RAM writes out of every vCPU's TLB. */
-static void kona_promote_take_back(KonaCxlState *s, KonaPromote *p,
+/*
+ * Take @frame's pages' RAM writes out of every vCPU's TLB.  False if no
+ * TLB was ever filled with one of them as RAM: then no store can be on
+ * its way to them without the device either.
+ */
+static bool kona_promote_take_back(KonaCxlState *s, KonaPromote *p,
                                    uint32_t frame)
 {
     uint64_t first = kona_promote_first_page(s, frame);
     uint32_t npages = kona_cache_block_pages(&s->cache);
+    bool filled = false;
 
     for (uint32_t i = 0; i < npages; i++) {
         clear_bit_atomic(first + i, p->ram);
     }
     p->nram -= p->frame_ram[frame];
     p->frame_ram[frame] = 0;
-    /* The bits are clear before any TLB lock is taken: no fill outlives. */
-    smp_mb();
-    tlb_romd_take_back_writes(p->mem + (first << KONA_PAGE_SHIFT),
-                              s->cache.block_size);
+    smp_mb();   /* see kona_promote_writable */
+    for (uint32_t i = 0; i < npages; i++) {
+        if (test_bit(first + i, p->filled)) {
+            clear_bit_atomic(first + i, p->filled);
+            filled = true;
+        }
+    }
+    if (filled) {
+        /* Under each TLB's lock, which a fill holds around its question. */
+        tlb_romd_take_back_writes(p->mem + (first << KONA_PAGE_SHIFT),
+                                  s->cache.block_size);
+    }
+    return filled;
 }
 
 void kona_promote_writeback_begin(KonaCxlState *s, KonaPromote *p,
@@ -166,7 +200,9 @@ void kona_promote_writeback_begin(KonaCxlState *s, KonaPromote *p,
         /* Kept blocks' pages stay RAM-writable and dirty (writeback_end). */
         return;
     }
-    kona_promote_take_back(s, p, frame);
+    if (!kona_promote_take_back(s, p, frame)) {
+        return;
+    }
     /*
      * A store already past its TLB check may still come: it waits on the
      * protection until the block is dropped, then faults it back in and
@@ -249,6 +285,7 @@ static void kona_promote_take_back_all(CPUState *cpu, run_on_cpu_data data)
     kona_lock(s, &ls);
     if (p->nram) {
         bitmap_zero(p->ram, p->npages);
+        bitmap_zero(p->filled, p->npages);
         memset(p->frame_ram, 0, s->cache.nframes * sizeof(*p->frame_ram));
         p->nram = 0;
         tlb_romd_take_back_writes(p->mem, s->size);

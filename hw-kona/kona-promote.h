@@ -41,6 +41,7 @@ typedef struct KonaPromote {
     uint8_t *mem;               /* its memory */
     uint64_t npages;
     unsigned long *ram;         /* per 4 KiB page: takes stores as RAM */
+    unsigned long *filled;      /* ... and a TLB may hold it as RAM */
     uint16_t *frame_ram;        /* per frame: how many of its pages do */
     uint64_t nram;              /* pages with RAM writes, all frames */
     bool hold;                  /* a command needs every store seen */
