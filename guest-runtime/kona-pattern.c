@@ -26,7 +26,6 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,15 +33,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include "kona-bar.h"
+#include "kona-node-mem.h"
 
 #define PAGE 4096
 #define WORDS_PER_PAGE (PAGE / 8)
-#define MPOL_BIND 2
-#define MPOL_MF_STRICT (1 << 0)
-#define MPOL_MF_MOVE (1 << 1)
 
 static KonaBar bar;
 static uint64_t *buf;
@@ -177,7 +172,6 @@ static void step_race(int evictions)
 int main(int argc, char **argv)
 {
     char err[KONA_ERR_LEN];
-    unsigned long mask;
     int node, evictions;
 
     if (argc != 4) {
@@ -187,26 +181,16 @@ int main(int argc, char **argv)
     node = atoi(argv[1]);
     pages = strtoul(argv[2], NULL, 0);
     evictions = atoi(argv[3]);
-    if (node < 0 || node >= 64 || pages == 0 || pages > 65536 ||
-        evictions < 0) {
-        fprintf(stderr, "kona-pattern: bad node, page count or evictions\n");
+    if (pages == 0 || pages > 65536 || evictions < 0) {
+        fprintf(stderr, "kona-pattern: bad page count or evictions\n");
         return 2;
     }
     if (kona_bar_open(&bar, NULL, err) < 0) {
         fprintf(stderr, "kona-pattern: %s\n", err);
         return 1;
     }
-    buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) {
-        die("mmap");
-    }
-    madvise(buf, pages * PAGE, MADV_NOHUGEPAGE);
-    mask = 1ul << node;
-    if (syscall(SYS_mbind, buf, pages * PAGE, MPOL_BIND, &mask, 64,
-                MPOL_MF_STRICT | MPOL_MF_MOVE) < 0) {
-        fprintf(stderr, "kona-pattern: mbind to node %d: %s\n", node,
-                strerror(errno));
+    buf = kona_node_map("kona-pattern", node, pages * PAGE);
+    if (!buf) {
         return 1;
     }
     /* Resident from here on: a fault would move nothing, the pages stay. */

@@ -31,7 +31,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <emmintrin.h>
-#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -39,14 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
+#include "kona-node-mem.h"
 
 #define PAGE_SIZE 4096
-#define MPOL_BIND 2
-#define MPOL_MF_STRICT (1 << 0)
-#define MPOL_MF_MOVE (1 << 1)
 
 static sigjmp_buf probe_jmp;
 static volatile void *fault_addr;
@@ -120,7 +115,6 @@ int main(int argc, char **argv)
     size_t pages;
     /* Changed between sigsetjmp() and the SIGBUS handler's longjmp. */
     volatile size_t loads = 0, good = 0, mce = 0, bad = 0;
-    unsigned long mask;
     volatile uint64_t *buf;
     int node, seconds, width;
 
@@ -142,19 +136,9 @@ int main(int argc, char **argv)
                 "width (8, 16, cross, both or all)\n");
         return 2;
     }
-    buf = mmap(NULL, pages * PAGE_SIZE, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) {
-        perror("kona-poison-probe: mmap");
-        return 1;
-    }
-    /* A huge page would take 512 pages down with one failed load. */
-    madvise((void *)buf, pages * PAGE_SIZE, MADV_NOHUGEPAGE);
-    mask = 1ul << node;
-    if (syscall(SYS_mbind, buf, pages * PAGE_SIZE, MPOL_BIND, &mask, 64,
-                MPOL_MF_STRICT | MPOL_MF_MOVE) < 0) {
-        fprintf(stderr, "kona-poison-probe: mbind to node %d: %s\n", node,
-                strerror(errno));
+    /* Small pages: a huge page would go down with one failed load. */
+    buf = kona_node_map("kona-poison-probe", node, pages * PAGE_SIZE);
+    if (!buf) {
         return 1;
     }
     for (size_t i = 0; i < pages; i++) {

@@ -19,19 +19,14 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "kona-node-mem.h"
 
-#define MPOL_BIND 2
-#define MPOL_MF_STRICT (1 << 0)
-#define MPOL_MF_MOVE (1 << 1)
 #define MIN_SECONDS 0.5
 #define DEFAULT_REPS 3
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -139,7 +134,6 @@ int main(int argc, char **argv)
 {
     int node, reps = DEFAULT_REPS;
     size_t bytes;
-    unsigned long mask;
     uint64_t *buf;
     double t0, t;
     double best_write = 0, best_read = 0, best_memset = 0, best_chase = 0;
@@ -157,19 +151,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "konabench: bad node, size or repetitions\n");
         return 2;
     }
-    buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) {
-        perror("konabench: mmap");
-        return 1;
-    }
     /* Small pages: a huge page's first touch would dominate everything. */
-    madvise(buf, bytes, MADV_NOHUGEPAGE);
-    mask = 1ul << node;
-    if (syscall(SYS_mbind, buf, bytes, MPOL_BIND, &mask, 64,
-                MPOL_MF_STRICT | MPOL_MF_MOVE) < 0) {
-        fprintf(stderr, "konabench: mbind to node %d: %s\n", node,
-                strerror(errno));
+    buf = kona_node_map("konabench", node, bytes);
+    if (!buf) {
         return 1;
     }
     t0 = now();

@@ -13,12 +13,12 @@
  *
  * Since every store goes through the device lock, a block's data cannot
  * change under a write-back: no clean copy, and the dirty lines need no
- * comparison.  The exception under TCG (property 'promote') is a page whose
- * lines are all dirty already: it takes stores at RAM speed until its
- * write-back takes it back (kona-promote.c).  A store the device performs into the
- * region's memory invalidates TCG's translations of that range, as QEMU's
- * own writes to RAM do, so code the guest rewrites on the node runs in its
- * new form.
+ * comparison.  The exception under TCG (property 'promote') is a page
+ * whose lines are all dirty already: it takes stores at RAM speed until
+ * its write-back takes it back (kona-promote.c).  A store the device
+ * performs into the region's memory invalidates TCG's translations of that
+ * range, as QEMU's own writes to RAM do, so code the guest rewrites on the
+ * node runs in its new form.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
