@@ -10,6 +10,8 @@
  *   seq-read      8-byte loads over the buffer, MB/s
  *   memset        libc memset, MB/s
  *   chase         dependent loads along a random cycle at 64 B stride, ns
+ *                 (checked: the cycle ends where it began, or konabench
+ *                 fails)
  * Each measurement covers the whole buffer at least once and runs for at
  * least 0.5 s; it is repeated REPS times (default 3), in rounds of all of
  * them, and the best kept: the speed of a (virtual) host drifts, here by
@@ -112,7 +114,12 @@ static void chase_setup(uint64_t *buf, size_t bytes)
     free(order);
 }
 
-/* ns per dependent load along the cycle, for at least MIN_SECONDS. */
+/*
+ * ns per dependent load along the cycle, for at least MIN_SECONDS; 0 if
+ * the cycle is broken.  One cycle through all n slots ends where it
+ * began: a slot that read back anything but what chase_setup stored would
+ * end it elsewhere (or fault), and a fast time would mean a wrong one.
+ */
 static double chase(uint64_t *buf, size_t bytes)
 {
     size_t n = bytes / 64;
@@ -125,9 +132,9 @@ static double chase(uint64_t *buf, size_t bytes)
         }
         steps += n;
         t = now() - t0;
-    } while (t < MIN_SECONDS);
+    } while (t < MIN_SECONDS && p == 0);
     sink = p;
-    return t / steps * 1e9;
+    return p == 0 ? t / steps * 1e9 : 0;
 }
 
 int main(int argc, char **argv)
@@ -173,6 +180,12 @@ int main(int argc, char **argv)
         best_memset = MAX(best_memset, bandwidth(pass_memset, buf, bytes));
         chase_setup(buf, bytes);
         t = chase(buf, bytes);
+        if (t == 0) {
+            fprintf(stderr, "konabench: node %d: the chase's cycle is "
+                    "broken: memory did not read back what was stored\n",
+                    node);
+            return 1;
+        }
         best_chase = r == 0 ? t : MIN(best_chase, t);
     }
     result(node, "seq-write", best_write, "MB/s");

@@ -19,6 +19,14 @@
 #include "trace.h"
 
 #define KONA_PAGE_SHIFT 12
+/*
+ * Stores a fully dirty page takes through the device before it is given
+ * RAM writes.  A page written once and then evicted, as by a stream with a
+ * small cache, gains nothing from RAM writes and would still pay for
+ * their take-back (a TLB walk and a write-protection, ~15 us a page here);
+ * a page written again and again gives the device these few stores once.
+ */
+#define KONA_PROMOTE_AFTER 64
 #define KONA_PAGE_LINES (KONA_CACHE_PAGE_SIZE / KONA_DEV_LINE_SIZE)
 
 bool kona_promote_check(KonaCxlState *s, Error **errp)
@@ -95,6 +103,8 @@ void kona_promote_init(KonaCxlState *s, KonaPromote *p, MemoryRegion *rom,
     p->ram = bitmap_new(p->npages);
     p->filled = bitmap_new(p->npages);
     p->frame_ram = g_new0(uint16_t, s->cache.nframes);
+    p->stores = g_new0(uint8_t, (size_t)s->cache.nframes *
+                                kona_cache_block_pages(&s->cache));
     p->guarded = KONA_NO_FRAME;
     tlb_romd_set_writable_hook(kona_promote_writable);
 }
@@ -107,6 +117,8 @@ void kona_promote_destroy(KonaPromote *p)
     p->filled = NULL;
     g_free(p->frame_ram);
     p->frame_ram = NULL;
+    g_free(p->stores);
+    p->stores = NULL;
     p->enabled = false;
 }
 
@@ -127,20 +139,45 @@ static void kona_promote_give(KonaCxlState *s, KonaPromote *p,
     trace_kona_promote(page << KONA_PAGE_SHIFT);
 }
 
+/* @frame's stores counter for @page (a page of its block). */
+static uint8_t *kona_promote_stores(KonaCxlState *s, KonaPromote *p,
+                                    uint32_t frame, uint64_t page)
+{
+    return &p->stores[(size_t)frame * kona_cache_block_pages(&s->cache) +
+                      (page - kona_promote_first_page(s, frame))];
+}
+
+/* A new block, or pages taken back: their counts start again. */
+static void kona_promote_reset_stores(KonaCxlState *s, KonaPromote *p,
+                                      uint32_t frame)
+{
+    uint32_t npages = kona_cache_block_pages(&s->cache);
+
+    memset(&p->stores[(size_t)frame * npages], 0, npages);
+}
+
 /*
  * Give @page (of @frame's block) RAM writes if all its lines are dirty,
- * unless a command or the window tracker needs every store now.
+ * unless a command or the window tracker needs every store now; @now
+ * false: only once it has taken KONA_PROMOTE_AFTER stores so.
  */
 static void kona_promote_try(KonaCxlState *s, KonaPromote *p, uint32_t frame,
-                             uint64_t page)
+                             uint64_t page, bool now)
 {
     uint64_t first = kona_promote_first_page(s, frame);
+    uint8_t *stores;
 
-    if (!p->hold && !kona_window_enabled(&s->window) &&
-        !test_bit(page, p->ram) &&
-        kona_cache_page_mask(&s->cache, frame, page - first) == UINT64_MAX) {
-        kona_promote_give(s, p, frame, page);
+    if (p->hold || kona_window_enabled(&s->window) ||
+        test_bit(page, p->ram) ||
+        kona_cache_page_mask(&s->cache, frame, page - first) != UINT64_MAX) {
+        return;
     }
+    stores = kona_promote_stores(s, p, frame, page);
+    if (!now && ++*stores < KONA_PROMOTE_AFTER) {
+        return;
+    }
+    *stores = 0;
+    kona_promote_give(s, p, frame, page);
 }
 
 void kona_promote_stored(KonaCxlState *s, KonaPromote *p, uint32_t frame,
@@ -157,7 +194,7 @@ void kona_promote_stored(KonaCxlState *s, KonaPromote *p, uint32_t frame,
      * other vCPUs' when they next miss: until then their stores come here.
      */
     for (; page <= last; page++) {
-        kona_promote_try(s, p, frame, page);
+        kona_promote_try(s, p, frame, page, false);
     }
 }
 
@@ -224,6 +261,9 @@ void kona_promote_writeback_end(KonaCxlState *s, KonaPromote *p,
     }
     first = kona_promote_first_page(s, frame);
     npages = kona_cache_block_pages(&s->cache);
+    if (written && dropping) {
+        kona_promote_reset_stores(s, p, frame);
+    }
     if (p->guarded == frame) {
         p->guarded = KONA_NO_FRAME;
         if (written && dropping) {
@@ -232,7 +272,7 @@ void kona_promote_writeback_end(KonaCxlState *s, KonaPromote *p,
         /* The write-back failed: every line is still dirty. */
         kona_uffd_protect(s, s->cache.frames[frame].block, false);
         for (uint32_t i = 0; i < npages; i++) {
-            kona_promote_try(s, p, frame, first + i);
+            kona_promote_try(s, p, frame, first + i, true);
         }
         return;
     }
@@ -269,7 +309,7 @@ void kona_promote_late_store(KonaCxlState *s, KonaPromote *p, uint32_t frame,
                               KONA_CACHE_PAGE_SIZE);
     s->stats[KONA_DEV_STAT_LATE_STORES]++;
     trace_kona_late_store(addr);
-    kona_promote_try(s, p, frame, page);
+    kona_promote_try(s, p, frame, page, true);
 }
 
 /*
@@ -287,6 +327,8 @@ static void kona_promote_take_back_all(CPUState *cpu, run_on_cpu_data data)
         bitmap_zero(p->ram, p->npages);
         bitmap_zero(p->filled, p->npages);
         memset(p->frame_ram, 0, s->cache.nframes * sizeof(*p->frame_ram));
+        memset(p->stores, 0, (size_t)s->cache.nframes *
+                             kona_cache_block_pages(&s->cache));
         p->nram = 0;
         tlb_romd_take_back_writes(p->mem, s->size);
     }

@@ -43,6 +43,8 @@ typedef struct KonaPromote {
     unsigned long *ram;         /* per 4 KiB page: takes stores as RAM */
     unsigned long *filled;      /* ... and a TLB may hold it as RAM */
     uint16_t *frame_ram;        /* per frame: how many of its pages do */
+    uint8_t *stores;            /* per page of each frame: stores to it
+                                 * fully dirty, before it takes them as RAM */
     uint64_t nram;              /* pages with RAM writes, all frames */
     bool hold;                  /* a command needs every store seen */
     uint32_t guarded;           /* frame write-protected for its eviction */
