@@ -18,16 +18,19 @@
  *   evicted  the pages written whole again, every block evicted, the data
  *            read back: the words that differ (0 expected)
  *   race     a thread writes pass after pass over the pages while this one
- *            evicts every block EVICTIONS times; then the thread's last
- *            pass is read back after one more eviction: the words that
- *            differ (0 expected: no store lost), and the stores that raced
- *            a page's take-back (counted as whole pages)
+ *            evicts every block EVICTIONS times, each time after three
+ *            more of its passes (so that, in stores mode, its pages have
+ *            been given RAM writes again); then the thread's last pass is
+ *            read back after one more eviction: the words that differ (0
+ *            expected: no store lost), the pages given RAM writes, and the
+ *            stores that raced a page's take-back (counted as whole pages)
  * Exits 0 if it could run, whatever the counts (the test judges them).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +136,7 @@ static void step_evicted(void)
 
 static atomic_int stop;
 static atomic_uint_fast64_t last_pass;
+static atomic_uint_fast64_t passes;
 
 static void *writer(void *arg)
 {
@@ -143,8 +147,23 @@ static void *writer(void *arg)
         v += 1 << 20;
         write_pass(v);
         atomic_store(&last_pass, v);
+        atomic_fetch_add(&passes, 1);
     } while (!atomic_load(&stop));
     return NULL;
+}
+
+/*
+ * Three passes from now: the one under way may have met the eviction
+ * half-way, the next makes every page fully dirty, the third takes the
+ * stores that give it RAM writes (kona-promote.c: 64 of them).
+ */
+static void wait_passes(void)
+{
+    uint64_t from = atomic_load(&passes);
+
+    while (atomic_load(&passes) < from + 3) {
+        sched_yield();
+    }
 }
 
 static void step_race(int evictions)
@@ -157,6 +176,7 @@ static void step_race(int evictions)
         die("pthread_create");
     }
     for (int i = 0; i < evictions; i++) {
+        wait_passes();
         evict_all();
     }
     atomic_store(&stop, 1);
