@@ -27,7 +27,6 @@
  * a page written again and again gives the device these few stores once.
  */
 #define KONA_PROMOTE_AFTER 64
-#define KONA_PAGE_LINES (KONA_CACHE_PAGE_SIZE / KONA_DEV_LINE_SIZE)
 
 bool kona_promote_check(KonaCxlState *s, Error **errp)
 {
@@ -91,13 +90,13 @@ static bool kona_promote_writable(MemoryRegion *mr, hwaddr offset,
     return test_bit(page, p->ram);
 }
 
-void kona_promote_init(KonaCxlState *s, KonaPromote *p, MemoryRegion *rom,
-                       uint8_t *mem)
+void kona_promote_init(KonaCxlState *s, uint8_t *mem)
 {
+    KonaPromote *p = &s->promote;
+
     if (!p->enabled) {
         return;
     }
-    p->rom = rom;
     p->mem = mem;
     p->npages = s->size >> KONA_PAGE_SHIFT;
     p->ram = bitmap_new(p->npages);
@@ -109,8 +108,10 @@ void kona_promote_init(KonaCxlState *s, KonaPromote *p, MemoryRegion *rom,
     tlb_romd_set_writable_hook(kona_promote_writable);
 }
 
-void kona_promote_destroy(KonaPromote *p)
+void kona_promote_destroy(KonaCxlState *s)
 {
+    KonaPromote *p = &s->promote;
+
     g_free(p->ram);
     p->ram = NULL;
     g_free(p->filled);
@@ -180,9 +181,10 @@ static void kona_promote_try(KonaCxlState *s, KonaPromote *p, uint32_t frame,
     kona_promote_give(s, p, frame, page);
 }
 
-void kona_promote_stored(KonaCxlState *s, KonaPromote *p, uint32_t frame,
-                         uint64_t addr, unsigned len)
+void kona_promote_stored(KonaCxlState *s, uint32_t frame, uint64_t addr,
+                         unsigned len)
 {
+    KonaPromote *p = &s->promote;
     uint64_t page = addr >> KONA_PAGE_SHIFT;
     uint64_t last = (addr + len - 1) >> KONA_PAGE_SHIFT;
 
@@ -230,9 +232,11 @@ static bool kona_promote_take_back(KonaCxlState *s, KonaPromote *p,
     return filled;
 }
 
-void kona_promote_writeback_begin(KonaCxlState *s, KonaPromote *p,
-                                  uint32_t frame, bool evicting)
+void kona_promote_writeback_begin(KonaCxlState *s, uint32_t frame,
+                                  bool evicting)
 {
+    KonaPromote *p = &s->promote;
+
     if (!p->enabled || !p->frame_ram[frame] || !evicting) {
         /* Kept blocks' pages stay RAM-writable and dirty (writeback_end). */
         return;
@@ -250,9 +254,10 @@ void kona_promote_writeback_begin(KonaCxlState *s, KonaPromote *p,
     p->guarded = frame;
 }
 
-void kona_promote_writeback_end(KonaCxlState *s, KonaPromote *p,
-                                uint32_t frame, bool written, bool dropping)
+void kona_promote_writeback_end(KonaCxlState *s, uint32_t frame,
+                                bool written, bool dropping)
 {
+    KonaPromote *p = &s->promote;
     uint64_t first;
     uint32_t npages;
 
@@ -293,9 +298,9 @@ void kona_promote_writeback_end(KonaCxlState *s, KonaPromote *p,
     }
 }
 
-void kona_promote_late_store(KonaCxlState *s, KonaPromote *p, uint32_t frame,
-                             uint64_t addr)
+void kona_promote_late_store(KonaCxlState *s, uint32_t frame, uint64_t addr)
 {
+    KonaPromote *p = &s->promote;
     uint64_t page = addr >> KONA_PAGE_SHIFT;
     uint64_t first = kona_promote_first_page(s, frame);
 
@@ -335,8 +340,9 @@ static void kona_promote_take_back_all(CPUState *cpu, run_on_cpu_data data)
     kona_unlock(s, &ls);
 }
 
-void kona_promote_hold(KonaCxlState *s, KonaPromote *p, KonaLockState *ls)
+void kona_promote_hold(KonaCxlState *s, KonaLockState *ls)
 {
+    KonaPromote *p = &s->promote;
     CPUState *cpu = current_cpu;
 
     if (!p->enabled) {
@@ -360,7 +366,7 @@ void kona_promote_hold(KonaCxlState *s, KonaPromote *p, KonaLockState *ls)
     cpu_loop_exit_restore(cpu, cpu->mem_io_pc);
 }
 
-void kona_promote_release(KonaPromote *p)
+void kona_promote_release(KonaCxlState *s)
 {
-    p->hold = false;
+    s->promote.hold = false;
 }

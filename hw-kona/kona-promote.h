@@ -37,8 +37,7 @@ typedef struct KonaLockState KonaLockState;
 
 typedef struct KonaPromote {
     bool enabled;
-    MemoryRegion *rom;          /* the region whose pages get RAM writes */
-    uint8_t *mem;               /* its memory */
+    uint8_t *mem;               /* the memory whose pages get RAM writes */
     uint64_t npages;
     unsigned long *ram;         /* per 4 KiB page: takes stores as RAM */
     unsigned long *filled;      /* ... and a TLB may hold it as RAM */
@@ -52,23 +51,24 @@ typedef struct KonaPromote {
 
 /* Property 'promote' against the rest; errors name it.  Sets enabled. */
 bool kona_promote_check(KonaCxlState *s, Error **errp);
-void kona_promote_init(KonaCxlState *s, KonaPromote *p, MemoryRegion *rom,
-                       uint8_t *mem);
-void kona_promote_destroy(KonaPromote *p);
+/* @mem: the host memory of the ROM device the guest stores to. */
+void kona_promote_init(KonaCxlState *s, uint8_t *mem);
+void kona_promote_destroy(KonaCxlState *s);
 
-/* The device performed a store at media address @addr (device lock). */
-void kona_promote_stored(KonaCxlState *s, KonaPromote *p, uint32_t frame,
-                         uint64_t addr, unsigned len);
-/* Around a write-back of @frame (device lock), as KonaTrackOps'. */
-void kona_promote_writeback_begin(KonaCxlState *s, KonaPromote *p,
-                                  uint32_t frame, bool evicting);
-void kona_promote_writeback_end(KonaCxlState *s, KonaPromote *p,
-                                uint32_t frame, bool written, bool dropping);
-/* A store the host's MMU caught in @frame's block at @addr (device lock). */
-void kona_promote_late_store(KonaCxlState *s, KonaPromote *p, uint32_t frame,
-                             uint64_t addr);
-/* KonaTrackOps' hold_stores and release_stores. */
-void kona_promote_hold(KonaCxlState *s, KonaPromote *p, KonaLockState *ls);
-void kona_promote_release(KonaPromote *p);
+/*
+ * The rest have KonaTrackOps' signatures (kona-track.h): stores mode's
+ * table names them.  Device lock held.
+ */
+/* The device performed a store at media address @addr. */
+void kona_promote_stored(KonaCxlState *s, uint32_t frame, uint64_t addr,
+                         unsigned len);
+void kona_promote_writeback_begin(KonaCxlState *s, uint32_t frame,
+                                  bool evicting);
+void kona_promote_writeback_end(KonaCxlState *s, uint32_t frame,
+                                bool written, bool dropping);
+/* A store the host's MMU caught in @frame's block at @addr. */
+void kona_promote_late_store(KonaCxlState *s, uint32_t frame, uint64_t addr);
+void kona_promote_hold(KonaCxlState *s, KonaLockState *ls);
+void kona_promote_release(KonaCxlState *s);
 
 #endif /* KONA_PROMOTE_H */

@@ -75,35 +75,7 @@ static void kona_stores_stored(KonaCxlState *s, uint32_t frame,
     kona_track_note_store(s, frame, addr, off, len);
     /* Translated code of this range is stale now (TCG). */
     kona_code_stored(&st->rom, st->rom_base, addr, len);
-    kona_promote_stored(s, &s->promote, frame, addr, len);
-}
-
-static void kona_stores_writeback_begin(KonaCxlState *s, uint32_t frame,
-                                        bool evicting)
-{
-    kona_promote_writeback_begin(s, &s->promote, frame, evicting);
-}
-
-static void kona_stores_writeback_end(KonaCxlState *s, uint32_t frame,
-                                      bool written, bool dropping)
-{
-    kona_promote_writeback_end(s, &s->promote, frame, written, dropping);
-}
-
-static void kona_stores_late_store(KonaCxlState *s, uint32_t frame,
-                                   uint64_t addr)
-{
-    kona_promote_late_store(s, &s->promote, frame, addr);
-}
-
-static void kona_stores_hold(KonaCxlState *s, KonaLockState *ls)
-{
-    kona_promote_hold(s, &s->promote, ls);
-}
-
-static void kona_stores_release(KonaCxlState *s)
-{
-    kona_promote_release(&s->promote);
+    kona_promote_stored(s, frame, addr, len);
 }
 
 static void kona_stores_drop(KonaCxlState *s, uint32_t frame)
@@ -135,7 +107,7 @@ static bool kona_stores_init(KonaCxlState *s, Error **errp)
     memory_region_set_lockless_pair(&st->rom, kona_media_pair);
     st->rom_base = memory_region_get_ram_addr(&st->rom);
     st->rom_live = true;
-    kona_promote_init(s, &s->promote, &st->rom, s->uffd.mem);
+    kona_promote_init(s, s->uffd.mem);
     kona_uffd_start(s);
     return true;
 }
@@ -161,7 +133,7 @@ static void kona_stores_destroy(KonaCxlState *s)
     KonaStores *st = kona_stores_state(s);
 
     kona_uffd_destroy(s);
-    kona_promote_destroy(&s->promote);
+    kona_promote_destroy(s);
     if (st) {
         qemu_vfree(st->staging);
         g_free(st);
@@ -183,10 +155,11 @@ const KonaTrackOps kona_track_stores = {
     .fetch_buffer = kona_stores_fetch_buffer,
     .install = kona_stores_install,
     .stored = kona_stores_stored,
-    .writeback_begin = kona_stores_writeback_begin,
-    .writeback_end = kona_stores_writeback_end,
+    /* Fully dirty pages at RAM speed: giving and taking back. */
+    .writeback_begin = kona_promote_writeback_begin,
+    .writeback_end = kona_promote_writeback_end,
     .drop = kona_stores_drop,
-    .late_store = kona_stores_late_store,
-    .hold_stores = kona_stores_hold,
-    .release_stores = kona_stores_release,
+    .late_store = kona_promote_late_store,
+    .hold_stores = kona_promote_hold,
+    .release_stores = kona_promote_release,
 };
